@@ -1,0 +1,14 @@
+"""``python -m analysis``: gains, synergies, consistency, factors, predictors, layers, report."""
+
+import sys
+
+from common.cli import run_subcommands
+
+COMMANDS = {
+    "report": ("analysis.cli_report", "compute every finding and write tables, figures, report.md/html"),
+    "layers": ("analysis.cli_layers", "layer-wise weight change of checkpoints against their base models"),
+    "predict": ("analysis.cli_predict", "predict the gain of fine-tuning a base model on a dataset, before training"),
+}
+
+if __name__ == "__main__":
+    sys.exit(run_subcommands("python -m analysis", __doc__, COMMANDS))

@@ -1,0 +1,14 @@
+"""``python -m evaluation``: benchmark models, measure training-data perplexity, import released results."""
+
+import sys
+
+from common.cli import run_subcommands
+
+COMMANDS = {
+    "run": ("evaluation.cli_run", "evaluate base models and kept checkpoints on a benchmark suite (lm-eval)"),
+    "perplexity": ("evaluation.cli_perplexity", "perplexity of prepared training data under base models"),
+    "import-released": ("evaluation.cli_import", "convert the authors' released results table to our schema"),
+}
+
+if __name__ == "__main__":
+    sys.exit(run_subcommands("python -m evaluation", __doc__, COMMANDS))

@@ -1,0 +1,13 @@
+"""``python -m release``: publish the study to the Hugging Face Hub, or serve a local Hub for staging."""
+
+import sys
+
+from common.cli import run_subcommands
+
+COMMANDS = {
+    "publish": ("release.publish", "publish models, cards, the results dataset and the Space (idempotent)"),
+    "localhub": ("release.localhub", "serve a local Hub-compatible server for staging and tests"),
+}
+
+if __name__ == "__main__":
+    sys.exit(run_subcommands("python -m release", __doc__, COMMANDS))
