@@ -65,13 +65,14 @@ class Job:
     # converted once into a safetensors folder (training/base_models.py).
     gguf: dict[str, Any] | None = None
     resources: Resources = field(default_factory=Resources)
+    block: str = ""  # the recipe block the job came from (plan tables); not part of the identity
 
     @property
     def run_id(self) -> str:
         """Stable: a readable prefix plus a hash of every field that changes the trained weights."""
         # Optional fields added later enter the identity only when set, so earlier run ids stay valid.
         identity = {k: v for k, v in self.to_dict().items()
-                    if k not in ("grid", "resources") and not (k in _OPTIONAL_IDENTITY and v is None)}
+                    if k not in ("grid", "resources", "block") and not (k in _OPTIONAL_IDENTITY and v is None)}
         prefix = f"{self.base_model_name}__{self.dataset.replace('/', '-')}__{self.method}__{self.data_size}"
         return f"{prefix}__{self.lr_schedule}__e{self.epochs}__{stable_hash(identity, 8)}"
 
