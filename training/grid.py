@@ -31,7 +31,7 @@ class GridError(ValueError):
                  allowed: Iterable[Any] | None = None):
         self.grid, self.field, self.value = grid, field, value
         self.allowed = [str(a) for a in allowed] if allowed is not None else None
-        text = f"grid {grid!r}: {field}: {message}"
+        text = (f"grid {grid!r}: " if grid else "") + f"{field}: {message}"
         if self.allowed is not None:
             text += f"; allowed: {', '.join(self.allowed)}"
             close = difflib.get_close_matches(str(value), self.allowed, n=1)
@@ -353,9 +353,9 @@ def _parse_filter(only: str) -> dict[str, list[str]]:
     for term in filter(None, (t.strip() for t in only.split(","))):
         key, sep, pattern = term.partition("=")
         if not sep:
-            raise GridError("--only", "--only", f"term {term!r} is not KEY=GLOB", term, record_keys())
+            raise GridError("", "--only", f"term {term!r} is not KEY=GLOB", term, record_keys())
         if key.strip() not in record_keys():
-            raise GridError("--only", "--only", f"unknown key {key.strip()!r}", key.strip(), record_keys())
+            raise GridError("", "--only", f"unknown key {key.strip()!r}", key.strip(), record_keys())
         terms.setdefault(key.strip(), []).append(pattern.strip())
     return terms
 

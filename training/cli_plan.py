@@ -1,0 +1,116 @@
+"""``python -m training plan``: a grid's jobs as a readable table with totals, or as JSONL.
+
+Examples:
+  python -m training plan --grid paper
+  python -m training plan --grid paper --only "block=size-study,base_model_name=Qwen*" --verbose
+  python -m training plan --grid demo --format jsonl > jobs.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+
+from training.grid import GridError, filter_jobs, load_grid, models_count
+from training.spec import Job
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    add_grid_arguments(parser)
+    parser.add_argument("--format", choices=("table", "jsonl"), default="table",
+                        help="table: grouped summary with totals; jsonl: one Job.to_record() per line")
+    parser.add_argument("--verbose", action="store_true", help="table: one line per job instead of per group")
+
+
+def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
+    """--grid and --only, shared by plan and prepare."""
+    parser.add_argument("--grid", default="demo",
+                        help="recipe name under configs/grids/ (paper, demo, smollm2) or a YAML path "
+                             "(default: demo)")
+    parser.add_argument("--only", metavar="FILTER", default=None,
+                        help="keep jobs whose fields match KEY=GLOB[,KEY=GLOB...] (keys: the JSONL fields, "
+                             "e.g. dataset=flan_*,method=lora; a repeated key means either)")
+
+
+def load_jobs(args: argparse.Namespace) -> list[Job]:
+    return filter_jobs(load_grid(args.grid), args.only)
+
+
+def _compact(values: Iterable[object]) -> str:
+    unique = sorted(set(values), key=lambda v: (str(type(v)), v))
+    return ",".join(str(v) for v in unique) if len(unique) <= 4 else f"{len(unique)} values"
+
+
+def _kept(jobs: list[Job]) -> str:
+    if all(job.checkpoint_epochs == (job.epochs,) for job in jobs):
+        return "last"
+    if all(job.checkpoint_epochs == tuple(range(1, job.epochs + 1)) for job in jobs):
+        return "every epoch"
+    return _compact(",".join(map(str, job.checkpoint_epochs)) for job in jobs)
+
+
+def _group_rows(jobs: list[Job]) -> list[list[str]]:
+    groups: dict[tuple[str, str], list[Job]] = defaultdict(list)
+    for job in jobs:
+        groups[(job.block, job.base_model_name)].append(job)
+    return [[block, model, _compact(j.dataset for j in group), _compact(j.method for j in group),
+             _compact(j.data_size for j in group), _compact(j.lr_schedule for j in group),
+             _compact(j.epochs for j in group), _kept(group),
+             str(len(group)), str(models_count(group))]
+            for (block, model), group in groups.items()]
+
+
+def _job_rows(jobs: list[Job]) -> list[list[str]]:
+    return [[job.run_id, job.base_model, str(job.learning_rate), str(job.batch_size),
+             ",".join(map(str, job.checkpoint_epochs))] for job in jobs]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _breakdown(jobs: list[Job], title: str, key: Callable[[Job], str]) -> str:
+    jobs_by, models_by = Counter(), Counter()
+    for job in jobs:
+        jobs_by[key(job)] += 1
+        models_by[key(job)] += len(job.checkpoint_epochs)
+    parts = [f"{name}: {jobs_by[name]} jobs / {models_by[name]} models" for name in jobs_by]
+    return f"  by {title:<9} " + "; ".join(parts)
+
+
+def render_table(jobs: list[Job], verbose: bool = False) -> str:
+    if verbose:
+        body = _table(["run_id", "base_model", "lr", "batch", "kept epochs"], _job_rows(jobs))
+    else:
+        body = _table(["block", "model", "datasets", "methods", "sizes", "schedule", "epochs", "kept", "jobs",
+                       "models"], _group_rows(jobs))
+    totals = [f"Total: {len(jobs)} training jobs, {models_count(jobs)} models (kept checkpoints)",
+              _breakdown(jobs, "block", lambda j: j.block),
+              _breakdown(jobs, "method", lambda j: j.method),
+              _breakdown(jobs, "schedule", lambda j: j.lr_schedule)]
+    return body + "\n\n" + "\n".join(totals)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        jobs = load_jobs(args)
+    except GridError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.format == "jsonl":
+        for job in jobs:
+            print(json.dumps(job.to_record(), sort_keys=False))
+    elif not jobs:
+        print("no jobs match" + (f" --only {args.only!r}" if args.only else ""))
+    else:
+        print(render_table(jobs, args.verbose))
+    return 0
