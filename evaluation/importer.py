@@ -1,0 +1,248 @@
+"""Import the authors' released results table (``evaluation_result.csv``) into the long scores schema.
+
+The table has one row per evaluated model: an unnamed index column, six metadata columns
+(``model_name``, ``data_name``, ``lora``, ``epoch``, ``data_size``, ``lr_strategy``) and one column per
+benchmark x shot setting. Every non-empty score cell becomes one row of ``common.schema``; empty cells
+produce no row and are counted as missing in the quality report (``evaluation.quality``).
+
+Validation is strict and happens before anything is converted: a wrong header, a non-numeric score or an
+unknown model/dataset name raises :class:`ReleasedTableError` naming the row and the column."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from common.catalog import (
+    ALL_MIXTURE,
+    BASE_MODELS_BY_NAME,
+    BENCHMARK_FAMILIES,
+    LEAVE_ONE_OUT_PREFIX,
+    PAPER_DATASETS,
+    PRETRAIN,
+)
+from common.paths import RELEASED_TABLE_URL
+from common.schema import conform, wide_column
+
+SOURCE = "released-table"
+# The paper evaluated with OpenCompass; the table does not say which version.
+HARNESS = "opencompass (released table)"
+INDEX_COLUMN = ""  # the table's first column has an empty header
+
+METADATA_COLUMNS: tuple[str, ...] = ("model_name", "data_name", "lora", "epoch", "data_size", "lr_strategy")
+
+# The single mapping from a released-table column to (benchmark, shots, metric). Benchmark names are
+# common.catalog.BENCHMARK_FAMILIES keys; the order is the table's column order.
+COLUMN_MAP: dict[str, tuple[str, int, str]] = {
+    "mbpp_4shot": ("mbpp", 4, "pass@1"),
+    "math-0shot": ("math", 0, "exact_match"),
+    "gsm8k-4shot": ("gsm8k", 4, "exact_match"),
+    "humaneval-0shot": ("humaneval", 0, "pass@1"),
+    "hellaswag-10shot": ("hellaswag", 10, "acc"),
+    "nq-1shot": ("nq", 1, "exact_match"),
+    "BoolQ-5shot": ("boolq", 5, "acc"),
+    "mmlu-5shot": ("mmlu", 5, "acc"),
+    "mtbench-total": ("mtbench", 0, "total"),
+    "mtbench-writing": ("mtbench", 0, "writing"),
+    "mtbench-roleplay": ("mtbench", 0, "roleplay"),
+    "mtbench-reasoning": ("mtbench", 0, "reasoning"),
+    "mtbench-math": ("mtbench", 0, "math"),
+    "mtbench-coding": ("mtbench", 0, "coding"),
+    "mtbench-extraction": ("mtbench", 0, "extraction"),
+    "mtbench-stem": ("mtbench", 0, "stem"),
+    "mtbench-humanities": ("mtbench", 0, "humanities"),
+    "alpaca_eval_v2-total": ("alpaca_eval_v2", 0, "win_rate"),
+    "mbpp-0shot": ("mbpp", 0, "pass@1"),
+    "gsm8k-0shot": ("gsm8k", 0, "exact_match"),
+    "nq-0shot": ("nq", 0, "exact_match"),
+    "nq-5shot": ("nq", 5, "exact_match"),
+    "nq-25shot": ("nq", 25, "exact_match"),
+    "BoolQ-0shot": ("boolq", 0, "acc"),
+    "hellaswag-0shot": ("hellaswag", 0, "acc"),
+    "mmlu-0shot": ("mmlu", 0, "acc"),
+    "Truthful_QA-0shot": ("truthfulqa", 0, "acc"),
+    "LongBench-v2-0shot": ("longbench_v2", 0, "acc"),
+    "jmmlu-0shot": ("jmmlu", 0, "acc"),
+    "cmmlu-0shot": ("cmmlu", 0, "acc"),
+}
+SCORE_COLUMNS_IN_TABLE: tuple[str, ...] = tuple(COLUMN_MAP)
+LR_SCHEDULES = ("cosine", "constant")
+KNOWN_DATASETS: frozenset[str] = frozenset(
+    {*PAPER_DATASETS, ALL_MIXTURE, PRETRAIN} | {LEAVE_ONE_OUT_PREFIX + d for d in PAPER_DATASETS})
+assert {b for b, _, _ in COLUMN_MAP.values()} <= set(BENCHMARK_FAMILIES), "COLUMN_MAP names an unknown benchmark"
+assert len({wide_column(*t) for t in COLUMN_MAP.values()}) == len(COLUMN_MAP), "COLUMN_MAP is not one-to-one"
+
+
+class ReleasedTableError(ValueError):
+    """The released table cannot be read or does not look like the authors' table."""
+
+
+@dataclass
+class ImportResult:
+    scores: pd.DataFrame  # common.schema long table, ``flags`` set from the quality findings
+    findings: dict[str, Any] = field(default_factory=dict)  # evaluation.quality.assess output
+    table: pd.DataFrame | None = None  # the parsed wide table: metadata, model_id, one float column per score
+
+
+def is_url(source: str | Path) -> bool:
+    return isinstance(source, str) and re.match(r"^https?://", source) is not None
+
+
+def read_source(source: str | Path, timeout: float = 30.0) -> str:
+    """Text of the table at a local path or an http(s) URL."""
+    if is_url(source):
+        import httpx
+
+        try:
+            response = httpx.get(str(source), timeout=timeout, follow_redirects=True)
+            response.raise_for_status()
+        except httpx.HTTPError as error:
+            raise ReleasedTableError(
+                f"cannot download the released table from {source}: {error}. Check the URL and your "
+                f"network, or pass a local copy with --csv PATH") from error
+        return response.text
+    path = Path(source)
+    if not path.is_file():
+        raise ReleasedTableError(f"released table not found at {path}; pass --csv PATH_OR_URL "
+                                 f"(default URL: {RELEASED_TABLE_URL})")
+    return path.read_text(encoding="utf-8")
+
+
+def _where(index: str, line: int, column: str) -> str:
+    return f"row {index} (line {line}), column {column!r}"
+
+
+def _check_header(header: list[str]) -> None:
+    expected = [INDEX_COLUMN, *METADATA_COLUMNS, *SCORE_COLUMNS_IN_TABLE]
+    if sorted(header) == sorted(expected) and len(header) == len(expected):
+        return
+    missing = [c for c in expected if c not in header]
+    unknown = [c for c in header if c not in expected]
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    raise ReleasedTableError(
+        f"the table's columns do not match the released table: missing {missing}, unknown {unknown}, "
+        f"duplicated {duplicated}. Unknown benchmark columns must be added to "
+        f"evaluation.importer.COLUMN_MAP; expected {len(expected)} columns: {expected}")
+
+
+def _parse_score(text: str, where: str) -> float:
+    if text.strip() == "":
+        return math.nan
+    try:
+        value = float(text)
+    except ValueError:
+        raise ReleasedTableError(f"{where}: score {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ReleasedTableError(f"{where}: score {text!r} is not a finite number")
+    return value
+
+
+def _parse_int(text: str, where: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ReleasedTableError(f"{where}: {text!r} is not a number") from None
+    if not value.is_integer() or value < 0:
+        raise ReleasedTableError(f"{where}: {text!r} is not a non-negative whole number")
+    return int(value)
+
+
+def _parse_metadata(record: dict[str, str], index: str, line: int) -> dict[str, Any]:
+    name, dataset = record["model_name"].strip(), record["data_name"].strip()
+    if name not in BASE_MODELS_BY_NAME:
+        raise ReleasedTableError(f"{_where(index, line, 'model_name')}: unknown base model {name!r}; known: "
+                                 f"{sorted(BASE_MODELS_BY_NAME)} (common/catalog.py)")
+    if dataset not in KNOWN_DATASETS:
+        raise ReleasedTableError(f"{_where(index, line, 'data_name')}: unknown dataset {dataset!r}; known: "
+                                 f"{sorted(KNOWN_DATASETS)}")
+    epoch = _parse_int(record["epoch"], _where(index, line, "epoch"))
+    size = _parse_int(record["data_size"], _where(index, line, "data_size"))
+    if dataset == PRETRAIN:
+        return {"base_model_name": name, "dataset": dataset, "method": "base", "epoch": epoch,
+                "data_size": size, "lr_schedule": "none"}
+    lora = record["lora"].strip().lower()
+    if lora not in ("true", "false"):
+        raise ReleasedTableError(f"{_where(index, line, 'lora')}: expected true or false, got {record['lora']!r}")
+    schedule = record["lr_strategy"].strip()
+    if schedule not in LR_SCHEDULES:
+        raise ReleasedTableError(f"{_where(index, line, 'lr_strategy')}: expected one of {list(LR_SCHEDULES)}, "
+                                 f"got {schedule!r}")
+    return {"base_model_name": name, "dataset": dataset, "method": "lora" if lora == "true" else "full",
+            "epoch": epoch, "data_size": size, "lr_schedule": schedule}
+
+
+def base_model_id(meta: dict[str, Any]) -> str:
+    """``<base>/<dataset>/<method>/<size>/<schedule>/epoch-NN``; base models are their table name.
+    The ``/`` of ``w/o-X`` becomes ``_`` so that the id's parts stay splittable."""
+    if meta["dataset"] == PRETRAIN:
+        return meta["base_model_name"]
+    dataset = meta["dataset"].replace("/", "_")
+    return (f"{meta['base_model_name']}/{dataset}/{meta['method']}/{meta['data_size']}/"
+            f"{meta['lr_schedule']}/epoch-{meta['epoch']:02d}")
+
+
+def _assign_model_ids(table: pd.DataFrame) -> pd.DataFrame:
+    """Deterministic, unique ids; rows sharing metadata get ``#2``, ``#3``... in table order and
+    ``metadata_duplicate`` set (the quality report lists them)."""
+    ids = pd.Series([base_model_id(row) for row in table.to_dict("records")], index=table.index)
+    occurrence = ids.groupby(ids).cumcount()
+    table = table.assign(metadata_duplicate=ids.duplicated(keep=False))
+    table["model_id"] = [i if n == 0 else f"{i}#{n + 1}" for i, n in zip(ids, occurrence, strict=True)]
+    return table
+
+
+def parse_table(text: str) -> pd.DataFrame:
+    """Validate the CSV text and return one row per model: ``index``, ``line``, parsed metadata,
+    ``model_id``, ``metadata_duplicate``, then one float column per table score column (NaN = empty)."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None:
+        raise ReleasedTableError("the released table is empty (no header line)")
+    _check_header(header)
+    records = []
+    for line, cells in enumerate(reader, start=2):
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            raise ReleasedTableError(f"line {line}: {len(cells)} cells, expected {len(header)}")
+        record = dict(zip(header, cells, strict=True))
+        index = record[INDEX_COLUMN] or str(line - 2)
+        parsed = {"index": index, "line": line, **_parse_metadata(record, index, line)}
+        for column in SCORE_COLUMNS_IN_TABLE:
+            parsed[column] = _parse_score(record[column], _where(index, line, column))
+        records.append(parsed)
+    if not records:
+        raise ReleasedTableError("the released table has a header but no rows")
+    return _assign_model_ids(pd.DataFrame.from_records(records))
+
+
+def to_long(table: pd.DataFrame) -> pd.DataFrame:
+    """The parsed wide table as ``common.schema`` rows, one per non-empty score cell."""
+    identity = ["model_id", "base_model_name", "dataset", "method", "data_size", "epoch", "lr_schedule"]
+    long = table.melt(id_vars=identity, value_vars=list(SCORE_COLUMNS_IN_TABLE), var_name="column",
+                      value_name="value").dropna(subset=["value"])
+    mapped = pd.DataFrame([COLUMN_MAP[c] for c in long["column"]], columns=["benchmark", "shots", "metric"],
+                          index=long.index)
+    long = pd.concat([long, mapped], axis=1)
+    long["base_model"] = long["base_model_name"].map(lambda n: BASE_MODELS_BY_NAME[n].hf_id)
+    long = long.assign(run_id=None, stderr=math.nan, n_samples=None, source=SOURCE, harness_version=HARNESS,
+                       evaluated_at=None, model_path=None, flags="")
+    return conform(long)
+
+
+def import_released(source: str | Path = RELEASED_TABLE_URL) -> ImportResult:
+    """Read, validate and convert the released table; attach the quality findings as row flags."""
+    from evaluation.quality import apply_flags, assess
+
+    text = read_source(source)
+    table = parse_table(text)
+    scores = to_long(table)
+    findings = assess(table, source=str(source), text=text)
+    return ImportResult(scores=apply_flags(scores, findings), findings=findings, table=table)
