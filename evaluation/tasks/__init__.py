@@ -1,0 +1,1 @@
+"""lm-eval task definitions: ``paper/`` (the paper suite, Hub datasets) and the prompt/scoring functions."""
