@@ -1,0 +1,197 @@
+"""Model, dataset and Space cards rendered from the jinja2 templates in ``model_cards/``.
+
+Safety rules: the YAML front matter is ``yaml.safe_dump`` of a metadata dict (never templated YAML);
+every value printed in the markdown body is escaped by default (the environment's ``finalize``), so a
+dataset called ``a|b*<script>`` or one with a newline cannot break a table or inject HTML. Templates
+opt out only through the ``code`` filter (a JSON string literal for code blocks) or ``raw`` for text
+this module built itself. Undefined variables are errors (StrictUndefined)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from common.schema import wide_column
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "model_cards"
+PAPER = {
+    "title": ("Massive Supervised Fine-tuning Experiments Reveal How Data, Layer, and Training Factors "
+              "Shape LLM Alignment Quality"),
+    "authors": "Yuto Harada, Yusuke Yamauchi, Yusuke Oda, Yohei Oseki, Yusuke Miyao, Yu Takagi",
+    "arxiv": "2506.14681",
+    "venue": "EMNLP 2025",
+}
+BIBTEX = """@inproceedings{harada2025massive,
+  title     = {Massive Supervised Fine-tuning Experiments Reveal How Data, Layer, and Training Factors Shape LLM Alignment Quality},
+  author    = {Harada, Yuto and Yamauchi, Yusuke and Oda, Yusuke and Oseki, Yohei and Miyao, Yusuke and Takagi, Yu},
+  booktitle = {Proceedings of the 2025 Conference on Empirical Methods in Natural Language Processing (EMNLP)},
+  year      = {2025},
+  eprint    = {2506.14681},
+  archivePrefix = {arXiv}
+}"""
+# Values never start a line in the templates, so only inline markup needs escaping ("-" and "." stay).
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#|~])")
+
+
+class Raw(str):
+    """Text that is already safe for the card body (built here, not taken from data)."""
+
+
+def md_escape(value: Any) -> str:
+    """Escape a data value for a markdown body: one line, markdown punctuation and HTML neutralised."""
+    if isinstance(value, Raw):
+        return value
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    text = " ".join(str(value).split())  # newlines and tabs would end a table row or a heading
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def code_literal(value: Any) -> Raw:
+    """A value as a JSON (= Python) string literal inside a code block; backticks cannot close it."""
+    return Raw(json.dumps(str(value)).replace("`", "\\u0060"))
+
+
+def fmt_number(value: Any, digits: int = 2) -> Raw:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return Raw("–")
+    return Raw(f"{float(value):.{digits}f}")
+
+
+@lru_cache(maxsize=4)
+def _environment(templates_dir: str) -> Any:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir), undefined=jinja2.StrictUndefined,
+                             autoescape=False, keep_trailing_newline=True, finalize=md_escape,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(code=code_literal, num=fmt_number, raw=Raw)
+    return env
+
+
+def front_matter(metadata: dict[str, Any]) -> Raw:
+    body = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True, width=10_000)
+    return Raw(f"---\n{body}---\n")
+
+
+def render(template: str, metadata: dict[str, Any], templates_dir: Path = TEMPLATES_DIR, **context: Any) -> str:
+    env = _environment(str(templates_dir))
+    return env.get_template(template).render(front_matter=front_matter(metadata), paper=PAPER,
+                                             bibtex=Raw(BIBTEX), **context)
+
+
+# ---------------------------------------------------------------- results of one model vs its base
+
+
+def results_table(scores: pd.DataFrame, model_id: str, base_model_name: str) -> list[dict[str, Any]]:
+    """Rows (task, benchmark, shots, metric, value, base value, gain) for one model's scores."""
+    mine = scores[scores["model_id"] == model_id]
+    base = scores[(scores["method"] == "base") & (scores["base_model_name"] == base_model_name)]
+    base_values = {(r.benchmark, int(r.shots), r.metric): r.value for r in base.itertuples()}
+    rows = []
+    for r in mine.sort_values(["benchmark", "shots", "metric"]).itertuples():
+        if pd.isna(r.value):
+            continue
+        base_value = base_values.get((r.benchmark, int(r.shots), r.metric))
+        gain = None if base_value is None or pd.isna(base_value) else float(r.value) - float(base_value)
+        rows.append({"task": wide_column(r.benchmark, int(r.shots), r.metric), "benchmark": r.benchmark,
+                     "shots": int(r.shots), "metric": r.metric, "value": float(r.value),
+                     "base_value": base_value, "gain": gain, "flags": r.flags or ""})
+    return rows
+
+
+def model_index(name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``model-index`` metadata (parsed back by huggingface_hub into ``card.data.eval_results``)."""
+    results = [{
+        "task": {"type": "text-generation", "name": "Text Generation"},
+        "dataset": {"name": row["benchmark"], "type": row["benchmark"],
+                    "args": {"num_few_shot": row["shots"]}},
+        "metrics": [{"type": row["metric"], "name": f"{row['task']} {row['metric']}", "value": round(row["value"], 4)}],
+    } for row in rows]
+    return [{"name": name, "results": results}] if results else []
+
+
+# ---------------------------------------------------------------- per-card context
+
+_JOB_FIELDS = ("epochs", "learning_rate", "lr_schedule", "batch_size", "warmup_ratio", "weight_decay",
+               "max_length", "template", "loss_on", "seed")
+
+
+def dataset_ids(dataset: str, mapping: dict[str, str]) -> list[str]:
+    """Hub ids for the ``datasets:`` field: mixtures list their parts, unknown names stay as they are."""
+    if dataset == "all" and mapping:
+        return sorted(mapping.values())
+    if dataset.startswith("w/o-") and mapping:
+        return sorted(v for k, v in mapping.items() if k != dataset[4:])
+    return [mapping.get(dataset, dataset)]
+
+
+def training_rows(job: dict[str, Any], record: dict[str, Any]) -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = [(name, job[name]) for name in _JOB_FIELDS if job.get(name) is not None]
+    lora = job.get("lora") or {}
+    rows += [(f"lora_{k}", ", ".join(v) if isinstance(v, list) else v) for k, v in lora.items()]
+    for key in ("data_hash", "num_samples", "wall_time_s"):
+        if record.get(key) is not None:
+            rows.append((key, record[key]))
+    rows += [(f"version of {lib}", version) for lib, version in sorted((record.get("versions") or {}).items())]
+    return rows
+
+
+def model_card(*, group: Any, checkpoint: Any, config: Any, scores: pd.DataFrame, mode: str) -> str:
+    """The README.md of one revision (``epoch-NN``; ``main`` carries the final epoch's card)."""
+    identity, job = group.identity, checkpoint.record.get("job", {})
+    adapter = checkpoint.is_adapter or (mode == "results-only" and identity["method"] == "lora")
+    rows = results_table(scores, checkpoint.model_id, identity["base_model_name"])
+    metadata: dict[str, Any] = {
+        "license": config.license.for_base(identity["base_model_name"], identity["base_model"] or ""),
+        "base_model": group.base_repo,
+        "base_model_relation": "adapter" if adapter else "finetune",
+        "library_name": "peft" if adapter else "transformers",
+        "datasets": dataset_ids(str(identity["dataset"]), config.dataset_ids),
+        "tags": ["massive-sft", "sft", str(identity["method"]), f"sft-dataset-{identity['dataset']}"],
+        "pipeline_tag": "text-generation",
+        "model-index": model_index(group.repo_id.split("/")[-1], rows),
+    }
+    if not metadata["model-index"]:
+        del metadata["model-index"]
+    return render("model.md.j2", metadata, identity=identity, repo_id=group.repo_id,
+                  model_id=checkpoint.model_id, epoch=checkpoint.epoch, revision=checkpoint.revision,
+                  revisions=[c.revision for c in group.checkpoints], final=group.final.revision,
+                  adapter=adapter, base_repo=group.base_repo, training=training_rows(job, checkpoint.record),
+                  results=rows, mode=mode, weights_url=config.external_weights_url,
+                  results_repo=config.results_repo())
+
+
+def base_model_card(*, base: Any, config: Any) -> str:
+    metadata = {"license": config.license.for_base(base.name, base.base_model), "library_name": "transformers",
+                "tags": ["massive-sft", "base-model"], "pipeline_tag": "text-generation"}
+    return render("base_model.md.j2", metadata, name=base.name, repo_id=base.repo_id,
+                  base_model=base.base_model, results_repo=config.results_repo())
+
+
+def dataset_card(*, configs: list[tuple[str, str]], config: Any, counts: dict[str, int],
+                 extra_files: list[str]) -> str:
+    metadata = {
+        "license": config.license.default, "pretty_name": "Massive SFT study results",
+        "tags": ["massive-sft", "leaderboard", "evaluation"],
+        "configs": [{"config_name": name, "data_files": [{"split": "train", "path": path}],
+                     **({"default": True} if name == "leaderboard" else {})} for name, path in configs],
+    }
+    return render("dataset.md.j2", metadata, configs=configs, counts=counts, extra_files=extra_files,
+                  repo_id=config.results_repo(), space_repo=config.space_repo())
+
+
+def space_readme(*, config: Any, results_revision: str = "main") -> str:
+    metadata = {"title": "Massive SFT leaderboard", "emoji": "📊", "colorFrom": "blue", "colorTo": "green",
+                "sdk": "gradio", "sdk_version": config.space_sdk_version, "app_file": "app.py",
+                "pinned": True, "license": config.license.default, "datasets": [config.results_repo()],
+                "short_description": "Leaderboard of the massive SFT study"}
+    return render("space.md.j2", metadata, results_repo=config.results_repo(), revision=results_revision)
