@@ -1,0 +1,210 @@
+"""Load the published results dataset (a Hub dataset repo or the same layout in a local folder) into
+frames that are prepared once, so every filter/sort afterwards is plain pandas on cached data."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from common.catalog import BENCHMARK_FAMILIES, benchmark_family, language_of
+from common.schema import IDENTITY_COLUMNS, to_wide
+from space.config import SpaceConfig
+
+log = logging.getLogger(__name__)
+
+LEADERBOARD_FILE = "data/leaderboard.parquet"
+RUNS_FILE = "data/runs.parquet"
+QUALITY_FILE = "quality.json"
+ANALYSIS_DIR = "analysis"
+# Only what the app shows is downloaded: the long scores table is not needed in the UI.
+HUB_PATTERNS = [LEADERBOARD_FILE, RUNS_FILE, QUALITY_FILE, f"{ANALYSIS_DIR}/*.parquet", "README.md"]
+META_COLUMNS = ("language", "repo_id", "revision")
+TEXT_COLUMNS = ("model_id", "base_model", "base_model_name", "language", "dataset", "method", "lr_schedule",
+                "repo_id")
+FAMILY_ORDER = list(dict.fromkeys(BENCHMARK_FAMILIES.values())) + ["demo", "other"]
+JUDGE_SHOTS = "judge"  # the "shot setting" of MT-Bench / AlpacaEval columns
+_SHOT_COLUMN = re.compile(r"^(?P<benchmark>.+)-(?P<shots>\d+)shot$")
+
+
+class ResultsNotFoundError(FileNotFoundError):
+    """No results dataset where the config points."""
+
+
+@dataclass(frozen=True)
+class ScoreColumn:
+    name: str  # the leaderboard column ("gsm8k-4shot", "mtbench-total")
+    benchmark: str
+    shots: str  # "0", "4", ... or "judge"
+    family: str
+
+
+def parse_score_column(name: str) -> ScoreColumn:
+    """Split a ``common.schema.wide_column`` name back into benchmark, shot setting and family."""
+    match = _SHOT_COLUMN.match(name)
+    if match:
+        benchmark, shots = match["benchmark"], match["shots"]
+    else:
+        benchmark, shots = name.split("-", 1)[0], JUDGE_SHOTS
+    return ScoreColumn(name, benchmark, shots, benchmark_family(benchmark))
+
+
+def _column_order(column: ScoreColumn) -> tuple[Any, ...]:
+    family = FAMILY_ORDER.index(column.family) if column.family in FAMILY_ORDER else len(FAMILY_ORDER)
+    shots = int(column.shots) if column.shots.isdigit() else 1000
+    total_first = 0 if column.name.endswith("-total") else 1
+    return family, column.benchmark, shots, total_first, column.name
+
+
+@dataclass
+class Results:
+    """The leaderboard prepared for fast views. ``gains`` has the same rows and score columns as
+    ``leaderboard`` holding value minus the base model's value."""
+
+    leaderboard: pd.DataFrame
+    score_columns: list[ScoreColumn]
+    gains: pd.DataFrame
+    search_text: pd.Series
+    analysis: dict[str, pd.DataFrame] = field(default_factory=dict)
+    runs: pd.DataFrame | None = None
+    quality: Any = None
+    source: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def score_names(self) -> list[str]:
+        return [c.name for c in self.score_columns]
+
+    @classmethod
+    def from_leaderboard(cls, leaderboard: pd.DataFrame, **extra: Any) -> Results:
+        leaderboard = normalize_leaderboard(leaderboard)
+        columns = sorted((parse_score_column(c) for c in leaderboard.columns
+                          if c not in IDENTITY_COLUMNS and c not in META_COLUMNS), key=_column_order)
+        names = [c.name for c in columns]
+        leaderboard = leaderboard[[*IDENTITY_COLUMNS, *META_COLUMNS, *names]]
+        return cls(leaderboard=leaderboard, score_columns=columns, gains=compute_gains(leaderboard, names),
+                   search_text=build_search_text(leaderboard), **extra)
+
+
+def normalize_leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
+    """Accept the published leaderboard, or a plain ``to_wide`` table without the release columns."""
+    missing = [c for c in IDENTITY_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the leaderboard table lacks identity columns {missing}; it should be "
+                         "common.schema.to_wide(scores) plus language, repo_id, revision")
+    frame = frame.reset_index(drop=True).copy()
+    if "language" not in frame.columns:
+        frame["language"] = [language_of(name) for name in frame["base_model_name"]]
+    for column in ("repo_id", "revision"):
+        if column not in frame.columns:
+            frame[column] = pd.Series([None] * len(frame), dtype="string")
+    for column in ("data_size", "epoch"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+    for column in TEXT_COLUMNS + ("run_id", "revision"):
+        frame[column] = frame[column].astype("string")
+    for column in frame.columns:
+        if column not in IDENTITY_COLUMNS and column not in META_COLUMNS:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame
+
+
+def compute_gains(leaderboard: pd.DataFrame, score_names: list[str]) -> pd.DataFrame:
+    """Score minus the same base model's untuned score; null where the base model has no score."""
+    is_base = leaderboard["method"].eq("base").fillna(False).to_numpy(dtype=bool)
+    base = leaderboard.loc[is_base].drop_duplicates("base_model_name").set_index("base_model_name")
+    aligned = base[score_names].reindex(leaderboard["base_model_name"]).to_numpy(dtype="float64")
+    values = leaderboard[score_names].to_numpy(dtype="float64") - aligned
+    return pd.DataFrame(values, columns=score_names, index=leaderboard.index)
+
+
+def build_search_text(leaderboard: pd.DataFrame) -> pd.Series:
+    """One lowercase string per row that search terms are matched against (computed once)."""
+    parts = [leaderboard[c].fillna("").astype(str) for c in TEXT_COLUMNS]
+    text = parts[0].str.cat(parts[1:], sep=" | ")
+    # Words people type that are not stored verbatim.
+    text = text + np.where(leaderboard["method"].eq("lora").fillna(False), " | adapter", "")
+    return text.str.lower()
+
+
+def read_results_folder(folder: Path, source: str) -> Results:
+    """Read the published layout (``data/leaderboard.parquet`` ...) or a single parquet file."""
+    folder = Path(folder)
+    if folder.is_file():
+        return Results.from_leaderboard(_read_table_file(folder), source=source)
+    board_path = folder / LEADERBOARD_FILE
+    if not board_path.exists():
+        raise ResultsNotFoundError(f"{board_path} does not exist: point --results at a results dataset "
+                                   "folder (built by `python -m release`) or a leaderboard parquet file")
+    analysis = {p.stem: pd.read_parquet(p) for p in sorted((folder / ANALYSIS_DIR).glob("*.parquet"))}
+    runs_path = folder / RUNS_FILE
+    quality_path = folder / QUALITY_FILE
+    return Results.from_leaderboard(
+        pd.read_parquet(board_path), analysis=analysis, source=source,
+        runs=pd.read_parquet(runs_path) if runs_path.exists() else None,
+        quality=json.loads(quality_path.read_text(encoding="utf-8")) if quality_path.exists() else None,
+    )
+
+
+def _read_table_file(path: Path) -> pd.DataFrame:
+    frame = pd.read_parquet(path)
+    # A long scores table (scores.parquet) is pivoted; a wide leaderboard is used as is.
+    return to_wide(frame) if "benchmark" in frame.columns else frame
+
+
+def download_results(config: SpaceConfig) -> Path:
+    """Fetch the results dataset from the configured Hub (only the files the app shows)."""
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(config.repo, repo_type="dataset", revision=config.revision,
+                                  endpoint=config.endpoint, allow_patterns=HUB_PATTERNS))
+
+
+def load_results(config: SpaceConfig) -> Results:
+    """Hub first (when a repo is set), then the local fallback; an empty leaderboard with a warning
+    rather than a crash when neither works, so the page always renders."""
+    warnings: list[str] = []
+    if config.repo:
+        where = f"{config.endpoint}/datasets/{config.repo}" + (f"@{config.revision}" if config.revision else "")
+        try:
+            return read_results_folder(download_results(config), source=where)
+        except Exception as error:  # any Hub/network/format failure falls back to the local copy
+            log.warning("could not load %s: %s", where, error)
+            warnings.append(f"Could not load the results dataset {where} ({type(error).__name__}: {error}).")
+    if config.local_path:
+        try:
+            results = read_results_folder(config.local_path, source=str(config.local_path))
+            results.warnings = warnings + results.warnings
+            return results
+        except Exception as error:
+            warnings.append(f"Could not read the local results {config.local_path} ({error}).")
+    if not warnings:
+        warnings.append("No results configured: pass --results PATH_OR_REPO or set SPACE_RESULTS_REPO "
+                        "(Hub dataset) or SPACE_RESULTS_PATH (local folder).")
+    return Results.from_leaderboard(pd.DataFrame(columns=list(IDENTITY_COLUMNS)), source="none",
+                                    warnings=warnings)
+
+
+class ResultsStore:
+    """The loaded results, shared by every session; ``reload`` swaps them in without a restart."""
+
+    def __init__(self, config: SpaceConfig, results: Results | None = None) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._results = results if results is not None else load_results(config)
+
+    @property
+    def results(self) -> Results:
+        return self._results
+
+    def reload(self) -> Results:
+        fresh = load_results(self.config)
+        with self._lock:
+            self._results = fresh
+        return fresh
