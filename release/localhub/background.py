@@ -1,0 +1,109 @@
+"""Run the local Hub inside this process (a uvicorn server on a thread): for tests, the publisher's
+staging mode and benchmarks. ``serve_in_background`` returns only once the server answers."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from release.localhub.config import DEFAULT_ADMIN_TOKEN, DEFAULT_TOKEN, DEFAULT_USER
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LocalHubHandle:
+    """A running local Hub: where it is, how to write to it, and its fault controls."""
+
+    endpoint: str
+    root: Path
+    token: str
+    admin_token: str
+
+    def _admin(self, method: str, path: str, json: Any = None) -> dict[str, Any]:
+        response = httpx.request(method, f"{self.endpoint}{path}", json=json, timeout=30,
+                                 headers={"authorization": f"Bearer {self.admin_token}"})
+        response.raise_for_status()
+        return response.json()
+
+    def set_faults(self, config: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Replace the fault rules (``None`` or ``{}`` removes them) and reset the counters."""
+        return self._admin("PUT", "/_admin/faults", dict(config or {}))
+
+    def reset_faults(self) -> None:
+        self.set_faults(None)
+
+    def fault_counts(self) -> dict[str, Any]:
+        return self._admin("GET", "/_admin/faults")["counts"]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment variables pointing Hub clients at this server (HF_ENDPOINT is read at import)."""
+        return {"HF_ENDPOINT": self.endpoint, "HF_HUB_DISABLE_XET": "1"}
+
+
+def _parse_tokens(tokens: Mapping[str, str] | list[str] | str | None) -> dict[str, str]:
+    if tokens is None:
+        return {DEFAULT_TOKEN: DEFAULT_USER}
+    if isinstance(tokens, str):
+        return {tokens: DEFAULT_USER}
+    if isinstance(tokens, Mapping):
+        return dict(tokens)
+    return dict.fromkeys(tokens, DEFAULT_USER)
+
+
+@contextmanager
+def serve_in_background(root: str | Path, port: int | None = None,
+                        tokens: Mapping[str, str] | list[str] | str | None = None,
+                        faults: Mapping[str, Any] | str | Path | None = None, host: str = "127.0.0.1",
+                        admin_token: str = DEFAULT_ADMIN_TOKEN, startup_timeout: float = 30.0,
+                        ) -> Iterator[LocalHubHandle]:
+    """Serve ``root`` on ``host:port`` (a free port if None) until the block exits.
+
+    ``tokens`` maps write tokens to user names (a list or a single token uses the default user);
+    ``faults`` is a fault config (mapping) or the path of a YAML/JSON one."""
+    import uvicorn
+
+    from release.localhub.faults import FaultConfig
+    from release.localhub.server import HubSettings, create_app
+    from release.localhub.storage import Storage
+
+    fault_config = FaultConfig.load(faults) if isinstance(faults, (str, Path)) else FaultConfig.from_obj(
+        dict(faults) if faults else None)
+    token_map = _parse_tokens(tokens)
+    settings = HubSettings(tokens=token_map, admin_token=admin_token, faults=fault_config)
+    app = create_app(Storage(root), settings)
+    port = port or free_port(host)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                                           lifespan="off", timeout_keep_alive=30))
+    thread = threading.Thread(target=server.run, name=f"localhub-{port}", daemon=True)
+    thread.start()
+    _wait_started(server, thread, host, port, startup_timeout)
+    try:
+        yield LocalHubHandle(f"http://{host}:{port}", Path(root).resolve(), next(iter(token_map)), admin_token)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _wait_started(server: Any, thread: threading.Thread, host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"the local Hub could not start on {host}:{port} (port in use? see the log above)")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise TimeoutError(f"the local Hub did not start on {host}:{port} within {timeout:.0f}s")
+        time.sleep(0.02)
