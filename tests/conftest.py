@@ -55,3 +55,21 @@ def tiny_qwen2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from training.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-qwen2", architecture="qwen2", seed=1)
+
+
+@pytest.fixture(scope="session")
+def local_hub(tmp_path_factory: pytest.TempPathFactory):
+    """The local Hub-compatible server on HUB_PORT (where HF_ENDPOINT points), one per session.
+    Yields a ``release.localhub.LocalHubHandle``: ``.endpoint``, ``.token``, ``.set_faults()``..."""
+    from release.localhub import serve_in_background
+
+    with serve_in_background(tmp_path_factory.mktemp("localhub"), port=HUB_PORT) as handle:
+        yield handle
+
+
+@pytest.fixture
+def clean_faults(local_hub):
+    """``local_hub`` for a test that injects faults: they are removed when the test ends."""
+    local_hub.reset_faults()
+    yield local_hub
+    local_hub.reset_faults()
