@@ -206,9 +206,11 @@ def _demo_task_files(name: str, data_file: Path) -> dict[str, str]:
 
 
 def _humaneval_task_file(data_file: Path) -> str:
-    # Same prompt, generation settings and sandboxed scoring as the paper task, over the package's data.
+    # Same prompt and sandboxed scoring as the paper task, over the package's data; short generations
+    # so that tiny models (256 positions) fit.
     config = {"include": str(TASKS_DIR / "paper" / "paper_humaneval.yaml"), "task": "demo_humaneval",
-              **_local_source(data_file)}
+              **_local_source(data_file),
+              "generation_kwargs": {"until": ["###Question:"], "do_sample": False, "max_gen_toks": 64}}
     return _task_yaml(config)
 
 

@@ -1,0 +1,315 @@
+"""Evaluate base models and kept checkpoints on a suite through lm-eval's Python API.
+
+Each model is loaded once (an ``HFLM``, or lm-eval's ``VLLM`` backend); LoRA epochs are loaded as PEFT
+adapters on top of their base model (``HFLM(peft=...)``), never merged to disk. After every
+(model, benchmark, shots) the row is upserted into ``<root>/scores.parquet``, so an interrupted run
+resumes where it stopped and finished pairs are skipped."""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from common.io import read_json
+from common.schema import read_scores, upsert_scores
+from evaluation.suites import Suite, SuiteEntry, load_suite, prepare_suite, task_manager
+
+log = logging.getLogger(__name__)
+BACKENDS = ("hf", "vllm")
+PERCENT_METRICS = ("acc", "acc_norm", "exact_match", "pass@1", "mc1", "mc2", "f1", "em")
+
+
+class EvaluationError(RuntimeError):
+    """A model or task that cannot be evaluated (missing backend, metric not produced, ...)."""
+
+
+@dataclass(frozen=True)
+class EvalModel:
+    """One model to evaluate: its identity columns and where to load it from."""
+    model_id: str
+    path: str  # full model folder / Hub id, or the LoRA adapter folder
+    identity: dict[str, Any]
+    base_path: str | None = None  # LoRA only: the base model the adapter is applied to
+
+    @property
+    def is_adapter(self) -> bool:
+        return self.base_path is not None
+
+
+@dataclass
+class RunSummary:
+    evaluated: list[tuple[str, str, int]] = field(default_factory=list)  # (model_id, benchmark, shots)
+    skipped: list[tuple[str, str, int]] = field(default_factory=list)
+    failed: list[tuple[str, str, int, str]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = [f"evaluated {len(self.evaluated)} (model, benchmark, shots), skipped {len(self.skipped)} "
+                 f"already in scores.parquet, failed {len(self.failed)}"]
+        lines += [f"  {r['model_id']:<60} {r['benchmark']:<20} {r['shots']:>2}-shot {r['metric']:<12} "
+                  f"{r['value']:7.2f}" for r in self.rows]
+        lines += [f"  FAILED {m} {b} {s}-shot: {error}" for m, b, s, error in self.failed]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- which models
+
+def base_identity(job_record: dict[str, Any]) -> dict[str, Any]:
+    return {"model_id": job_record["base_model_name"], "run_id": None, "base_model": job_record["base_model"],
+            "base_model_name": job_record["base_model_name"], "dataset": "pretrain", "method": "base",
+            "data_size": 0, "epoch": 0, "lr_schedule": "none"}
+
+
+def checkpoint_model(run_json: Path) -> EvalModel:
+    record = read_json(run_json)
+    job = record["job"]
+    epoch = int(record["epoch"])
+    model_id = f"{record['run_id']}/epoch-{epoch:02d}"
+    identity = {"model_id": model_id, "run_id": record["run_id"], "base_model": job["base_model"],
+                "base_model_name": job["base_model_name"], "dataset": job["dataset"], "method": job["method"],
+                "data_size": int(job["data_size"]), "epoch": epoch, "lr_schedule": job["lr_schedule"]}
+    folder = str(run_json.parent)
+    if job["method"] == "lora":
+        return EvalModel(model_id, folder, identity, base_path=str(record["base_model_path"]))
+    return EvalModel(model_id, folder, identity)
+
+
+def _run_records(root: Path) -> list[Path]:
+    return sorted((root / "runs").glob("*/epoch-*/run.json"))
+
+
+def _job_of(run_json: Path):
+    from training.spec import Job
+
+    return Job.from_dict(read_json(run_json)["job"])
+
+
+def discover_models(root: Path, grid: str | None = None, only: str | None = None,
+                    include_base: bool = True) -> list[EvalModel]:
+    """Base models (of ``grid``'s jobs, else of the runs found) then every kept checkpoint under
+    ``<root>/runs``; ``only`` filters by job fields as in training (``dataset=demo_facts,method=lora``)."""
+    from training.grid import filter_jobs
+
+    runs = [path for path in _run_records(root) if filter_jobs([_job_of(path)], only)]
+    models = [checkpoint_model(path) for path in runs]
+    if not include_base:
+        return models
+    bases: dict[str, EvalModel] = {}
+    for job, location in _base_sources(root, grid, only, runs):
+        record = job.to_record()
+        bases.setdefault(record["base_model_name"],
+                         EvalModel(record["base_model_name"], str(location), base_identity(record)))
+    return [*bases.values(), *models]
+
+
+def _base_sources(root: Path, grid: str | None, only: str | None, runs: list[Path]):
+    from training.base_models import resolve_base_model
+    from training.grid import filter_jobs, load_grid
+
+    if grid is not None:
+        return [(job, resolve_base_model(job, root)) for job in filter_jobs(load_grid(grid), only)]
+    return [(_job_of(path), read_json(path)["base_model_path"]) for path in runs]
+
+
+# ---------------------------------------------------------------- how to load and score them
+
+def make_lm(model: EvalModel, backend: str = "hf", batch_size: int | str = 8, device: str | None = None):
+    """An lm-eval LM for ``model``; adapters are applied in memory on top of their base."""
+    if backend == "vllm":
+        if importlib.util.find_spec("vllm") is None:
+            raise EvaluationError("--backend vllm needs the vllm package: pip install 'massive-sft[vllm]' "
+                                  "(GPU only), or use --backend hf")
+        from lm_eval.models.vllm_causallms import VLLM
+
+        if model.is_adapter:
+            return VLLM(pretrained=model.base_path, lora_local_path=model.path, batch_size=batch_size,
+                        max_lora_rank=64)
+        return VLLM(pretrained=model.path, batch_size=batch_size)
+    if backend != "hf":
+        raise EvaluationError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    import torch
+    from lm_eval.models.huggingface import HFLM
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if model.is_adapter:
+        return HFLM(pretrained=model.base_path, peft=model.path, tokenizer=model.path, batch_size=batch_size,
+                    device=device)
+    return HFLM(pretrained=model.path, batch_size=batch_size, device=device)
+
+
+def _metric_value(results: dict[str, Any], task: str, metric: str) -> tuple[float, float | None]:
+    scores = results["results"].get(task, {})
+    for key, value in scores.items():
+        name, _, _filter = key.partition(",")
+        if name == metric and isinstance(value, (int, float)):
+            stderr = scores.get(f"{metric}_stderr,{_filter}")
+            return float(value), float(stderr) if isinstance(stderr, (int, float)) else None
+    raise EvaluationError(f"task {task!r} produced no metric {metric!r}; it produced "
+                          f"{sorted(scores)} — fix the suite's metric field")
+
+
+def _n_samples(results: dict[str, Any], task: str) -> int | None:
+    counts = results.get("n-samples", {})
+    if task in counts:
+        return int(counts[task]["effective"])
+    subtasks = results.get("group_subtasks", {}).get(task, [])
+    total = sum(int(counts[name]["effective"]) for name in subtasks if name in counts)
+    return total or None
+
+
+def score_row(model: EvalModel, entry: SuiteEntry, results: dict[str, Any]) -> dict[str, Any]:
+    from lm_eval import __version__ as lm_eval_version
+
+    value, stderr = _metric_value(results, entry.task, entry.metric)
+    scale = 100.0 if entry.metric in PERCENT_METRICS else 1.0  # lm-eval reports fractions
+    return {**model.identity, "benchmark": entry.benchmark, "shots": entry.shots, "metric": entry.metric,
+            "value": value * scale, "stderr": None if stderr is None else stderr * scale,
+            "n_samples": _n_samples(results, entry.task), "source": "lm-eval",
+            "harness_version": lm_eval_version, "evaluated_at": datetime.now(timezone.utc).isoformat(),
+            "model_path": model.path, "flags": ""}
+
+
+def evaluate_entry(lm, entry: SuiteEntry, manager, limit: int | None = None) -> dict[str, Any]:
+    """One lm-eval run of one task at the entry's shot setting."""
+    from lm_eval import simple_evaluate
+
+    limit = limit if limit is not None else entry.limit
+    results = simple_evaluate(model=lm, tasks=[entry.task], num_fewshot=entry.shots, limit=limit,
+                              task_manager=manager, log_samples=False, bootstrap_iters=1000,
+                              confirm_run_unsafe_code=True)  # code runs in evaluation.sandbox
+    if results is None:
+        raise EvaluationError(f"lm-eval returned no results for {entry.task} (not rank 0?)")
+    return results
+
+
+# ---------------------------------------------------------------- the run
+
+@dataclass(frozen=True)
+class RunOptions:
+    limit: int | None = None  # overrides every entry's limit
+    batch_size: int | str = 8
+    backend: str = "hf"
+    device: str | None = None
+    raise_errors: bool = False
+
+
+@contextmanager
+def _scores_lock(scores_path: Path) -> Iterator[None]:
+    """Parallel workers share scores.parquet: the read-merge-write of an upsert must not interleave."""
+    scores_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(scores_path.with_name(".scores.lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def done_keys(scores_path: Path) -> set[tuple[str, str, int]]:
+    scores = read_scores(scores_path)
+    return {(str(m), str(b), int(s)) for m, b, s in zip(scores["model_id"], scores["benchmark"],
+                                                         scores["shots"], strict=True)}
+
+
+def evaluate_models(root: Path, suite: Suite, models: Sequence[EvalModel], options: RunOptions,
+                    lm_factory: Callable[..., Any] = make_lm) -> RunSummary:
+    """Evaluate every (model, entry) not yet in ``<root>/scores.parquet``; each result is written as
+    soon as it exists."""
+    root = Path(root)
+    scores_path = root / "scores.parquet"
+    prepare_suite(suite, root)
+    finished = done_keys(scores_path)
+    summary = RunSummary()
+    todo: list[tuple[EvalModel, list[SuiteEntry]]] = []
+    for model in models:
+        pending = [e for e in suite.entries if (model.model_id, e.benchmark, e.shots) not in finished]
+        summary.skipped += [(model.model_id, e.benchmark, e.shots) for e in suite.entries if e not in pending]
+        if pending:
+            todo.append((model, pending))
+    if not todo:
+        return summary
+    manager = task_manager(suite, root)
+    progress = tqdm(total=sum(len(p) for _, p in todo), desc="evaluating (model, benchmark)", unit="pair")
+    for model, pending in todo:
+        lm = lm_factory(model, options.backend, options.batch_size, options.device)
+        for entry in pending:
+            progress.set_postfix_str(f"{model.model_id} {entry.benchmark} {entry.shots}-shot")
+            _evaluate_one(scores_path, lm, model, entry, manager, options, summary)
+            progress.update()
+        del lm  # free the weights before loading the next model
+    progress.close()
+    return summary
+
+
+def _evaluate_one(scores_path: Path, lm, model: EvalModel, entry: SuiteEntry, manager, options: RunOptions,
+                  summary: RunSummary) -> None:
+    key = (model.model_id, entry.benchmark, entry.shots)
+    try:
+        row = score_row(model, entry, evaluate_entry(lm, entry, manager, options.limit))
+    except Exception as error:  # one broken task must not lose the other results
+        if options.raise_errors:
+            raise
+        log.exception("evaluation of %s failed", key)
+        summary.failed.append((*key, f"{type(error).__name__}: {error}"))
+        return
+    with _scores_lock(scores_path):
+        upsert_scores(scores_path, pd.DataFrame([row]))
+    summary.evaluated.append(key)
+    summary.rows.append(row)
+
+
+def shard(models: Sequence[EvalModel], index: int, count: int) -> list[EvalModel]:
+    """Worker ``index`` of ``count`` takes every count-th model: shards are disjoint and cover all."""
+    if not 0 <= index < count:
+        raise EvaluationError(f"shard {index}/{count}: need 0 <= index < count")
+    return list(models[index::count])
+
+
+def run_suite(root: Path, suite: str | Path, grid: str | None = None, only: str | None = None,
+              options: RunOptions | None = None, shard_spec: tuple[int, int] = (0, 1)) -> RunSummary:
+    """``python -m evaluation run`` as a function: discover models, evaluate what is missing."""
+    loaded = load_suite(suite)
+    models = discover_models(Path(root), grid=grid, only=only)
+    if not models:
+        raise EvaluationError(f"no models to evaluate under {root}: no runs/*/epoch-*/run.json and no --grid "
+                              "to take base models from")
+    return evaluate_models(Path(root), loaded, shard(models, *shard_spec), options or RunOptions())
+
+
+# ---------------------------------------------------------------- spreading models over workers
+
+def evaluate_model_task(root: str, suite: str, model: EvalModel, options: RunOptions) -> str:
+    """One executor task (module level, so it pickles): evaluate one model on the suite."""
+    summary = evaluate_models(Path(root), load_suite(suite), [model], options)
+    if summary.failed:
+        raise EvaluationError("; ".join(f"{b} {s}-shot: {e}" for _, b, s, e in summary.failed))
+    return "done" if summary.evaluated else "skipped"
+
+
+def run_suite_distributed(root: Path, suite: str | Path, grid: str | None = None, only: str | None = None,
+                          options: RunOptions | None = None, executor: str = "local", workers: int = 1,
+                          resources: Any = None):
+    """One task per model through the training stage's executors (local subprocesses or Slurm)."""
+    from training.executors import Task, run_tasks
+    from training.spec import Resources
+
+    root = Path(root)
+    loaded = load_suite(suite)
+    prepare_suite(loaded, root)  # once, before workers race to write the same files
+    models = discover_models(root, grid=grid, only=only)
+    finished = done_keys(root / "scores.parquet")
+    pending = [m for m in models if any((m.model_id, e.benchmark, e.shots) not in finished for e in loaded.entries)]
+    resources = resources or Resources(gpus=1, cpus=8, mem_gb=64, time_min=240)
+    tasks = [Task(f"eval-{m.model_id.replace('/', '-')}", evaluate_model_task,
+                  (str(root), str(loaded.path), m, options or RunOptions()), resources) for m in pending]
+    return run_tasks(tasks, root / "eval_work", executor=executor, workers=workers)
