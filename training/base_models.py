@@ -12,8 +12,11 @@ Three kinds of ``Job.base_model``:
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +77,18 @@ def _save_folder_atomically(output_dir: Path, write) -> None:
     staging.replace(output_dir)
 
 
+@contextmanager
+def _build_lock(target: Path) -> Iterator[None]:
+    # Parallel workers of one grid share base models: one builds, the others wait and reuse it.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(target.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def resolve_base_model(job_or_base_model: Job | str, root: str | Path, build: dict | None = None,
                        gguf: dict | None = None) -> Path | str:
     """A loadable location for a job's base model: a local folder, or the Hugging Face id unchanged."""
@@ -89,10 +104,12 @@ def resolve_base_model(job_or_base_model: Job | str, root: str | Path, build: di
     name = base_model.removeprefix("local/").rstrip("/").split("/")[-1]
     target = base_models_dir(root) / name
     if gguf is not None:
-        return convert_gguf(gguf, target)
+        with _build_lock(target):
+            return convert_gguf(gguf, target)
     if base_model.startswith("local/"):
         if build is not None:
-            return build_tiny_model(target, **build)
+            with _build_lock(target):
+                return build_tiny_model(target, **build)
         if (target / "config.json").exists():
             return target
         raise BaseModelError(f"base model {base_model!r} is local but has no build spec and {target} does "

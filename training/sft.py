@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from common.io import read_json, write_json
-from common.paths import configs_dir
 from training.spec import Job
 
 log = logging.getLogger(__name__)
@@ -63,12 +62,10 @@ def held_out_rows(job: Job) -> dict[str, list[str]] | None:
 def sft_config(job: Job, output_dir: Path, has_eval: bool):
     from trl import SFTConfig
 
+    # DeepSpeed comes from `accelerate launch --deepspeed_config_file` (training/executors.py), not from here.
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     micro, accumulation = batch_plan(job, world_size)
     bf16 = use_bf16()
-    deepspeed = None
-    if world_size > 1 and job.resources.deepspeed_config:
-        deepspeed = str(configs_dir() / "deepspeed" / job.resources.deepspeed_config)
     schedule = {"cosine": "cosine", "constant": "constant_with_warmup"}[job.lr_schedule]
     return SFTConfig(
         output_dir=str(output_dir), num_train_epochs=job.epochs, learning_rate=job.learning_rate,
@@ -77,7 +74,7 @@ def sft_config(job: Job, output_dir: Path, has_eval: bool):
         gradient_accumulation_steps=accumulation, seed=job.seed, data_seed=job.seed, bf16=bf16,
         fp16=False, max_length=job.max_length, completion_only_loss=job.loss_on == "response",
         save_strategy="epoch", save_total_limit=1, logging_strategy="epoch",
-        eval_strategy="epoch" if has_eval else "no", report_to="none", deepspeed=deepspeed,
+        eval_strategy="epoch" if has_eval else "no", report_to="none",
         dataloader_num_workers=0, dataset_num_proc=None, gradient_checkpointing=False,
     )
 

@@ -1,0 +1,276 @@
+"""Run many independent tasks, locally or on Slurm, so that one failure never takes the others down.
+
+Generic layer (reusable by any stage, e.g. evaluation):
+
+* a :class:`Task` is a picklable module-level callable + arguments + :class:`~training.spec.Resources`;
+  the callable returns ``"done"`` or ``"skipped"`` (anything else counts as done) or raises;
+* :func:`run_tasks` runs them with the ``local`` executor (one subprocess per task, ``workers`` at a
+  time, one GPU per worker when GPUs exist) or the ``slurm`` executor (submitit job arrays, one array per
+  distinct resource request; ``cluster="local"`` runs the same path through submitit's local executor);
+* tasks asking for more than one GPU are launched with ``accelerate launch`` (DeepSpeed ZeRO when
+  ``resources.deepspeed_config`` names a file of ``configs/deepspeed/``), every rank running the task.
+
+Training layer: :func:`run_jobs` turns grid jobs into tasks and keeps ``<root>/manifest.json`` current.
+"""
+
+from __future__ import annotations
+
+import pickle
+import queue
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from common.io import read_json, write_bytes
+from common.paths import configs_dir
+from training.spec import Job, Resources
+
+EXECUTORS = ("local", "slurm")
+SLURM_CLUSTERS = ("slurm", "local")
+
+
+@dataclass(frozen=True)
+class Task:
+    key: str  # unique, used for file names and the summary (a run_id for training)
+    fn: Callable[..., Any]  # module-level, so it pickles by reference
+    args: tuple[Any, ...] = ()
+    resources: Resources = field(default_factory=Resources)
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    key: str
+    status: str  # "done" | "skipped" | "failed"
+    error: str | None = None
+    log: str | None = None
+
+
+@dataclass
+class RunSummary:
+    results: list[TaskResult]
+
+    def keys(self, status: str) -> list[str]:
+        return [result.key for result in self.results if result.status == status]
+
+    @property
+    def done(self) -> list[str]:
+        return self.keys("done")
+
+    @property
+    def skipped(self) -> list[str]:
+        return self.keys("skipped")
+
+    @property
+    def failed(self) -> list[TaskResult]:
+        return [result for result in self.results if result.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def __str__(self) -> str:
+        lines = [f"{'status':<8} {'count':>5}", f"{'done':<8} {len(self.done):>5}",
+                 f"{'skipped':<8} {len(self.skipped):>5}", f"{'failed':<8} {len(self.failed):>5}"]
+        for result in self.failed:
+            lines.append(f"FAILED {result.key}: {result.error}" + (f" (log: {result.log})" if result.log else ""))
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    partition: str | None = None  # used when a job's resources name no partition
+    account: str | None = None
+    qos: str | None = None
+    array_parallelism: int = 64
+    cluster: str = "slurm"  # "local": the same submitit path on this machine (tests, debugging)
+    setup: tuple[str, ...] = ()  # shell lines run before each task (module load, conda activate)
+    folder: str | None = None  # submitit logs and pickles; default <work_dir>/slurm
+
+
+# ---------------------------------------------------------------- running one task (in the worker process)
+
+def run_task(task: Task) -> str:
+    outcome = task.fn(*task.args)
+    return outcome if outcome in ("done", "skipped") else "done"
+
+
+def launch_command(task_file: Path, resources: Resources) -> list[str]:
+    """The command running a pickled task: plain Python, or ``accelerate launch`` for multi-GPU tasks."""
+    worker = ["-m", "training.worker", str(task_file)]
+    if resources.gpus <= 1:
+        return [sys.executable, "-u", *worker]
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(resources.gpus),
+               "--num_machines", "1", "--mixed_precision", "bf16"]
+    if resources.deepspeed_config:
+        config = configs_dir() / "deepspeed" / resources.deepspeed_config
+        if not config.is_file():
+            raise FileNotFoundError(f"DeepSpeed config {config} not found; resources.deepspeed_config must name a "
+                                    f"file of {config.parent} ({sorted(p.name for p in config.parent.glob('*.json'))})")
+        command += ["--use_deepspeed", "--deepspeed_config_file", str(config)]
+    else:
+        command += ["--multi_gpu"]
+    return command + ["--module", "training.worker", str(task_file)]
+
+
+def _write_task(task: Task, work_dir: Path) -> Path:
+    path = work_dir / "tasks" / f"{task.key.replace('/', '-')}.pkl"
+    write_bytes(path, pickle.dumps(task))
+    return path
+
+
+def _result_file(task_file: Path) -> Path:
+    return task_file.with_suffix(".result.json")
+
+
+def _run_subprocess(task: Task, work_dir: Path, env: dict[str, str]) -> TaskResult:
+    import os
+
+    task_file = _write_task(task, work_dir)
+    result_file = _result_file(task_file)
+    result_file.unlink(missing_ok=True)
+    log_path = work_dir / "logs" / f"{task_file.stem}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        command = launch_command(task_file, task.resources)
+    except FileNotFoundError as error:
+        return TaskResult(task.key, "failed", str(error))
+    with open(log_path, "w") as log:
+        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}).returncode
+    if result_file.exists():
+        result = read_json(result_file)
+        return TaskResult(task.key, result["status"], result.get("error"), str(log_path))
+    return TaskResult(task.key, "failed", f"worker exited with code {code} before reporting a result "
+                                          "(killed, out of memory, or crashed)", str(log_path))
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def _run_local(tasks: Sequence[Task], work_dir: Path, workers: int) -> list[TaskResult]:
+    """Each task in its own process; with GPUs and several workers, each worker owns one GPU."""
+    gpus = _gpu_count()
+    slots: queue.Queue[dict[str, str]] = queue.Queue()
+    for slot in range(workers):
+        slots.put({"CUDA_VISIBLE_DEVICES": str(slot % gpus)} if gpus and workers > 1 else {})
+
+    def run(task: Task) -> TaskResult:
+        env = slots.get()
+        try:
+            return _run_subprocess(task, work_dir, env)
+        finally:
+            slots.put(env)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(run, task) for task in tasks]
+        return [future.result() for future in tqdm(futures, desc="tasks", unit="task")]
+
+
+# ---------------------------------------------------------------- Slurm (submitit)
+
+def slurm_parameters(resources: Resources, options: SlurmOptions, name: str = "massive-sft") -> dict[str, Any]:
+    """sbatch parameters (submitit ``SlurmExecutor`` names) for one resource request."""
+    parameters: dict[str, Any] = {
+        "job_name": name, "time": resources.time_min, "nodes": 1, "ntasks_per_node": 1,
+        "gpus_per_node": resources.gpus, "cpus_per_task": resources.cpus, "mem": f"{resources.mem_gb}GB",
+        "array_parallelism": options.array_parallelism,
+    }
+    optional = {"partition": resources.partition or options.partition, "account": options.account,
+                "qos": options.qos, "setup": list(options.setup) or None}
+    parameters.update({key: value for key, value in optional.items() if value is not None})
+    return parameters
+
+
+def sbatch_script(resources: Resources, options: SlurmOptions, folder: str | Path, array_size: int) -> str:
+    """The sbatch file submitit would submit for an array of ``array_size`` tasks (for review and tests)."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    command = f"{sys.executable} -u -m submitit.core._submit {folder}"
+    return _make_sbatch_string(command=command, folder=folder, map_count=array_size,
+                               **slurm_parameters(resources, options))
+
+
+def slurm_entry(task: Task) -> str:
+    """What a Slurm array task runs: the task itself, or ``accelerate launch`` over the node's GPUs."""
+    if task.resources.gpus <= 1:
+        return run_task(task)
+    task_file = _write_task(task, Path.cwd() / ".massive-sft-slurm")
+    subprocess.run(launch_command(task_file, task.resources), check=True)
+    return read_json(_result_file(task_file))["status"]
+
+
+def _slurm_executor(options: SlurmOptions, folder: Path, resources: Resources):
+    import submitit
+
+    if options.cluster == "slurm":
+        executor = submitit.SlurmExecutor(folder=folder)
+        executor.update_parameters(**slurm_parameters(resources, options))
+        return executor
+    if options.cluster == "local":
+        executor = submitit.LocalExecutor(folder=folder)
+        executor.update_parameters(timeout_min=resources.time_min, gpus_per_node=min(resources.gpus, _gpu_count()))
+        return executor
+    raise ValueError(f"unknown Slurm cluster {options.cluster!r}; choose one of {list(SLURM_CLUSTERS)}")
+
+
+def _run_slurm(tasks: Sequence[Task], work_dir: Path, options: SlurmOptions) -> list[TaskResult]:
+    folder = Path(options.folder) if options.folder else work_dir / "slurm"
+    groups: dict[Resources, list[Task]] = {}
+    for task in tasks:
+        groups.setdefault(task.resources, []).append(task)
+    submitted = []
+    for resources, group in groups.items():  # one job array per distinct resource request
+        executor = _slurm_executor(options, folder / "%j", resources)
+        submitted += list(zip(group, executor.map_array(slurm_entry, group), strict=True))
+    results = []
+    for task, job in tqdm(submitted, desc="slurm tasks", unit="task"):
+        try:
+            results.append(TaskResult(task.key, job.result(), log=str(job.paths.stdout)))
+        except Exception as error:  # submitit re-raises the task's exception or the scheduler's failure
+            message = str(error).strip().splitlines()
+            results.append(TaskResult(task.key, "failed", message[-1] if message else repr(error),
+                                      str(job.paths.stdout)))
+    return results
+
+
+def run_tasks(tasks: Sequence[Task], work_dir: str | Path, executor: str = "local", workers: int = 1,
+              slurm_options: SlurmOptions | None = None) -> RunSummary:
+    """Run every task; failures are collected in the summary, never raised."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choose one of {list(EXECUTORS)}")
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, not {workers}")
+    keys = [task.key for task in tasks]
+    if len(set(keys)) != len(keys):
+        raise ValueError("task keys must be unique")
+    work_dir = Path(work_dir)
+    if not tasks:
+        return RunSummary([])
+    if executor == "local":
+        return RunSummary(_run_local(tasks, work_dir, workers))
+    return RunSummary(_run_slurm(tasks, work_dir, slurm_options or SlurmOptions()))
+
+
+# ---------------------------------------------------------------- training jobs
+
+def run_jobs(jobs: Sequence[Job], root: str | Path, executor: str = "local", workers: int = 1,
+             slurm_options: SlurmOptions | None = None) -> RunSummary:
+    """Train grid jobs under ``root``; ``root/manifest.json`` tracks each job's status."""
+    from training.manifest import set_status
+    from training.worker import train_task
+
+    root = Path(root).resolve()
+    set_status(root, [job.run_id for job in jobs], "pending", keep_finished=True)
+    tasks = [Task(job.run_id, train_task, (job.to_record(), str(root)), job.resources) for job in jobs]
+    summary = run_tasks(tasks, root, executor, workers, slurm_options)
+    for result in summary.failed:  # also covers workers killed before they could record their failure
+        set_status(root, result.key, "failed", error=result.error)
+    return summary

@@ -1,0 +1,66 @@
+"""The status manifest of an output root: ``<root>/manifest.json``.
+
+``{"jobs": {run_id: {"status": ..., "error": str?, "updated_at": iso}}}``. Parallel workers (local
+processes, Slurm array tasks on a shared file system) update it through a read-modify-write held under an
+exclusive ``fcntl`` lock on ``manifest.json.lock``; the file itself is replaced atomically, so readers never
+see half a file."""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from common.io import read_json, write_json
+
+STATUSES = ("pending", "running", "done", "failed", "skipped")
+MANIFEST = "manifest.json"
+
+
+def manifest_path(root: str | Path) -> Path:
+    return Path(root) / MANIFEST
+
+
+@contextmanager
+def _locked(root: str | Path) -> Iterator[Path]:
+    path = manifest_path(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(MANIFEST + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield path
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    path = manifest_path(root)
+    return read_json(path) if path.exists() else {"jobs": {}}
+
+
+def set_status(root: str | Path, run_ids: str | Iterable[str], status: str, error: str | None = None,
+               keep_finished: bool = False) -> None:
+    """Record ``status`` for one or many jobs. ``keep_finished`` leaves done/skipped entries alone
+    (used when a grid run marks its jobs pending without forgetting what already finished)."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown job status {status!r}; choose one of {list(STATUSES)}")
+    ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with _locked(root) as path:
+        manifest = read_manifest(root)
+        jobs = manifest.setdefault("jobs", {})
+        for run_id in ids:
+            if keep_finished and jobs.get(run_id, {}).get("status") in ("done", "skipped"):
+                continue
+            entry = {"status": status, "updated_at": now}
+            if error is not None:
+                entry["error"] = error
+            jobs[run_id] = entry
+        write_json(path, manifest)
+
+
+def statuses(root: str | Path) -> dict[str, str]:
+    return {run_id: entry["status"] for run_id, entry in read_manifest(root).get("jobs", {}).items()}
