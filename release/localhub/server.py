@@ -386,7 +386,8 @@ def _parse_commit(storage: Storage, lines: list[dict[str, Any]]) -> tuple[dict[s
     operations = []
     for line in lines[1:]:
         key, value = line.get("key"), line.get("value") or {}
-        path = check_path(str(value.get("path", "")))
+        raw_path = str(value.get("path", ""))
+        path = check_path(raw_path.rstrip("/") if key == "deletedFolder" else raw_path)
         if key == "file":
             data = base64.b64decode(value.get("content", "")) if value.get("encoding") == "base64" \
                 else str(value.get("content", "")).encode()
@@ -536,9 +537,11 @@ def _lfs_object(hub: Hub, base: str, obj: dict[str, Any], upload: bool) -> dict[
 def _collection_routes(app: FastAPI, hub: Hub) -> None:
     storage = hub.storage
 
-    def render(collection: dict[str, Any]) -> dict[str, Any]:
+    def render(collection: dict[str, Any], listed: bool = False) -> dict[str, Any]:
         owner = collection["owner"]
-        return {**collection, "owner": {"name": owner, "type": "user", "_id": hub.sign(owner)[:24]}}
+        # Listings carry no position (the client numbers them itself); single collections do.
+        extra = {} if listed else {"position": 0}
+        return {**collection, **extra, "owner": {"name": owner, "type": "user", "_id": hub.sign(owner)[:24]}}
 
     def load(slug: str) -> dict[str, Any]:
         path = storage.collection_path(slug)
@@ -565,7 +568,7 @@ def _collection_routes(app: FastAPI, hub: Hub) -> None:
             slug_title = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60] or "collection"
             collection = {"slug": f"{owner}/{slug_title}-{secrets.token_hex(12)}", "title": title, "owner": owner,
                           "description": payload.get("description"), "private": bool(payload.get("private")),
-                          "items": [], "position": 0, "theme": "default", "upvotes": 0}
+                          "items": [], "theme": "default", "upvotes": 0}
             save(collection)
         return JSONResponse(render(collection))
 
@@ -575,7 +578,7 @@ def _collection_routes(app: FastAPI, hub: Hub) -> None:
         found = [c for c in storage.iter_collections()
                  if (owner is None or c["owner"] == owner)
                  and (item is None or any(_item_key(i) == item for i in c["items"]))]
-        return [render(c) for c in found[:limit]]
+        return [render(c, listed=True) for c in found[:limit]]
 
     @app.get("/api/collections/{slug:path}")
     def get(slug: str) -> dict[str, Any]:
