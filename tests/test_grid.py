@@ -273,3 +273,9 @@ def test_cli_prints_grid_errors_without_traceback(tmp_path):
         assert result.returncode == 2
         assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
         assert "allowed:" in result.stderr
+
+
+def test_recipes_name_existing_deepspeed_configs():
+    for grid in ("paper", "demo", "smollm2"):
+        for name in {job.resources.deepspeed_config for job in load_grid(grid)} - {None}:
+            assert (configs_dir() / "deepspeed" / name).is_file(), f"{grid}: missing configs/deepspeed/{name}"
