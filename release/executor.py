@@ -1,0 +1,270 @@
+"""Bring the Hub to the planned state: per repo, sequentially, diff each (repo, revision) against the
+remote and commit only the difference; repos run concurrently. Every commit names its parent commit,
+so a retried commit whose first attempt did land is rejected by the server instead of duplicated, and
+the repo is re-planned. A verified (repo, revision, commit, digest) is remembered in a state file: the
+next run checks the refs only (commits are immutable) and reads a tree only when something moved."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.io import read_json, write_json
+from release.hub import Pacer, Retrier, SecretSafeError, is_retryable
+from release.plan import KEEP_REMOTE, LocalFile, RepoPlan, RevisionPlan
+
+log = logging.getLogger(__name__)
+REPLAN_STATUS = frozenset({409, 412})  # the branch moved under us (parent-commit check): re-plan
+MAX_REPLANS = 4
+
+
+@dataclass(frozen=True)
+class RemoteEntry:
+    blob_id: str | None
+    lfs_sha256: str | None
+    size: int
+
+    def matches(self, local: LocalFile) -> bool:
+        if self.lfs_sha256 is not None:
+            return self.lfs_sha256 == local.sha256
+        return self.blob_id == local.git_sha1
+
+
+Tree = dict[str, RemoteEntry]
+
+
+def expected_tree(parent: Tree, files: dict[str, LocalFile]) -> Tree:
+    kept = {p: e for p, e in parent.items() if p in KEEP_REMOTE}
+    return {**kept, **{p: RemoteEntry(f.git_sha1, f.sha256, f.size) for p, f in files.items()}}
+
+
+@dataclass
+class RevisionDiff:
+    revision: str
+    add: list[str]
+    delete: list[str]
+    upload_bytes: int
+    branch_missing: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.add or self.delete or self.branch_missing)
+
+
+def diff_tree(plan: RevisionPlan, tree: Tree) -> tuple[list[str], list[str]]:
+    add = [p for p, f in plan.files.items() if p not in tree or not tree[p].matches(f)]
+    delete = sorted(p for p in tree if p not in plan.files and p not in KEEP_REMOTE)
+    return add, delete
+
+
+class StateFile:
+    """``{endpoint: {"repo_type:repo_id@revision": [commit, digest]}}`` of verified revisions."""
+
+    def __init__(self, path: Path | None, endpoint: str) -> None:
+        self.path, self.endpoint, self.lock = path, endpoint, threading.Lock()
+        self.data: dict[str, dict[str, list[str]]] = read_json(path) if path and path.exists() else {}
+
+    @staticmethod
+    def key(repo: RepoPlan, revision: str) -> str:
+        return f"{repo.repo_type}:{repo.repo_id}@{revision}"
+
+    def verified(self, repo: RepoPlan, revision: RevisionPlan, commit: str) -> bool:
+        with self.lock:
+            return self.data.get(self.endpoint, {}).get(self.key(repo, revision.revision)) == [commit,
+                                                                                               revision.digest]
+
+    def record(self, repo: RepoPlan, entries: dict[str, list[str]]) -> None:
+        if self.path is None:
+            return
+        with self.lock:
+            scope = self.data.setdefault(self.endpoint, {})
+            scope.update({self.key(repo, rev): value for rev, value in entries.items()})
+            write_json(self.path, self.data)
+
+
+@dataclass
+class RepoResult:
+    repo_id: str
+    repo_type: str
+    status: str = "skipped"  # created | updated | skipped | failed | planned
+    commits: int = 0
+    branches: int = 0
+    files_sent: int = 0
+    bytes_sent: int = 0
+    error: str | None = None
+    diffs: list[RevisionDiff] = field(default_factory=list)
+    verified: int = 0
+
+
+class Publisher:
+    def __init__(self, api: Any, retrier: Retrier, pacer: Pacer, state: StateFile, *, private: bool = False,
+                 commit_prefix: str = "release", dry_run: bool = False) -> None:
+        self.api, self.retrier, self.pacer, self.state = api, retrier, pacer, state
+        self.private, self.commit_prefix, self.dry_run = private, commit_prefix, dry_run
+
+    # ------------------------------------------------------------ remote reads
+
+    def refs(self, repo: RepoPlan) -> dict[str, str] | None:
+        """branch -> commit, or None when the repo does not exist."""
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        try:
+            refs = self.retrier.call(f"list refs of {repo.repo_id}", self.api.list_repo_refs, repo.repo_id,
+                                     repo_type=repo.repo_type)
+        except SecretSafeError as error:
+            if error.status == 404 or "RepositoryNotFound" in str(error):
+                return None
+            raise
+        except RepositoryNotFoundError:
+            return None
+        return {b.name: b.target_commit for b in refs.branches}
+
+    def tree(self, repo: RepoPlan, commit: str) -> Tree:
+        def read() -> Tree:
+            entries = self.api.list_repo_tree(repo.repo_id, repo_type=repo.repo_type, revision=commit,
+                                              recursive=True)
+            return {e.path: RemoteEntry(e.blob_id, e.lfs.sha256 if e.lfs else None, e.size)
+                    for e in entries if hasattr(e, "blob_id")}
+
+        return self.retrier.call(f"list files of {repo.repo_id}@{commit[:8]}", read)
+
+    # ------------------------------------------------------------ writes
+
+    def create_repo(self, repo: RepoPlan) -> None:
+        self.pacer.wait()
+        extra = {"space_sdk": "gradio"} if repo.repo_type == "space" else {}
+        self.retrier.call(f"create {repo.repo_id}", self.api.create_repo, repo.repo_id, repo_type=repo.repo_type,
+                          private=self.private, exist_ok=True, **extra)
+
+    def commit(self, repo: RepoPlan, plan: RevisionPlan, add: list[str], delete: list[str], parent: str) -> str:
+        from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+        def attempt() -> str:
+            # Fresh operation objects per attempt: huggingface_hub mutates them while committing.
+            ops: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=plan.files[p].source
+                                                 or plan.files[p].data) for p in add]
+            ops += [CommitOperationDelete(path_in_repo=p) for p in delete]
+            info = self.api.create_commit(repo.repo_id, ops, repo_type=repo.repo_type, revision=plan.revision,
+                                          parent_commit=parent,
+                                          commit_message=f"{self.commit_prefix}: {plan.revision}")
+            return info.oid
+
+        return self.retrier.call(f"commit to {repo.repo_id}@{plan.revision}", attempt)
+
+    def create_branch(self, repo: RepoPlan, branch: str, commit: str) -> None:
+        self.retrier.call(f"create branch {branch} of {repo.repo_id}", self.api.create_branch, repo.repo_id,
+                          repo_type=repo.repo_type, branch=branch, revision=commit, exist_ok=True)
+
+    # ------------------------------------------------------------ one repo
+
+    def publish(self, repo: RepoPlan) -> RepoResult:
+        result = RepoResult(repo.repo_id, repo.repo_type)
+        for attempt in range(MAX_REPLANS):
+            try:
+                self._publish_once(repo, result)
+                if not self.dry_run:
+                    self.verify(repo, result)
+                return result
+            except SecretSafeError as error:
+                replan = error.status in REPLAN_STATUS or (error.status or 0) >= 500 or error.status is None
+                if not replan or attempt == MAX_REPLANS - 1:
+                    result.status, result.error = "failed", str(error)
+                    return result
+                log.info("%s: re-planning after %s", repo.repo_id, error)
+            except Exception as error:  # a worker must report, never kill the pool
+                if is_retryable(error) and attempt < MAX_REPLANS - 1:
+                    continue
+                result.status, result.error = "failed", self.retrier_scrub(f"{type(error).__name__}: {error}")
+                return result
+        return result
+
+    def retrier_scrub(self, text: str) -> str:
+        from release.hub import scrub
+
+        return scrub(text, self.retrier.token)
+
+    def _publish_once(self, repo: RepoPlan, result: RepoResult) -> None:
+        refs = self.refs(repo)
+        if refs is None:
+            result.status = "created"
+            if self.dry_run:
+                main = expected_tree({}, repo.main.files)
+                result.diffs = []
+                for plan in repo.revisions:
+                    add, delete = diff_tree(plan, {} if plan.revision == "main" else main)
+                    result.diffs.append(RevisionDiff(plan.revision, add, delete,
+                                                     sum(plan.files[p].size for p in add), plan.revision != "main"))
+                return
+            self.create_repo(repo)
+            refs = self.refs(repo) or {}
+        trees: dict[str, Tree] = {}
+        main_commit = refs.get("main")
+        result.diffs = []
+        for plan in repo.revisions:
+            commit = refs.get(plan.revision)
+            missing = commit is None
+            if missing:
+                if main_commit is None:
+                    raise SecretSafeError(f"{repo.repo_id} has no main branch to branch {plan.revision} from")
+                if not self.dry_run:
+                    self.create_branch(repo, plan.revision, main_commit)
+                    result.branches += 1
+                commit = main_commit
+            if not missing and self.state.verified(repo, plan, commit):
+                result.diffs.append(RevisionDiff(plan.revision, [], [], 0))
+                continue
+            if commit not in trees:
+                trees[commit] = (expected_tree({}, repo.main.files) if self.dry_run and missing
+                                 else self.tree(repo, commit))
+            add, delete = diff_tree(plan, trees[commit])
+            diff = RevisionDiff(plan.revision, add, delete, sum(plan.files[p].size for p in add), missing)
+            result.diffs.append(diff)
+            if (add or delete) and not self.dry_run:
+                new = self.commit(repo, plan, add, delete, commit)
+                trees[new] = expected_tree(trees[commit], plan.files)
+                result.commits += 1
+                result.files_sent += len(add)
+                result.bytes_sent += diff.upload_bytes
+                if plan.revision == "main":
+                    main_commit = new
+        if result.status != "created":
+            result.status = "updated" if any(d.changed for d in result.diffs) else "skipped"
+
+    def verify(self, repo: RepoPlan, result: RepoResult) -> None:
+        """Every planned file at its planned revision with the planned hash, nothing else there."""
+        refs = self.refs(repo) or {}
+        trees: dict[str, Tree] = {}
+        verified: dict[str, list[str]] = {}
+        for plan in repo.revisions:
+            commit = refs.get(plan.revision)
+            if commit is None:
+                raise SecretSafeError(f"verification: {repo.repo_id} has no branch {plan.revision}")
+            if not self.state.verified(repo, plan, commit):
+                if commit not in trees:
+                    trees[commit] = self.tree(repo, commit)
+                add, delete = diff_tree(plan, trees[commit])
+                if add or delete:
+                    raise SecretSafeError(f"verification of {repo.repo_id}@{plan.revision} failed: differs in "
+                                          f"{sorted(add + delete)[:5]}", status=409)
+            verified[plan.revision] = [commit, plan.digest]
+        self.state.record(repo, verified)
+        result.verified = len(verified)
+
+
+def run_all(publisher: Publisher, repos: list[RepoPlan], concurrency: int,
+            progress: Callable[[RepoResult], None] | None = None) -> list[RepoResult]:
+    """Publish repos concurrently (each repo sequential); results in plan order."""
+    results: dict[str, RepoResult] = {}
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="publish") as pool:
+        futures = {pool.submit(publisher.publish, repo): repo for repo in repos}
+        for future in as_completed(futures):
+            result = future.result()
+            results[f"{result.repo_type}:{result.repo_id}"] = result
+            if progress is not None:
+                progress(result)
+    return [results[f"{r.repo_type}:{r.repo_id}"] for r in repos]

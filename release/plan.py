@@ -1,0 +1,229 @@
+"""The release as desired state: repos, their revisions and the exact files (with sha256 and git blob
+sha) each revision must hold. ``publish`` diffs this against the Hub per (repo, revision) and commits
+only the difference, so a re-run of an unchanged release makes no commit and a killed run resumes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.io import read_json, stable_hash, write_json
+from release.cards import base_model_card, model_card, space_readme
+from release.config import ReleaseConfig
+from release.inputs import Checkpoint, ModelGroup, ReleaseInputs
+
+# Files of an epoch folder that are not part of the published model.
+SKIP_NAMES = frozenset({"run.json", "README.md", "training_args.bin", ".gitattributes"})
+SKIP_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints", "tests"})
+# run.json keys that are paths on the training machine: meaningless (and private) on the Hub.
+LOCAL_KEYS = ("base_model_path", "data_path")
+KEEP_REMOTE = frozenset({".gitattributes"})
+
+
+def git_blob_sha1(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: str  # path in the repo
+    size: int
+    sha256: str
+    git_sha1: str  # what the Hub's tree shows as blob id for a regular (non-LFS) file
+    source: str | None = None  # a file on disk, or
+    data: bytes | None = field(default=None, repr=False)  # generated content
+
+    def summary(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "sha256": self.sha256}
+
+
+class HashCache:
+    """sha256 + git sha1 of files on disk, cached by (path, size, mtime) so a re-run reads nothing twice."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path, self.lock, self.dirty = path, threading.Lock(), False
+        self.entries: dict[str, list[Any]] = read_json(path) if path and path.exists() else {}
+
+    def file(self, source: Path, path_in_repo: str) -> LocalFile:
+        stat = source.stat()
+        key = str(source.resolve())
+        with self.lock:
+            cached = self.entries.get(key)
+        if cached and cached[0] == stat.st_size and cached[1] == stat.st_mtime_ns:
+            return LocalFile(path_in_repo, stat.st_size, cached[2], cached[3], source=str(source))
+        sha256, sha1 = hashlib.sha256(), hashlib.sha1(b"blob %d\0" % stat.st_size)
+        with open(source, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                sha256.update(chunk)
+                sha1.update(chunk)
+        with self.lock:
+            self.entries[key] = [stat.st_size, stat.st_mtime_ns, sha256.hexdigest(), sha1.hexdigest()]
+            self.dirty = True
+        return LocalFile(path_in_repo, stat.st_size, sha256.hexdigest(), sha1.hexdigest(), source=str(source))
+
+    def save(self) -> None:
+        if self.path is not None and self.dirty:
+            write_json(self.path, self.entries)
+
+
+def generated(path: str, data: bytes | str) -> LocalFile:
+    data = data.encode("utf-8") if isinstance(data, str) else data
+    return LocalFile(path, len(data), hashlib.sha256(data).hexdigest(), git_blob_sha1(data), data=data)
+
+
+@dataclass
+class RevisionPlan:
+    revision: str
+    files: dict[str, LocalFile]
+
+    @property
+    def digest(self) -> str:
+        return stable_hash({p: f.sha256 for p, f in self.files.items()}, 16)
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files.values())
+
+
+@dataclass
+class RepoPlan:
+    repo_id: str
+    repo_type: str  # "model" | "dataset" | "space"
+    kind: str  # "model" | "base_model" | "results" | "space"
+    revisions: list[RevisionPlan]  # "main" first: the other branches are created from it
+
+    @property
+    def main(self) -> RevisionPlan:
+        return self.revisions[0]
+
+    def files_of(self, revision: str) -> dict[str, LocalFile]:
+        return next((r.files for r in self.revisions if r.revision == revision), {})
+
+
+# ---------------------------------------------------------------- file sets
+
+
+def folder_files(folder: Path, hashes: HashCache, prefix: str = "", skip: frozenset[str] = SKIP_NAMES
+                 ) -> dict[str, LocalFile]:
+    files = {}
+    for source in sorted(folder.rglob("*")):
+        relative = source.relative_to(folder)
+        if (not source.is_file() or relative.name in skip or relative.name.startswith(".")
+                or any(part in SKIP_DIRS for part in relative.parts) or source.suffix == ".pyc"):
+            continue
+        path = f"{prefix}{relative.as_posix()}"
+        files[path] = hashes.file(source, path)
+    return files
+
+
+def _public_record(record: dict[str, Any]) -> bytes:
+    public = {k: v for k, v in record.items() if k not in LOCAL_KEYS}
+    return (json.dumps(public, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
+
+
+def _adapter_config(folder: Path, base_repo: str) -> bytes:
+    """Point the adapter at the published base so ``AutoPeftModelForCausalLM`` loads it from the Hub."""
+    config = read_json(folder / "adapter_config.json")
+    config["base_model_name_or_path"] = base_repo
+    return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def merged_folder(checkpoint: Checkpoint, base_folder: str, cache_root: Path) -> Path:
+    """Merge a LoRA adapter into its base once (peft ``merge_and_unload``) and cache the folder."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    target = cache_root / checkpoint.model_id
+    if (target / "config.json").exists():
+        return target
+    base = AutoModelForCausalLM.from_pretrained(base_folder)
+    merged = PeftModel.from_pretrained(base, str(checkpoint.folder)).merge_and_unload()
+    staging = target.with_name(target.name + ".partial")
+    merged.save_pretrained(staging)
+    os.replace(staging, target)
+    return target
+
+
+def checkpoint_files(group: ModelGroup, checkpoint: Checkpoint, inputs: ReleaseInputs, config: ReleaseConfig,
+                     hashes: HashCache, cache_root: Path) -> dict[str, LocalFile]:
+    files: dict[str, LocalFile] = {}
+    if checkpoint.folder is not None:
+        files = folder_files(checkpoint.folder, hashes)
+        files["run.json"] = generated("run.json", _public_record(checkpoint.record))
+        if checkpoint.is_adapter:
+            files["adapter_config.json"] = generated("adapter_config.json",
+                                                     _adapter_config(checkpoint.folder, group.base_repo))
+            if config.include.merged_lora:
+                base_folder = checkpoint.record.get("base_model_path") or group.base_repo
+                merged = merged_folder(checkpoint, base_folder, cache_root / "merged")
+                files.update(folder_files(merged, hashes, prefix="merged/"))
+    card = model_card(group=group, checkpoint=checkpoint, config=config, scores=inputs.scores, mode=inputs.mode)
+    files["README.md"] = generated("README.md", card)
+    return files
+
+
+def model_repo_plan(group: ModelGroup, inputs: ReleaseInputs, config: ReleaseConfig, hashes: HashCache,
+                    cache_root: Path) -> RepoPlan:
+    revisions = [RevisionPlan(c.revision, checkpoint_files(group, c, inputs, config, hashes, cache_root))
+                 for c in group.checkpoints]
+    main = RevisionPlan("main", dict(revisions[-1].files))
+    return RepoPlan(group.repo_id, "model", "model", [main, *revisions])
+
+
+def base_repo_plan(base: Any, config: ReleaseConfig, hashes: HashCache) -> RepoPlan:
+    files = folder_files(base.folder, hashes)
+    files["README.md"] = generated("README.md", base_model_card(base=base, config=config))
+    return RepoPlan(base.repo_id, "model", "base_model", [RevisionPlan("main", files)])
+
+
+def results_repo_plan(folder: Path, config: ReleaseConfig, hashes: HashCache) -> RepoPlan:
+    files = folder_files(folder, hashes, skip=frozenset({".gitattributes"}))
+    return RepoPlan(config.results_repo(), "dataset", "results", [RevisionPlan("main", files)])
+
+
+def space_repo_plan(space_dir: Path, config: ReleaseConfig, hashes: HashCache, endpoint: str) -> RepoPlan:
+    """The Space: the app package under ``space/``, the shared ``common/`` modules it imports, a root
+    ``app.py`` entry point, requirements, README metadata and where to read the results (no token)."""
+    if not (space_dir / "app.py").exists():
+        raise FileNotFoundError(f"the Space source {space_dir}/app.py does not exist; set space_dir in the "
+                                "release config or turn include.space off")
+    files = folder_files(space_dir, hashes, prefix="space/")
+    common = space_dir.parent / "common"
+    if common.is_dir():
+        files.update(folder_files(common, hashes, prefix="common/"))
+    if (space_dir / "requirements.txt").exists():
+        files["requirements.txt"] = hashes.file(space_dir / "requirements.txt", "requirements.txt")
+    files["app.py"] = generated("app.py", SPACE_ENTRY)
+    files["space_config.json"] = generated("space_config.json", json.dumps(
+        {"repo": config.results_repo(), "revision": "main", "endpoint": endpoint}, indent=2) + "\n")
+    files["README.md"] = generated("README.md", space_readme(config=config))
+    return RepoPlan(config.space_repo(), "space", "space", [RevisionPlan("main", files)])
+
+
+SPACE_ENTRY = '''"""Space entry point (app_file: app.py). ``space_config.json`` names the results dataset that
+``space/app.py`` reads; Space variables (SPACE_RESULTS_REPO, SPACE_RESULTS_REVISION, HF_ENDPOINT) override it."""
+
+import json
+import os
+import runpy
+from pathlib import Path
+
+_here = Path(__file__).resolve().parent
+_config = json.loads((_here / "space_config.json").read_text())
+os.environ.setdefault("SPACE_RESULTS_REPO", _config["repo"])
+os.environ.setdefault("SPACE_RESULTS_REVISION", _config["revision"])
+os.environ.setdefault("HF_ENDPOINT", _config["endpoint"])
+runpy.run_path(str(_here / "space" / "app.py"), run_name="__main__")
+'''
+
+
+def plan_summary(plans: list[RepoPlan]) -> dict[str, Any]:
+    return {"repos": [{"repo_id": p.repo_id, "repo_type": p.repo_type, "kind": p.kind,
+                       "revisions": [{"revision": r.revision, "digest": r.digest, "size": r.size,
+                                      "files": [f.summary() for f in r.files.values()]} for r in p.revisions]}
+                      for p in plans]}

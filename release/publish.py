@@ -1,0 +1,315 @@
+"""``python -m release.publish`` (or ``python -m release publish``): publish a study to the Hub.
+
+Models (one repo per base model x dataset x method x size x schedule, a branch ``epoch-NN`` per kept epoch,
+``main`` = final epoch), their base models when built locally, the results dataset, the leaderboard Space
+and a collection. Idempotent and resumable: each (repo, revision) is diffed against the Hub and only the
+difference is committed, so re-running an unchanged release makes no commit and a killed run resumes.
+
+Where to: with HF_TOKEN (or a `hf auth login`) it publishes to --endpoint (default: HF_ENDPOINT, else
+huggingface.co); with no token and no endpoint it stages the release into a local Hub folder
+(<root>/hub) served by `python -m release.localhub` for the duration, and prints how to browse it.
+
+examples:
+  python -m release.publish --root outputs/demo --dry-run
+  python -m release.publish --root outputs/demo                       # stage into outputs/demo/hub
+  HF_TOKEN=... python -m release.publish --root outputs/paper --config study --namespace my-org
+  python -m release.publish --root outputs/demo --set concurrency=16 --set include.space=false
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from common.io import write_json
+from common.paths import PROJECT_ROOT
+from release.config import ReleaseConfig, ReleaseConfigError, load_config
+from release.executor import Publisher, RepoResult, StateFile, run_all
+from release.hub import Pacer, RequestStats, Retrier, SecretSafeError, install_budget, scrub
+from release.inputs import ReleaseInputError, ReleaseInputs, load_inputs
+from release.plan import (
+    HashCache,
+    RepoPlan,
+    base_repo_plan,
+    model_repo_plan,
+    plan_summary,
+    results_repo_plan,
+    space_repo_plan,
+)
+
+log = logging.getLogger("release.publish")
+DEFAULT_ENDPOINT = "https://huggingface.co"
+COLLECTION_MAX_ITEMS = 1000  # the Hub's limit per collection
+
+
+@dataclass
+class Target:
+    endpoint: str
+    token: str | None
+    staging: bool = False
+    hub_root: Path | None = None
+
+
+@dataclass
+class PublishOutcome:
+    results: list[RepoResult]
+    plans: list[RepoPlan]
+    stats: RequestStats
+    seconds: float
+    collection: str | None = None
+
+    @property
+    def failed(self) -> list[RepoResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def commits(self) -> int:
+        return sum(r.commits for r in self.results)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--root", type=Path, required=True, help="output root of the study (runs/, scores.parquet...)")
+    parser.add_argument("--config", default="demo", help="release config: a YAML path or a name under configs/release/")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field (dotted keys, YAML values), e.g. retry.max_attempts=10")
+    parser.add_argument("--namespace", help="user or organization to publish under (overrides the config)")
+    parser.add_argument("--endpoint", help="Hub endpoint (default: HF_ENDPOINT, else huggingface.co; none and "
+                        "no token: stage into a local Hub)")
+    parser.add_argument("--hub-root", type=Path, help="staging Hub folder (default: <root>/hub)")
+    parser.add_argument("--port", type=int, default=None, help="port of the staging Hub (default: a free one)")
+    parser.add_argument("--concurrency", type=int, help="repos published at once (overrides the config)")
+    parser.add_argument("--dry-run", action="store_true", help="print and save the plan (what would change), "
+                        "write nothing to the Hub")
+    parser.add_argument("--plan-out", type=Path, help="where to save the plan JSON (default: <root>/.release/plan.json)")
+    parser.add_argument("--state", type=Path, help="state file of verified revisions (default: "
+                        "<root>/.release/state.json); delete it to force a full remote diff")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (never shows the token)")
+
+
+# ---------------------------------------------------------------- target
+
+
+def resolve_target(args: argparse.Namespace) -> Target:
+    from huggingface_hub import get_token
+
+    token = os.environ.get("HF_TOKEN") or get_token()
+    endpoint = args.endpoint or os.environ.get("HF_ENDPOINT")
+    if token is None and endpoint is None:
+        return Target("", None, staging=True, hub_root=args.hub_root or args.root / "hub")
+    if token is None and not args.dry_run:
+        raise ReleaseConfigError(f"no Hub token for {endpoint}: set HF_TOKEN or run `hf auth login` "
+                                 "(or unset HF_ENDPOINT to stage the release locally)")
+    return Target((endpoint or DEFAULT_ENDPOINT).rstrip("/"), token)
+
+
+@contextmanager
+def connected(target: Target, port: int | None) -> Iterator[Target]:
+    """For staging: serve the local Hub for the duration, with a throwaway write token."""
+    if not target.staging:
+        yield target
+        return
+    from release.localhub import serve_in_background
+
+    token = f"hf_staging_{secrets.token_hex(16)}"
+    with serve_in_background(target.hub_root, port=port, tokens={token: "localhub"}) as hub:
+        yield replace(target, endpoint=hub.endpoint, token=token)
+
+
+# ---------------------------------------------------------------- plan
+
+
+def build_plans(inputs: ReleaseInputs, config: ReleaseConfig, work_dir: Path, endpoint: str,
+                hashes: HashCache, progress: bool) -> list[RepoPlan]:
+    from tqdm.auto import tqdm
+
+    from release.results_dataset import build_results_dataset
+
+    plans: list[RepoPlan] = []
+    if config.include.base_models:
+        plans += [base_repo_plan(base, config, hashes) for base in inputs.bases]
+    if config.include.models:
+        for group in tqdm(inputs.groups, desc="plan models", unit="repo", disable=not progress):
+            plans.append(model_repo_plan(group, inputs, config, hashes, work_dir))
+    if config.include.results_dataset:
+        folder = build_results_dataset(inputs, work_dir / "results", config, inputs.locations())
+        plans.append(results_repo_plan(folder, config, hashes))
+    if config.include.space:
+        plans.append(space_repo_plan(PROJECT_ROOT / config.space_dir, config, hashes, endpoint))
+    return plans
+
+
+# ---------------------------------------------------------------- collection
+
+
+def collection_items(plans: list[RepoPlan]) -> list[tuple[str, str]]:
+    order = {"results": 0, "space": 1, "base_model": 2, "model": 3}
+    ranked = sorted(plans, key=lambda p: (order[p.kind], p.repo_id))
+    return [(p.repo_id, p.repo_type) for p in ranked][:COLLECTION_MAX_ITEMS]
+
+
+def sync_collection(api: Any, retrier: Retrier, config: ReleaseConfig, plans: list[RepoPlan]) -> str:
+    """Create the collection once (found again by title) and add the items it lacks."""
+    existing = retrier.call("list collections", lambda: [
+        c for c in api.list_collections(owner=config.namespace, limit=100) if c.title == config.collection_title])
+    if existing:
+        slug = existing[0].slug
+    else:
+        slug = retrier.call("create collection", api.create_collection, title=config.collection_title,
+                            namespace=config.namespace, description=config.collection_description,
+                            private=config.private, exists_ok=True).slug
+    have = {(item.item_id, item.item_type) for item in retrier.call("read collection", api.get_collection, slug).items}
+    for item_id, item_type in collection_items(plans):
+        if (item_id, item_type) not in have:
+            retrier.call(f"add {item_id} to the collection", api.add_collection_item, slug, item_id=item_id,
+                         item_type=item_type, exists_ok=True)
+    return slug
+
+
+# ---------------------------------------------------------------- run
+
+
+def publish(inputs: ReleaseInputs, config: ReleaseConfig, target: Target, *, dry_run: bool = False,
+            state_path: Path | None = None, work_dir: Path | None = None, progress: bool = True) -> PublishOutcome:
+    """Plan, diff and (unless ``dry_run``) publish; returns per-repo results. Never raises for one repo's
+    failure: it is reported in the results (status ``failed``)."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import disable_progress_bars
+    from tqdm.auto import tqdm
+
+    disable_progress_bars()  # one bar for the whole release, not one per uploaded file
+    started = time.monotonic()
+    work_dir = work_dir or inputs.root / ".release"
+    hashes = HashCache(None if dry_run else work_dir / "hashes.json")
+    scratch = tempfile.TemporaryDirectory(prefix="release-dry-run-") if dry_run else nullcontext(str(work_dir))
+    with scratch as scratch_dir:
+        plans = build_plans(inputs, config, Path(scratch_dir), target.endpoint, hashes, progress)
+        hashes.save()
+        stats = install_budget(config.budget, config.retry.timeout_s)
+        api = HfApi(endpoint=target.endpoint, token=target.token or False)
+        retrier = Retrier(config.retry, target.token)
+        state = StateFile(None if dry_run else (state_path or work_dir / "state.json"), target.endpoint)
+        publisher = Publisher(api, retrier, Pacer(config.repo_creation_interval_s), state,
+                              private=config.private, commit_prefix=config.commit_prefix, dry_run=dry_run)
+        bar = tqdm(total=len(plans), desc="dry run" if dry_run else "publish", unit="repo", disable=not progress)
+        with bar:
+            results = run_all(publisher, plans, config.concurrency, progress=lambda _r: bar.update())
+    collection = None
+    if config.include.collection and not dry_run and not any(r.status == "failed" for r in results):
+        try:
+            collection = sync_collection(api, retrier, config, plans)
+        except SecretSafeError as error:
+            results.append(RepoResult(config.collection_title, "collection", "failed", error=str(error)))
+    return PublishOutcome(results, plans, stats, time.monotonic() - started, collection)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def plan_table(outcome: PublishOutcome) -> str:
+    lines = [f"{'repo':60} {'type':8} {'revision':10} {'action':14} {'files':>6} {'upload':>9} {'delete':>6}"]
+    plans = {(p.repo_type, p.repo_id): p for p in outcome.plans}
+    for result in outcome.results:
+        plan = plans.get((result.repo_type, result.repo_id))
+        for diff in result.diffs:
+            action = ("create repo" if result.status == "created" and diff.revision == "main" else
+                      "create branch" if diff.branch_missing else "update" if diff.changed else "unchanged")
+            total = len(plan.files_of(diff.revision)) if plan else 0
+            lines.append(f"{result.repo_id[:60]:60} {result.repo_type:8} {diff.revision:10} {action:14} "
+                         f"{len(diff.add):>3}/{total:<3}{_size(diff.upload_bytes):>9} {len(diff.delete):>6}")
+    return "\n".join(lines)
+
+
+def summary_table(outcome: PublishOutcome) -> str:
+    counts = Counter(r.status for r in outcome.results)
+    lines = ["", f"{'status':10} {'repos':>6}"] + [f"{s:10} {counts.get(s, 0):>6}"
+                                                   for s in ("created", "updated", "skipped", "failed")]
+    lines.append(f"commits {outcome.commits}, branches created {sum(r.branches for r in outcome.results)}, "
+                 f"files sent {sum(r.files_sent for r in outcome.results)} "
+                 f"({_size(sum(r.bytes_sent for r in outcome.results))}), HTTP requests {outcome.stats.total}, "
+                 f"{outcome.seconds:.1f}s")
+    lines += [f"FAILED {r.repo_id}: {r.error}" for r in outcome.failed]
+    return "\n".join(lines)
+
+
+def outcome_json(outcome: PublishOutcome, dry_run: bool) -> dict[str, Any]:
+    diffs = {(r.repo_type, r.repo_id): r for r in outcome.results}
+    summary = plan_summary(outcome.plans)
+    for repo in summary["repos"]:
+        result = diffs.get((repo["repo_type"], repo["repo_id"]))
+        repo["status"] = result.status if result else "unknown"
+        changes = {d.revision: d for d in (result.diffs if result else [])}
+        for revision in repo["revisions"]:
+            diff = changes.get(revision["revision"])
+            revision.update(add=diff.add if diff else [], delete=diff.delete if diff else [],
+                            create_branch=bool(diff and diff.branch_missing))
+    summary.update(dry_run=dry_run, commits=outcome.commits, requests=dict(outcome.stats.counts),
+                   seconds=round(outcome.seconds, 3), collection=outcome.collection)
+    return summary
+
+
+def staging_help(target: Target, config: ReleaseConfig, outcome: PublishOutcome) -> str:
+    model = next((p.repo_id for p in outcome.plans if p.kind == "model"), config.results_repo())
+    return f"""
+Staged into the local Hub folder {target.hub_root}. Browse and download while a server runs:
+  python -m release.localhub --root {target.hub_root} --port 8900
+  HF_ENDPOINT=http://127.0.0.1:8900 HF_HUB_DISABLE_XET=1 python -c "from huggingface_hub import snapshot_download; print(snapshot_download('{model}', revision='main'))"
+  HF_ENDPOINT=http://127.0.0.1:8900 HF_HUB_DISABLE_XET=1 python -c "import datasets; print(datasets.load_dataset('{config.results_repo()}', 'leaderboard'))"
+  python -m space --endpoint http://127.0.0.1:8900 --results {config.results_repo()}"""
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    for noisy in ("httpx", "httpx2", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        overrides = list(args.overrides) + ([f"namespace={args.namespace}"] if args.namespace else [])
+        overrides += [f"concurrency={args.concurrency}"] if args.concurrency else []
+        config = load_config(args.config, overrides)
+        inputs = load_inputs(args.root, config)
+        target = resolve_target(args)
+    except (ReleaseConfigError, ReleaseInputError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    token = None
+    try:
+        with connected(target, args.port) as live:
+            token = live.token
+            outcome = publish(inputs, config, live, dry_run=args.dry_run, state_path=args.state,
+                              progress=not args.no_progress)
+    except (SecretSafeError, ReleaseConfigError, ReleaseInputError, FileNotFoundError) as error:
+        print(f"error: {scrub(str(error), token)}", file=sys.stderr)
+        return 2
+    plan_out = args.plan_out or args.root / ".release" / ("plan.json" if args.dry_run else "last_publish.json")
+    write_json(plan_out, outcome_json(outcome, args.dry_run))
+    if args.dry_run:
+        print(plan_table(outcome))
+    print(summary_table(outcome))
+    print(f"{'plan' if args.dry_run else 'report'} saved to {plan_out}")
+    if live.staging and not args.dry_run:
+        print(staging_help(live, config, outcome))
+    return 1 if outcome.failed else 0
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="python -m release.publish")
+    configure(_parser)
+    sys.exit(main(_parser.parse_args()))
