@@ -73,3 +73,13 @@ def clean_faults(local_hub):
     local_hub.reset_faults()
     yield local_hub
     local_hub.reset_faults()
+
+
+@pytest.fixture(scope="session")
+def release_root(tmp_path_factory: pytest.TempPathFactory, tiny_llama: Path) -> Path:
+    """An output root as training + evaluation leave it (release tests): a tiny base model, one full and
+    one LoRA run with 2 kept epochs each, and scores for all of them. Copy it before changing it."""
+    from release.fixtures import build_root, make_job
+
+    jobs = [make_job("tiny-llama", "demo_arithmetic", "full"), make_job("tiny-llama", "demo_facts", "lora")]
+    return build_root(tmp_path_factory.mktemp("release") / "root", tiny_llama, jobs)
