@@ -1,0 +1,84 @@
+"""After a staged release: serve the staging Hub and the leaderboard Space, and tell people how to
+use them. Both run as child processes and stop together on Ctrl-C."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from release.localhub import DEFAULT_TOKEN, free_port
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, what: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode} before answering at {url}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{what} did not answer at {url} within {timeout_s:.0f} s")
+
+
+def usage_text(hub_url: str, space_url: str, results_repo: str, model_repo: str | None) -> str:
+    lines = [
+        "",
+        "The release is staged and served:",
+        f"  leaderboard Space : {space_url}",
+        f"  staging Hub       : {hub_url}   (results dataset: {results_repo})",
+        "",
+        "Download from the staging Hub (huggingface_hub reads HF_ENDPOINT at import time):",
+        f"  export HF_ENDPOINT={hub_url} HF_HUB_DISABLE_XET=1",
+        f"  python -c \"import datasets; print(datasets.load_dataset('{results_repo}', 'leaderboard'))\"",
+    ]
+    if model_repo:
+        lines.append(
+            "  python -c \"from transformers import AutoModelForCausalLM as M; "
+            f"M.from_pretrained('{model_repo}', revision='epoch-01')\""
+        )
+    lines += ["", "Press Ctrl-C to stop both servers."]
+    return "\n".join(lines)
+
+
+def _a_fine_tuned_model(hub_url: str) -> str | None:
+    """A model repo with an ``epoch-01`` branch, to show how to download one."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=hub_url)
+    for model in api.list_models(limit=50):
+        branches = {ref.name for ref in api.list_repo_refs(model.id).branches}
+        if "epoch-01" in branches:
+            return model.id
+    return None
+
+
+def serve(hub_root: Path, results_repo: str, hub_port: int | None, space_port: int | None) -> None:
+    hub_port = hub_port or free_port()
+    space_port = space_port or free_port()
+    hub_url = f"http://127.0.0.1:{hub_port}"
+    space_url = f"http://127.0.0.1:{space_port}"
+    hub = subprocess.Popen([sys.executable, "-m", "release.localhub", "--root", str(hub_root),
+                            "--port", str(hub_port), "--token", DEFAULT_TOKEN, "--log-level", "warning"])
+    space = None
+    try:
+        _wait_until_up(f"{hub_url}/api/whoami-v2", hub, "the staging Hub")
+        space = subprocess.Popen([sys.executable, "-m", "space", "--results", results_repo,
+                                  "--endpoint", hub_url, "--port", str(space_port)])
+        _wait_until_up(space_url, space, "the leaderboard Space")
+        print(usage_text(hub_url, space_url, results_repo, _a_fine_tuned_model(hub_url)), flush=True)
+        while hub.poll() is None and space.poll() is None:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopping the servers", flush=True)
+    finally:
+        for process in (space, hub):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(timeout=30)
