@@ -65,7 +65,8 @@ def test_drop_after_applies_the_commit_but_loses_the_answer(api: HfApi, clean_fa
 def test_faults_are_reproducible_with_a_seed(clean_faults) -> None:
     def outcomes() -> list[int]:
         clean_faults.set_faults({"seed": 3, "rules": [{"kind": "status", "status": 503, "probability": 0.5}]})
-        return [httpx.get(f"{clean_faults.endpoint}/api/models").status_code for _ in range(20)]
+        with httpx.Client(base_url=clean_faults.endpoint) as client:
+            return [client.get("/api/models").status_code for _ in range(20)]
 
     first = outcomes()
     assert first == outcomes() and 0 < first.count(503) < 20

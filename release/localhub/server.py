@@ -334,35 +334,36 @@ def _commit_routes(app: FastAPI, hub: Hub) -> None:
         return {"success": True, "commitOid": new.id, "hookOutput": "",
                 "commitUrl": f"{_base(request)}/{URL_PREFIX[repo_type]}{repo_id}/commit/{new.id}"}
 
-    @app.post("/api/{kind}/{ns}/{name}/branch/{branch}")
-    async def create_branch(kind: str, ns: str, name: str, branch: str, request: Request) -> dict[str, Any]:
+    async def create_ref(request: Request, kind: str, repo_id: str, ref_kind: str, ref: str,
+                         revision: str) -> dict[str, Any]:
         hub.writer(request)
-        payload = (await request.json()) if await request.body() else {}
-        repo = hub.readable_repo(request, kind, f"{ns}/{name}")
-        target = hub.storage.resolve(repo, payload.get("startingPoint") or "main")
-        await run_in_threadpool(hub.storage.set_ref, repo.type, repo.id, "branch", unquote(branch), target)
+        repo = hub.readable_repo(request, kind, repo_id)
+        target = hub.storage.resolve(repo, revision)
+        await run_in_threadpool(hub.storage.set_ref, repo.type, repo.id, ref_kind, ref, target)
         return {}
 
-    @app.delete("/api/{kind}/{ns}/{name}/branch/{branch}")
-    def delete_branch(kind: str, ns: str, name: str, branch: str, request: Request) -> dict[str, Any]:
-        hub.writer(request)
-        hub.storage.set_ref(_repo_type(kind), f"{ns}/{name}", "branch", unquote(branch), None)
-        return {}
+    @app.post("/api/{kind}/{ns}/{name}/branch/{branch}")
+    async def create_branch(kind: str, ns: str, name: str, branch: str, request: Request) -> dict[str, Any]:
+        payload = (await request.json()) if await request.body() else {}
+        return await create_ref(request, kind, f"{ns}/{name}", "branch", unquote(branch),
+                                payload.get("startingPoint") or "main")
 
     @app.post("/api/{kind}/{ns}/{name}/tag/{rev}")
     async def create_tag(kind: str, ns: str, name: str, rev: str, request: Request) -> dict[str, Any]:
-        hub.writer(request)
         payload = await request.json()
-        repo = hub.readable_repo(request, kind, f"{ns}/{name}")
-        target = hub.storage.resolve(repo, unquote(rev))
-        await run_in_threadpool(hub.storage.set_ref, repo.type, repo.id, "tag", str(payload.get("tag")), target)
+        return await create_ref(request, kind, f"{ns}/{name}", "tag", str(payload.get("tag")), unquote(rev))
+
+    for ref_kind in ("branch", "tag"):
+        _delete_ref_route(app, hub, ref_kind)
+
+
+def _delete_ref_route(app: FastAPI, hub: Hub, ref_kind: str) -> None:
+    def delete_ref(kind: str, ns: str, name: str, ref: str, request: Request) -> dict[str, Any]:
+        hub.writer(request)
+        hub.storage.set_ref(_repo_type(kind), f"{ns}/{name}", ref_kind, unquote(ref), None)
         return {}
 
-    @app.delete("/api/{kind}/{ns}/{name}/tag/{tag}")
-    def delete_tag(kind: str, ns: str, name: str, tag: str, request: Request) -> dict[str, Any]:
-        hub.writer(request)
-        hub.storage.set_ref(_repo_type(kind), f"{ns}/{name}", "tag", unquote(tag), None)
-        return {}
+    app.add_api_route(f"/api/{{kind}}/{{ns}}/{{name}}/{ref_kind}/{{ref}}", delete_ref, methods=["DELETE"])
 
 
 def _upload_mode(commit: Commit, file: dict[str, Any]) -> dict[str, Any]:

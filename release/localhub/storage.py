@@ -293,7 +293,10 @@ class Storage:
             return repo
 
     def _case_insensitive_clash(self, repo_type: str, repo_id: str) -> bool:
-        return any(r.id.lower() == repo_id.lower() for r in self.iter_repos(repo_type))
+        # Folder names only (no JSON reads): creating many repos stays cheap.
+        wanted = repo_id.lower()
+        return any(f"{p.parent.name}/{p.name}".lower() == wanted
+                   for p in (self.root / "repos" / f"{repo_type}s").glob("*/*") if (p / "repo.json").exists())
 
     def delete_repo(self, repo_type: str, repo_id: str) -> None:
         with self.lock(repo_type, repo_id):
