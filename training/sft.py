@@ -75,7 +75,7 @@ def sft_config(job: Job, output_dir: Path, has_eval: bool):
         fp16=False, max_length=job.max_length, completion_only_loss=job.loss_on == "response",
         save_strategy="epoch", save_total_limit=1, logging_strategy="epoch",
         eval_strategy="epoch" if has_eval else "no", report_to="none",
-        dataloader_num_workers=0, dataset_num_proc=None, gradient_checkpointing=False,
+        dataloader_num_workers=0, dataset_num_proc=None,
     )
 
 
