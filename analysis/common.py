@@ -20,7 +20,7 @@ class MissingInputError(ValueError):
 def task_labels(frame: pd.DataFrame) -> pd.Series:
     """The leaderboard column name of each score row (``gsm8k-4shot``, ``mtbench-total``)."""
     return pd.Series([wide_column(b, s, m) for b, s, m in
-                      zip(frame["benchmark"], frame["shots"], frame["metric"])],
+                      zip(frame["benchmark"], frame["shots"], frame["metric"], strict=False)],
                      index=frame.index, dtype="string")
 
 

@@ -37,7 +37,7 @@ def correlation_matrix(pairs: pd.DataFrame, method: str, kind: str = "pearson") 
     rows = pairs[pairs["method"] == method]
     models = sorted(set(rows["model_a"]) | set(rows["model_b"]))
     matrix = pd.DataFrame(np.eye(len(models)), index=models, columns=models)
-    for a, b, value in zip(rows["model_a"], rows["model_b"], rows[kind]):
+    for a, b, value in zip(rows["model_a"], rows["model_b"], rows[kind], strict=False):
         matrix.loc[a, b] = matrix.loc[b, a] = value
     return matrix
 

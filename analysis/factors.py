@@ -74,9 +74,10 @@ def _curve(rows: pd.DataFrame, study: str) -> pd.DataFrame:
     per_model = rows.groupby(["method", "data_size", "task", "epoch", "base_model_name", "dataset"],
                              observed=True)["gain"].mean().reset_index()
     grouped = per_model.groupby(["method", "data_size", "task", "epoch"], observed=True)["gain"]
-    table = grouped.agg(n_models="size", mean_gain="mean", std_gain=lambda g: float(g.std(ddof=0)),
-                        q25_gain=lambda g: float(g.quantile(0.25)),
-                        q75_gain=lambda g: float(g.quantile(0.75))).reset_index()
+    # built-in aggregations only: per-group Python lambdas take seconds on the real table
+    table = pd.DataFrame({"n_models": grouped.size(), "mean_gain": grouped.mean(),
+                          "std_gain": grouped.std(ddof=0), "q25_gain": grouped.quantile(0.25),
+                          "q75_gain": grouped.quantile(0.75)}).reset_index()
     table.insert(0, "study", study)
     return table
 

@@ -52,17 +52,32 @@ def gain_distribution(gains: pd.DataFrame, tasks: list[str]) -> plt.Figure:
     return fig
 
 
-def synergy_heatmaps(synergy: pd.DataFrame, base_model_name: str) -> plt.Figure:
-    rows = synergy[synergy["base_model_name"] == base_model_name]
-    methods = sorted(rows["method"].unique())
-    fig, axes = plt.subplots(1, len(methods), figsize=(7 * len(methods), 4.5), squeeze=False)
-    for ax, method in zip(axes[0], methods):
-        matrix = rows[rows["method"] == method].pivot(index="dataset", columns="task", values="gain")
-        _heatmap(ax, matrix, GAIN_LABEL)
+def synergy_grid(synergy: pd.DataFrame, method: str) -> plt.Figure:
+    """One heatmap per base model (same rows, columns and colour scale), labels on the outer axes only:
+    one figure per method keeps the report readable and fast to draw."""
+    rows = synergy[synergy["method"] == method]
+    models = sorted(rows["base_model_name"].unique())
+    datasets, tasks = sorted(rows["dataset"].unique()), sorted(rows["task"].unique())
+    cols = min(3, len(models))
+    n_rows = int(np.ceil(len(models) / cols))
+    fig, axes = plt.subplots(n_rows, cols, figsize=(0.22 * len(tasks) * cols + 3, 0.3 * len(datasets) * n_rows + 2),
+                             squeeze=False, sharex=True, sharey=True)
+    limit = float(np.nanpercentile(np.abs(rows["gain"]), 98)) or 1.0
+    for ax, model in zip(axes.flat, models, strict=False):
+        matrix = rows[rows["base_model_name"] == model].pivot(index="dataset", columns="task", values="gain")
+        image = ax.imshow(matrix.reindex(index=datasets, columns=tasks).to_numpy(float), cmap="RdBu_r",
+                          aspect="auto", vmin=-limit, vmax=limit)
+        ax.set_title(model, fontsize=9)
+    for ax in list(axes.flat)[len(models):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xticks(range(len(tasks)), tasks, rotation=90, fontsize=6)
         ax.set_xlabel("benchmark (shot setting)")
+    for ax in axes[:, 0]:
+        ax.set_yticks(range(len(datasets)), datasets, fontsize=7)
         ax.set_ylabel("SFT dataset")
-        ax.set_title(f"{base_model_name}, {method}")
-    fig.suptitle(f"Synergy matrix of {base_model_name}: gain per SFT dataset and benchmark")
+    fig.colorbar(image, ax=axes, label=GAIN_LABEL, shrink=0.6)
+    fig.suptitle(f"{method}: synergy matrix (gain per SFT dataset and benchmark) of each base model")
     return fig
 
 
@@ -131,10 +146,10 @@ def factor_plot(comparisons: pd.DataFrame, tasks: list[str]) -> plt.Figure:
     factors = list(dict.fromkeys(comparisons["factor"]))
     fig, axes = plt.subplots(len(factors), 1, figsize=(max(7, 0.5 * len(tasks) + 2), 3.2 * len(factors)),
                              squeeze=False)
-    for ax, factor in zip(axes[:, 0], factors):
+    for ax, factor in zip(axes[:, 0], factors, strict=False):
         rows = comparisons[(comparisons["factor"] == factor) & comparisons["task"].isin(tasks)]
         ax.bar(range(len(rows)), rows["mean_diff"], color=np.where(rows["mean_diff"] >= 0, "tab:blue", "tab:red"))
-        for i, (share, n) in enumerate(zip(rows["share_a_wins"], rows["n_pairs"])):
+        for i, (share, n) in enumerate(zip(rows["share_a_wins"], rows["n_pairs"], strict=False)):
             ax.text(i, 0, f"{share:.0%}\nn={n}", ha="center", va="bottom", fontsize=6)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xticks(range(len(rows)), rows["task"], rotation=45, ha="right", fontsize=7)
@@ -151,7 +166,7 @@ def epoch_plot(curves: pd.DataFrame, tasks: list[str]) -> plt.Figure:
     cols = min(4, len(tasks))
     rows_n = int(np.ceil(len(tasks) / cols))
     fig, axes = plt.subplots(rows_n, cols, figsize=(4 * cols, 3.2 * rows_n), squeeze=False)
-    for ax, task in zip(axes.flat, tasks):
+    for ax, task in zip(axes.flat, tasks, strict=False):
         for (study, method, size), rows in curves[curves["task"] == task].groupby(["study", "method", "data_size"]):
             rows = rows.sort_values("epoch")
             line = ax.plot(rows["epoch"], rows["mean_gain"], marker=".", label=f"{study} {method} {size}")[0]
@@ -173,7 +188,7 @@ def cross_lingual_plot(gains: pd.DataFrame, pairs: pd.DataFrame) -> plt.Figure:
     pooled = pairs[pairs["base_model_name"] == "all"]
     wide = gains.pivot_table(index=["model_id", "base_model_name"], columns="task", values="gain").reset_index()
     fig, axes = plt.subplots(1, len(pooled), figsize=(5.5 * len(pooled), 4.5), squeeze=False)
-    for ax, (_, pair) in zip(axes[0], pooled.iterrows()):
+    for ax, (_, pair) in zip(axes[0], pooled.iterrows(), strict=False):
         for name, rows in wide.groupby("base_model_name"):
             ax.scatter(rows[pair["source_task"]], rows[pair["target_task"]], s=8, label=name)
         ax.set_xlabel(f"gain on {pair['source_task']} (points)")
@@ -189,14 +204,14 @@ def predictor_plot(summary: pd.DataFrame, values: pd.DataFrame, task: str) -> pl
     predictors = [p for p in pooled["predictor"].unique()]
     fig, axes = plt.subplots(1, len(predictors) + 1, figsize=(4.2 * (len(predictors) + 1), 4), squeeze=False)
     bar = axes[0, 0]
-    labels = [f"{m}\n{p}" for m, p in zip(pooled["method"], pooled["predictor"])]
+    labels = [f"{m}\n{p}" for m, p in zip(pooled["method"], pooled["predictor"], strict=False)]
     bar.bar(range(len(pooled)), pooled["mean_spearman"])
     bar.set_xticks(range(len(pooled)), labels, rotation=60, ha="right", fontsize=7)
     bar.axhline(0, color="grey", lw=0.8)
     bar.set_ylabel("mean within-model Spearman with gain")
     bar.set_title("Predictors of gains (all benchmarks)")
     rows = values[values["task"] == task]
-    for ax, predictor in zip(axes[0, 1:], predictors):
+    for ax, predictor in zip(axes[0, 1:], predictors, strict=False):
         for name, group in rows.groupby("base_model_name"):
             ax.scatter(group[predictor], group["gain"], s=12, label=name)
         ax.set_xlabel(predictor.replace("_", " "))

@@ -172,7 +172,7 @@ def fit_gain_model(values: pd.DataFrame, features: tuple[str, ...] = MODEL_FEATU
     betas = {}
     for task, rows in values.groupby("task"):
         x = rows[list(features)].to_numpy(float) - feature_means.loc[rows["base_model_name"]].to_numpy(float)
-        y = rows["gain"].to_numpy(float) - model_means.loc[list(zip(rows["base_model_name"], rows["task"]))].to_numpy()
+        y = rows["gain"].to_numpy(float) - model_means.loc[list(zip(rows["base_model_name"], rows["task"], strict=False))].to_numpy()
         scale = x.std(axis=0) + 1e-12
         xs = x / scale
         beta = np.linalg.solve(xs.T @ xs + ridge * len(xs) * np.eye(len(features)), xs.T @ y) / scale
@@ -214,7 +214,7 @@ def lodo_predictions(values: pd.DataFrame, features: tuple[str, ...] = MODEL_FEA
             feats = rows.iloc[0][list(features)].to_dict()
             pred = predict_gains(model, name, feats).set_index("task")["predicted_gain"]
             base = predict_gains(model, name, feats, baseline=True).set_index("task")["predicted_gain"]
-            for task, gain in zip(rows["task"], rows["gain"]):
+            for task, gain in zip(rows["task"], rows["gain"], strict=False):
                 if task in pred.index:
                     records.append({"dataset": dataset, "base_model_name": name, "task": task, "gain": gain,
                                     "predicted": pred[task], "baseline": base[task]})

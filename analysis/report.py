@@ -157,13 +157,13 @@ class StudyReport(ReportBuilder):
             top = rows[rows["kind"] == "universal-positive"].nlargest(3, "mean_gain")
             if not top.empty:
                 s.sentences.append("Strongest universal synergies: " + "; ".join(
-                    f"{d} → {t} ({g:+.2f})" for d, t, g in zip(top["dataset"], top["task"], top["mean_gain"])) + ".")
+                    f"{d} → {t} ({g:+.2f})" for d, t, g in zip(top["dataset"], top["task"], top["mean_gain"], strict=False)) + ".")
             self.figure(s, f"synergy_agreement_{method}", figures.agreement_heatmap(agreement, method),
                         f"{method}: mean gain across base models per cell, with the share of models sharing its sign.")
         s.notes.append(flagged_note(int(table["flagged"].sum()), len(table), "synergy cells"))
-        for name in sorted(table["base_model_name"].unique()):
-            safe = "".join(c if c.isalnum() else "_" for c in name)
-            self.figure(s, f"synergy_{safe}", figures.synergy_heatmaps(table, name), f"Synergy matrix of {name}.")
+        for method in sorted(table["method"].unique()):
+            self.figure(s, f"synergy_models_{method}", figures.synergy_grid(table, method),
+                        f"{method}: synergy matrix of each base model (colour scale clipped at the 98th percentile).")
 
     def _require_synergy(self) -> pd.DataFrame:
         if self.synergy is None:

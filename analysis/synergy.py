@@ -82,14 +82,14 @@ def synergy_agreement(synergy: pd.DataFrame) -> pd.DataFrame:
 
     ``universal-*``: every model (at least two) has the same strict sign; ``model-specific``: signs differ
     (or some model has exactly zero gain)."""
-    grouped = synergy.dropna(subset=["gain"]).groupby(["method", "dataset", "task"], observed=True)
-    table = grouped.agg(n_models=("gain", "size"), mean_gain=("gain", "mean"),
-                        share_positive=("gain", lambda g: float((g > 0).mean())),
-                        share_negative=("gain", lambda g: float((g < 0).mean())),
-                        n_flagged=("flagged", "sum")).reset_index()
+    rows = synergy.dropna(subset=["gain"])
+    rows = rows.assign(positive=rows["gain"] > 0, negative=rows["gain"] < 0)
+    grouped = rows.groupby(["method", "dataset", "task"], observed=True)
+    table = grouped.agg(n_models=("gain", "size"), mean_gain=("gain", "mean"), share_positive=("positive", "mean"),
+                        share_negative=("negative", "mean"), n_flagged=("flagged", "sum")).reset_index()
     table["share_same_sign"] = np.maximum(table["share_positive"], table["share_negative"])
     table["kind"] = [_kind(n, p, q) for n, p, q in
-                     zip(table["n_models"], table["share_positive"], table["share_negative"])]
+                     zip(table["n_models"], table["share_positive"], table["share_negative"], strict=False)]
     table["n_flagged"] = table["n_flagged"].astype(int)
     return table[["method", "dataset", "task", "n_models", "mean_gain", "share_positive", "share_negative",
                   "share_same_sign", "kind", "n_flagged"]]
