@@ -1,0 +1,88 @@
+"""``python -m analysis layers``: per-layer weight change of every kept checkpoint under ROOT/runs against
+its base model (``base_model_path`` in the checkpoint's run.json), written to ROOT/layers.parquet.
+
+Resumable: checkpoints already in layers.parquet are skipped, and each finished checkpoint is written at
+once (atomically). A checkpoint that does not match its base (shapes, missing tensors) is skipped with a
+warning; the others go on.
+
+Examples:
+  python -m analysis layers --root outputs/demo
+  python -m analysis layers --root outputs/paper --only "*__lora__*"
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from common.paths import DEFAULT_OUTPUT_ROOT
+
+IDENTITY = ("model_id", "run_id", "base_model")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--root", type=Path, default=DEFAULT_OUTPUT_ROOT / "demo", help="output root of a grid")
+    parser.add_argument("--out", type=Path, default=None, help="output parquet (default: ROOT/layers.parquet)")
+    parser.add_argument("--only", default=None, metavar="GLOB", help="only model ids matching this glob")
+    parser.add_argument("--redo", action="store_true", help="recompute checkpoints already in the output")
+
+
+def kept_checkpoints(root: Path) -> list[tuple[str, Path, dict]]:
+    """(model_id, epoch folder, run.json) of every exported epoch, sorted."""
+    from common.io import read_json
+
+    found = []
+    for record_path in sorted((root / "runs").glob("*/epoch-*/run.json")):
+        record = read_json(record_path)
+        folder = record_path.parent
+        found.append((f"{folder.parent.name}/{folder.name}", folder, record))
+    return found
+
+
+def _done(out: Path) -> set[str]:
+    return set(pd.read_parquet(out, columns=["model_id"])["model_id"]) if out.exists() else set()
+
+
+def _append(out: Path, rows: pd.DataFrame) -> None:
+    from common.io import write_parquet
+
+    if out.exists():
+        old = pd.read_parquet(out)
+        rows = pd.concat([old[~old["model_id"].isin(set(rows["model_id"]))], rows], ignore_index=True)
+    write_parquet(out, rows)
+
+
+def main(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from analysis.layers import CheckpointError, LayerShapeError, layer_changes
+
+    out = args.out or args.root / "layers.parquet"
+    checkpoints = [c for c in kept_checkpoints(args.root) if not args.only or fnmatch.fnmatchcase(c[0], args.only)]
+    if not checkpoints:
+        print(f"error: no kept checkpoints (runs/*/epoch-*/run.json) under {args.root}; train a grid first "
+              "(python -m training run)", file=sys.stderr)
+        return 2
+    done = set() if args.redo else _done(out)
+    pending = [c for c in checkpoints if c[0] not in done]
+    skipped = []
+    for model_id, folder, record in tqdm(pending, desc="layer analysis", unit="checkpoint"):
+        try:
+            rows = layer_changes(folder, record["base_model_path"])
+        except (LayerShapeError, CheckpointError, FileNotFoundError) as error:
+            print(f"warning: skipping {model_id}: {error}", file=sys.stderr)
+            skipped.append(model_id)
+            continue
+        rows.insert(0, "base_model", record.get("job", {}).get("base_model", record["base_model_path"]))
+        rows.insert(0, "run_id", record.get("run_id", folder.parent.name))
+        rows.insert(0, "model_id", model_id)
+        _append(out, rows)
+    print(f"{len(pending) - len(skipped)} checkpoint(s) analysed, {len(checkpoints) - len(pending)} already "
+          f"done, {len(skipped)} skipped; results in {out}")
+    return 0

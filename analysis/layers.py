@@ -1,0 +1,269 @@
+"""Layer-wise weight change of a checkpoint against its base model, streamed tensor by tensor.
+
+For every (layer, module): ``frobenius`` = ||W_ft - W_base||_F over the module's parameters (weight and
+bias together), ``base_frobenius`` = ||W_base||_F, ``relative`` = frobenius / base_frobenius, ``n_params``.
+Layers are the transformer blocks (``...layers.<i>...``); the token embeddings are layer -1 and the final
+norm and ``lm_head`` are layer ``n_layers``; ``depth`` = layer / (n_layers - 1) for blocks, NaN otherwise.
+
+Memory: tensors are read one at a time from the safetensors files (``safe_open``; sharded checkpoints via
+``model.safetensors.index.json``) and differenced in row chunks, so the peak is about one tensor of each
+model plus a chunk. LoRA adapters (PEFT folders) are never merged: the change of an adapted weight is
+``scale * B @ A`` (scale = alpha / r, or alpha / sqrt(r) with rsLoRA) and its norm is computed from the
+r x r Gram matrices, ||B A||_F^2 = trace((B^T B)(A A^T)); base weights LoRA does not touch have zero change."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+LAYER_COLUMNS = ("layer", "depth", "module", "frobenius", "relative", "base_frobenius", "n_params")
+CHUNK_ELEMENTS = 1 << 22  # elements differenced at once: 16 MB of float32 per temporary
+_LAYER_RE = re.compile(r"(?:^|\.)layers\.(\d+)\.(.+)$")
+_PEFT_PREFIX = "base_model.model."
+
+
+class LayerShapeError(ValueError):
+    """A checkpoint whose tensors do not match its base model's."""
+
+
+class CheckpointError(ValueError):
+    """A folder that is neither a safetensors model nor a PEFT adapter."""
+
+
+def locate(name: str, n_layers: int) -> tuple[int, str]:
+    """(layer, module type) of a parameter name, e.g. ``model.layers.3.self_attn.q_proj.weight`` ->
+    (3, "q_proj"); embeddings -> (-1, "embed_tokens"); ``lm_head.weight`` -> (n_layers, "lm_head")."""
+    parts = name.split(".")
+    module = parts[-2] if len(parts) > 1 else parts[0]
+    match = _LAYER_RE.search(name)
+    if match:
+        return int(match.group(1)), module
+    return (-1 if "embed" in name else n_layers), module
+
+
+def depth_of(layer: int, n_layers: int) -> float:
+    if not 0 <= layer < n_layers:
+        return math.nan
+    return layer / (n_layers - 1) if n_layers > 1 else 0.0
+
+
+# ---------------------------------------------------------------- files
+
+def _config(folder: Path) -> dict[str, Any]:
+    path = folder / "config.json"
+    if not path.exists():
+        raise CheckpointError(f"{folder} has no config.json: not a from_pretrained model folder")
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config = config.get("text_config", config) if "num_hidden_layers" not in config else config
+    if "num_hidden_layers" not in config:
+        raise CheckpointError(f"{path} has no num_hidden_layers")
+    return config
+
+
+def tensor_files(folder: Path) -> dict[str, Path]:
+    """Tensor name -> safetensors file holding it (sharded or single-file checkpoints)."""
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        return {name: folder / file for name, file in weight_map.items()}
+    single = folder / "model.safetensors"
+    if not single.exists():
+        raise CheckpointError(f"{folder} has neither model.safetensors nor model.safetensors.index.json "
+                              "(only safetensors checkpoints are supported)")
+    from safetensors import safe_open
+
+    with safe_open(single, framework="pt") as handle:
+        return dict.fromkeys(handle.keys(), single)
+
+
+def resolve_folder(location: str | os.PathLike[str]) -> Path:
+    """A local folder, or a Hugging Face id downloaded (config + safetensors only) to the HF cache."""
+    path = Path(location)
+    if path.is_dir():
+        return path
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(str(location), allow_patterns=["*.json", "*.safetensors"]))
+
+
+class TensorReader:
+    """Opens each safetensors file once; reads one tensor at a time."""
+
+    def __init__(self, files: dict[str, Path], stack: ExitStack):
+        from safetensors import safe_open
+
+        self.files = files
+        self._handles = {p: stack.enter_context(safe_open(p, framework="pt")) for p in set(files.values())}
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self._handles[self.files[name]].get_slice(name).get_shape())
+
+    def get(self, name: str):
+        return self._handles[self.files[name]].get_tensor(name)
+
+
+# ---------------------------------------------------------------- norms
+
+def _sums(finetuned, base) -> tuple[float, float]:
+    """(||ft - base||^2, ||base||^2): float32 chunks (bounded temporaries), float64 accumulation."""
+    import torch
+
+    flat_ft, flat_base = finetuned.reshape(-1), base.reshape(-1)
+    change = norm = 0.0
+    for start in range(0, flat_base.numel(), CHUNK_ELEMENTS):
+        b = flat_base[start:start + CHUNK_ELEMENTS].to(torch.float32)
+        d = flat_ft[start:start + CHUNK_ELEMENTS].to(torch.float32) - b
+        change += float(torch.linalg.vector_norm(d)) ** 2
+        norm += float(torch.linalg.vector_norm(b)) ** 2
+    return change, norm
+
+
+def _base_sq(base) -> float:
+    import torch
+
+    flat = base.reshape(-1)
+    return sum(float(torch.linalg.vector_norm(flat[i:i + CHUNK_ELEMENTS].to(torch.float32))) ** 2
+               for i in range(0, flat.numel(), CHUNK_ELEMENTS))
+
+
+def _lora_sq(a, b, scale: float) -> float:
+    """||scale * B @ A||_F^2 without forming B @ A."""
+    a64, b64 = a.double(), b.double()
+    return float(scale ** 2 * ((b64.T @ b64) * (a64 @ a64.T)).sum())
+
+
+@dataclass
+class _Accumulator:
+    n_layers: int
+    rows: dict[tuple[int, str], list[float]]
+
+    def add(self, name: str, change_sq: float, base_sq: float, n_params: int) -> None:
+        entry = self.rows.setdefault(locate(name, self.n_layers), [0.0, 0.0, 0])
+        entry[0] += change_sq
+        entry[1] += base_sq
+        entry[2] += n_params
+
+    def frame(self) -> pd.DataFrame:
+        records = []
+        for (layer, module), (change_sq, base_sq, n_params) in sorted(self.rows.items()):
+            frob, base = math.sqrt(change_sq), math.sqrt(base_sq)
+            records.append({"layer": layer, "depth": depth_of(layer, self.n_layers), "module": module,
+                            "frobenius": frob, "relative": frob / base if base > 0 else math.nan,
+                            "base_frobenius": base, "n_params": int(n_params)})
+        return pd.DataFrame(records, columns=list(LAYER_COLUMNS))
+
+
+def _check_shape(name: str, got: tuple[int, ...], want: tuple[int, ...], checkpoint: Path) -> None:
+    if got != want:
+        raise LayerShapeError(f"{checkpoint}: tensor {name!r} has shape {list(got)} in the checkpoint but "
+                              f"{list(want)} in the base model; the checkpoint was not fine-tuned from this base")
+
+
+def _full_changes(checkpoint: Path, base: Path, progress: bool) -> pd.DataFrame:
+    ft_files, base_files = tensor_files(checkpoint), tensor_files(base)
+    missing = sorted(set(ft_files) - set(base_files))
+    if missing:
+        raise LayerShapeError(f"{checkpoint}: tensors {missing[:5]} are not in the base model {base}")
+    acc = _Accumulator(int(_config(base)["num_hidden_layers"]), {})
+    with ExitStack() as stack:
+        ft, bs = TensorReader(ft_files, stack), TensorReader(base_files, stack)
+        for name in _progress(sorted(ft_files), progress, checkpoint):
+            _check_shape(name, ft.shape(name), bs.shape(name), checkpoint)
+            finetuned, base_tensor = ft.get(name), bs.get(name)
+            change, norm = _sums(finetuned, base_tensor)
+            acc.add(name, change, norm, base_tensor.numel())
+            del finetuned, base_tensor  # free before the next read: one tensor per model at a time
+    return acc.frame()
+
+
+# ---------------------------------------------------------------- LoRA
+
+def is_adapter(folder: Path) -> bool:
+    return (folder / "adapter_config.json").exists()
+
+
+def _pattern_value(patterns: dict[str, Any], module: str, default: Any) -> Any:
+    # PEFT's rule (peft.utils.other.get_pattern_key): a key matches a module name suffix.
+    for key, value in patterns.items():
+        if re.match(rf"(.*\.)?({key})$", module):
+            return value
+    return default
+
+
+def _adapter_deltas(folder: Path) -> tuple[dict[str, tuple[str, str, float]], dict[str, str], Path]:
+    """base tensor name -> (lora_A name, lora_B name, scale); base name -> full replacement tensor name."""
+    config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    if config.get("peft_type", "LORA") != "LORA" or config.get("use_dora"):
+        raise CheckpointError(f"{folder}: only plain LoRA adapters are supported (peft_type "
+                              f"{config.get('peft_type')!r}, use_dora={config.get('use_dora')})")
+    path = folder / "adapter_model.safetensors"
+    if not path.exists():
+        raise CheckpointError(f"{folder} has adapter_config.json but no adapter_model.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as handle:
+        names = list(handle.keys())
+    lora, replaced = {}, {}
+    for name in names:
+        bare = name.removeprefix(_PEFT_PREFIX)
+        if ".lora_A." in bare:
+            module = bare.split(".lora_A.")[0]
+            r = _pattern_value(config.get("rank_pattern") or {}, module, config["r"])
+            alpha = _pattern_value(config.get("alpha_pattern") or {}, module, config["lora_alpha"])
+            scale = alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
+            lora[f"{module}.weight"] = (name, name.replace(".lora_A.", ".lora_B."), scale)
+        elif ".lora_B." not in bare:
+            replaced[bare.replace(".modules_to_save.default", "")] = name  # modules_to_save: full copies
+    return lora, replaced, path
+
+
+def _lora_changes(adapter: Path, base: Path, progress: bool) -> pd.DataFrame:
+    lora, replaced, path = _adapter_deltas(adapter)
+    base_files = tensor_files(base)
+    unknown = sorted((set(lora) | set(replaced)) - set(base_files))
+    if unknown:
+        raise LayerShapeError(f"{adapter}: adapted tensors {unknown[:5]} are not in the base model {base}")
+    acc = _Accumulator(int(_config(base)["num_hidden_layers"]), {})
+    with ExitStack() as stack:
+        bs, ad = TensorReader(base_files, stack), TensorReader(dict.fromkeys([*replaced.values(), *(
+            n for a, b, _ in lora.values() for n in (a, b))], path), stack)
+        for name in _progress(sorted(base_files), progress, adapter):
+            shape = bs.shape(name)
+            if name in lora:
+                a_name, b_name, scale = lora[name]
+                _check_shape(name, (ad.shape(b_name)[0], ad.shape(a_name)[1]), shape[:2], adapter)
+                acc.add(name, _lora_sq(ad.get(a_name), ad.get(b_name), scale), _base_sq(bs.get(name)),
+                        math.prod(shape))
+            elif name in replaced:
+                _check_shape(name, ad.shape(replaced[name]), shape, adapter)
+                acc.add(name, *_sums(ad.get(replaced[name]), bs.get(name)), math.prod(shape))
+            else:
+                acc.add(name, 0.0, _base_sq(bs.get(name)), math.prod(shape))
+    return acc.frame()
+
+
+def _progress(names: list[str], enabled: bool, folder: Path) -> Iterator[str]:
+    if not enabled:
+        return iter(names)
+    from tqdm import tqdm
+
+    return iter(tqdm(names, desc=f"layers {folder.name}", unit="tensor", leave=False))
+
+
+def layer_changes(checkpoint: str | os.PathLike[str], base: str | os.PathLike[str],
+                  progress: bool = False) -> pd.DataFrame:
+    """Per (layer, module) weight change of ``checkpoint`` (a full model folder or a PEFT LoRA adapter
+    folder) against ``base`` (a model folder or a Hugging Face id). Columns: ``LAYER_COLUMNS``."""
+    checkpoint, base = Path(checkpoint), resolve_folder(base)
+    if is_adapter(checkpoint):
+        return _lora_changes(checkpoint, base, progress)
+    return _full_changes(checkpoint, base, progress)
