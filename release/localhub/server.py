@@ -311,6 +311,12 @@ def _sibling(path: str, entry: Entry, blobs: bool) -> dict[str, Any]:
 
 # ---- preupload, commit, branches, tags ----------------------------------------------------------
 def _commit_routes(app: FastAPI, hub: Hub) -> None:
+    @app.get("/api/{kind}/{ns}/{name}/xet-{token_type}-token/{rev}")
+    def xet_token(kind: str, ns: str, name: str, token_type: str, rev: str) -> None:
+        # huggingface_hub uses Xet whenever hf_xet is installed: say what to do instead of a bare 404.
+        raise HubError(501, "The local Hub does not speak the Xet protocol: set HF_HUB_DISABLE_XET=1 in the"
+                            " environment before huggingface_hub is imported, so it uses the LFS protocol.")
+
     @app.post("/api/{kind}/{ns}/{name}/preupload/{rev}")
     async def preupload(kind: str, ns: str, name: str, rev: str, request: Request) -> dict[str, Any]:
         hub.writer(request)
