@@ -140,8 +140,11 @@ def _run_subprocess(task: Task, work_dir: Path, env: dict[str, str]) -> TaskResu
         command = launch_command(task_file, task.resources)
     except FileNotFoundError as error:
         return TaskResult(task.key, "failed", str(error))
+    # The worker must import the task's callable from wherever the parent could (tests, scripts).
+    python_path = os.pathsep.join([p for p in sys.path if p] + [os.environ.get("PYTHONPATH", "")])
     with open(log_path, "w") as log:
-        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}).returncode
+        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
+                              env={**os.environ, "PYTHONPATH": python_path, **env}).returncode
     if result_file.exists():
         result = read_json(result_file)
         return TaskResult(task.key, result["status"], result.get("error"), str(log_path))
