@@ -143,6 +143,8 @@ def test_branches_tags_and_revisions(api: HfApi) -> None:
     api.delete_branch(repo_id, branch="epoch-01")
     with pytest.raises(RevisionNotFoundError):
         hf_hub_download(repo_id, "w.txt", revision="epoch-01", force_download=True)
+    api.create_branch(repo_id, branch="exp/lr-1e-3", revision="v1")  # quoted as one path segment
+    assert Path(hf_hub_download(repo_id, "w.txt", revision="exp/lr-1e-3")).read_bytes() == b"epoch-1"
     # A commit sha is a revision too, and the tag still points at the deleted branch's commit.
     assert api.list_repo_files(repo_id, revision=refs.tags[0].target_commit)[-1] == "w.txt"
 
