@@ -36,6 +36,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=defaults.port, help="port (default: %(default)s)")
     parser.add_argument("--max-rows", type=int, default=defaults.max_rows,
                         help="rows rendered in the table; the CSV download has all (default: %(default)s)")
+    parser.add_argument("--weights-url", default=defaults.weights_url,
+                        help="link for models without a Hub repo (the release config's external_weights_url)")
     return parser.parse_args(argv)
 
 
@@ -43,7 +45,7 @@ def config_from_args(args: argparse.Namespace) -> SpaceConfig:
     base = SpaceConfig.from_env()
     config = dataclasses.replace(base, endpoint=args.endpoint.rstrip("/"), revision=args.revision,
                                  local_path=args.fallback, host=args.host, port=args.port,
-                                 max_rows=args.max_rows)
+                                 max_rows=args.max_rows, weights_url=args.weights_url)
     return config.with_results(args.results)
 
 

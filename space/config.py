@@ -11,7 +11,7 @@ from pathlib import Path
 DEFAULT_ENDPOINT = "https://huggingface.co"
 DEFAULT_PORT = 7860
 # Rendered rows are capped so a 100,000-row leaderboard stays fast in the browser; the CSV has all rows.
-DEFAULT_MAX_ROWS = 1500
+DEFAULT_MAX_ROWS = 500
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,9 @@ class SpaceConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     max_rows: int = DEFAULT_MAX_ROWS
+    # Where models without a Hub repo link to: the release config's ``external_weights_url`` for the
+    # authors' released study (their weights are hosted outside the Hub).
+    weights_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> SpaceConfig:
@@ -37,6 +40,7 @@ class SpaceConfig:
             host=env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
             port=int(env.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),
             max_rows=int(env.get("SPACE_MAX_ROWS", DEFAULT_MAX_ROWS)),
+            weights_url=env.get("SPACE_WEIGHTS_URL") or None,
         )
 
     def with_results(self, results: str | None) -> SpaceConfig:
@@ -51,7 +55,7 @@ class SpaceConfig:
         """Where a model lives: ``{endpoint}/{repo_id}/tree/{revision}``; a full URL is kept as is
         (the release config may point released-study rows outside the Hub)."""
         if not repo_id:
-            return None
+            return self.weights_url
         if repo_id.startswith(("http://", "https://")):
             return repo_id
         link = f"{self.endpoint}/{repo_id}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -109,19 +110,35 @@ def export_csv(store: ResultsStore, filters: Filters) -> str:
 
 
 def build_app(store: ResultsStore) -> gr.Blocks:
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True) as demo:
         gr.Markdown(f"# {TITLE}\nOver a thousand 7–9B models fine-tuned in the massive SFT study "
                     "(Harada et al., EMNLP 2025): explore their scores, compare them and read the findings.")
         source = gr.Markdown(banner(store.results), elem_id="results-source")
         with gr.Tabs():
-            _leaderboard_tab(demo, store, source)
-            _findings_tab(store)
-            _compare_tab(demo, store)
-            _about_tab(demo, store)
+            loaders = [_leaderboard_tab(store, source), _findings_tab(store), _compare_tab(store),
+                       _about_tab(store)]
+        _load_once(demo, [loader for loader in loaders if loader is not None])
     return demo
 
 
-def _leaderboard_tab(demo: gr.Blocks, store: ResultsStore, source: gr.Markdown) -> None:
+Loader = tuple[Callable[..., list[Any]], list[gr.components.Component]]
+
+
+def _load_once(demo: gr.Blocks, loaders: list[Loader]) -> None:
+    """One load event for the whole page (one round trip, not one per tab); not queued, so the table
+    arrives as soon as the page asks for it."""
+    outputs = [c for _, outs in loaders for c in outs]
+
+    def on_load(request: gr.Request) -> list[Any]:
+        values: list[Any] = []
+        for fn, _ in loaders:
+            values += fn(request)
+        return values
+
+    demo.load(on_load, None, outputs, show_progress="hidden", queue=False)
+
+
+def _leaderboard_tab(store: ResultsStore, source: gr.Markdown) -> Loader:
     with gr.Tab("Leaderboard", id="leaderboard"):
         with gr.Row():
             search = gr.Textbox(label="Search (several terms: every one must match)", elem_id="search",
@@ -146,7 +163,7 @@ def _leaderboard_tab(demo: gr.Blocks, store: ResultsStore, source: gr.Markdown) 
             order = gr.Radio([DESCENDING, ASCENDING], value=DESCENDING, label="Order", elem_id="f-order")
         message = gr.Markdown(elem_id="view-message")
         table = gr.Dataframe(interactive=False, elem_id="leaderboard-table", max_height=620,
-                             pinned_columns=2, column_widths=["60px", "420px"], buttons=["fullscreen", "copy"])
+                             pinned_columns=2, column_widths=["60px", "360px"], buttons=["fullscreen", "copy"])
         with gr.Row():
             export = gr.Button("Download the current view as CSV", elem_id="export-csv", scale=1)
             csv_file = gr.File(label="CSV of the current view", elem_id="csv-file", scale=2)
@@ -173,9 +190,9 @@ def _leaderboard_tab(demo: gr.Blocks, store: ResultsStore, source: gr.Markdown) 
 
     gr.on([c.input for c in inputs if hasattr(c, "input")], on_change, inputs, outputs,
           trigger_mode="always_last", show_progress="hidden").then(None, [query], None, js=REPLACE_URL_JS)
-    demo.load(on_load, None, [*inputs, *outputs], show_progress="hidden")
     refresh.click(on_refresh, inputs, [source, *inputs, *outputs]).then(None, [query], None, js=REPLACE_URL_JS)
     export.click(on_export, inputs, csv_file)
+    return on_load, [*inputs, *outputs]
 
 
 def _findings_tab(store: ResultsStore) -> None:
@@ -218,8 +235,8 @@ def _findings_tab(store: ResultsStore) -> None:
     gr.on([s.input for s in selectors], figures, selectors, [*plots, *captions])
 
 
-def _compare_tab(demo: gr.Blocks, store: ResultsStore) -> None:
-    with gr.Tab("Compare", id="compare"):
+def _compare_tab(store: ResultsStore) -> None:
+    with gr.Tab("Compare", id="compare") as tab:
         with gr.Row():
             models = gr.Dropdown(label="Models (2 to 4)", multiselect=True, max_choices=compare.MAX_MODELS,
                                  elem_id="c-models", scale=4)
@@ -233,16 +250,17 @@ def _compare_tab(demo: gr.Blocks, store: ResultsStore) -> None:
         figure = compare.compare_figure(frame) if len(frame.columns) > 1 else findings.note(text)
         return [text, frame, figure]
 
-    demo.load(lambda: gr.update(choices=_model_choices(store.results)), None, models)
     gr.on([models.input, mode.input], on_compare, [models, mode], [message, table, plot])
+    # Choices are sent when the tab opens, keeping the first page load small.
+    tab.select(lambda: gr.update(choices=_model_choices(store.results)), None, models)
 
 
 def _model_choices(results: Results) -> list[str]:
     return results.leaderboard["model_id"].dropna().tolist()
 
 
-def _about_tab(demo: gr.Blocks, store: ResultsStore) -> None:
-    with gr.Tab("About", id="about"):
+def _about_tab(store: ResultsStore) -> None:
+    with gr.Tab("About", id="about") as tab:
         gr.Markdown(about.STUDY)
         gr.Markdown("### How to cite")
         gr.Code(about.CITATION, language=None, label="BibTeX", interactive=False)
@@ -256,11 +274,11 @@ def _about_tab(demo: gr.Blocks, store: ResultsStore) -> None:
         rows = board[board["model_id"].eq(model_id).fillna(False)]
         return about.download_code(rows.iloc[0].to_dict() if len(rows) else None)
 
-    def on_load() -> list[Any]:
+    def on_open() -> list[Any]:
         return [gr.update(choices=_model_choices(store.results)), about.quality_markdown(store.results.quality)]
 
-    demo.load(on_load, None, [model, quality])
     model.input(on_model, model, code)
+    tab.select(on_open, None, [model, quality])
 
 
 def launch(demo: gr.Blocks, config: SpaceConfig, **kwargs: Any) -> Any:

@@ -3,39 +3,32 @@ laid out as the published results dataset by the release stage."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
 
-from common.catalog import language_of
 from common.io import write_json, write_parquet
-from common.schema import to_wide
 
 
 def released_import(csv_path: Path) -> tuple[pd.DataFrame, dict]:
     """(long scores, quality findings) of the real released table."""
-    try:
-        from evaluation.importer import import_released
+    from evaluation.importer import import_released
 
-        result = import_released(csv_path)
-        return result.scores, result.findings
-    except Exception:  # TEMPORARY: the importer's quality checks are still being written
-        from evaluation.importer import parse_table, to_long
-
-        return to_long(parse_table(Path(csv_path).read_text(encoding="utf-8"))), {}
+    result = import_released(csv_path)
+    return result.scores, result.findings
 
 
-def write_results_folder(scores: pd.DataFrame, findings: dict, folder: Path) -> Path:
-    """The published results dataset layout (docs/ARCHITECTURE.md) for ``scores``."""
-    try:
-        from release.results_dataset import build_results_dataset
-    except ModuleNotFoundError:
-        wide = to_wide(scores)
-        wide["language"] = [language_of(n) for n in wide["base_model_name"]]
-        wide["repo_id"] = None
-        wide["revision"] = None
-        write_parquet(folder / "data" / "leaderboard.parquet", wide)
-        write_parquet(folder / "data" / "scores.parquet", scores)
-        write_json(folder / "quality.json", findings)
-        return folder
-    return build_results_dataset(scores=scores, out=folder, quality=findings)  # pragma: no cover
+def write_results_folder(scores: pd.DataFrame, findings: dict, folder: Path,
+                         tables: dict[str, pd.DataFrame] | None = None) -> Path:
+    """The published results dataset (docs/ARCHITECTURE.md) built by the release stage from an output
+    root holding ``scores``, ``findings`` and, when given, analysis ``tables`` (name -> frame)."""
+    from release.results_dataset import build_results_dataset
+
+    root = folder / "root"
+    shutil.rmtree(root, ignore_errors=True)
+    write_parquet(root / "scores.parquet", scores)
+    write_json(root / "quality.json", findings)
+    for name, frame in (tables or {}).items():
+        write_parquet(root / "report" / "tables" / f"{name}.parquet", frame)
+    return build_results_dataset(root, folder / "results")
