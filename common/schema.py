@@ -107,7 +107,7 @@ def to_wide(scores: pd.DataFrame) -> pd.DataFrame:
     """One row per model, identity columns then one column per (benchmark, shots) score."""
     scores = conform(scores)
     scores = scores.assign(column=[wide_column(b, s, m) for b, s, m in
-                                   zip(scores["benchmark"], scores["shots"], scores["metric"])])
+                                   zip(scores["benchmark"], scores["shots"], scores["metric"], strict=True)])
     identity = scores[list(IDENTITY_COLUMNS)].drop_duplicates("model_id").set_index("model_id")
     values = scores.pivot_table(index="model_id", columns="column", values="value", aggfunc="first")
     wide = identity.join(values).reset_index()

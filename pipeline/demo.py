@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.serve import serve
-from pipeline.stages import Stage, StageFailed, run_stages
+from pipeline.serve import add_serve_arguments, run_then_serve
+from pipeline.stages import Stage
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -22,10 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="train and evaluate only matching jobs, KEY=GLOB[,KEY=GLOB] (e.g. method=lora)")
     parser.add_argument("--limit", type=int, default=None, help="documents per benchmark task (quick checks)")
     parser.add_argument("--workers", type=int, default=1, help="training jobs run in parallel")
-    parser.add_argument("--no-serve", action="store_true",
-                        help="stop after staging the release instead of serving the Hub and the Space")
-    parser.add_argument("--hub-port", type=int, default=None, help="port of the staging Hub (default: free)")
-    parser.add_argument("--space-port", type=int, default=None, help="port of the Space (default: free)")
+    add_serve_arguments(parser)
 
 
 def demo_stages(args: argparse.Namespace) -> list[Stage]:
@@ -49,14 +46,4 @@ def demo_stages(args: argparse.Namespace) -> list[Stage]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from release.config import load_config
-
-    results_repo = load_config(args.release_config).results_repo()
-    try:
-        run_stages(demo_stages(args))
-    except StageFailed as error:
-        print(f"\nerror: {error}")
-        return 1
-    if not args.no_serve:
-        serve(args.root / "hub", results_repo, args.hub_port, args.space_port)
-    return 0
+    return run_then_serve(demo_stages(args), args)

@@ -3,6 +3,7 @@ use them. Both run as child processes and stop together on Ctrl-C."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from pipeline.stages import Stage, StageFailed, run_stages
 from release.localhub import DEFAULT_TOKEN, free_port
 
 
@@ -57,6 +59,28 @@ def _a_fine_tuned_model(hub_url: str) -> str | None:
         if "epoch-01" in branches:
             return model.id
     return None
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-serve", action="store_true",
+                        help="stop after staging the release instead of serving the Hub and the Space")
+    parser.add_argument("--hub-port", type=int, default=None, help="port of the staging Hub (default: free)")
+    parser.add_argument("--space-port", type=int, default=None, help="port of the Space (default: free)")
+
+
+def run_then_serve(stages: list[Stage], args: argparse.Namespace) -> int:
+    """Run the stages; unless ``--no-serve``, then serve the staged release until Ctrl-C."""
+    from release.config import load_config
+
+    results_repo = load_config(args.release_config).results_repo()
+    try:
+        run_stages(stages)
+    except StageFailed as error:
+        print(f"\nerror: {error}")
+        return 1
+    if not args.no_serve:
+        serve(args.root / "hub", results_repo, args.hub_port, args.space_port)
+    return 0
 
 
 def serve(hub_root: Path, results_repo: str, hub_port: int | None, space_port: int | None) -> None:

@@ -8,8 +8,8 @@ import argparse
 from pathlib import Path
 
 from common.paths import RELEASED_TABLE_URL
-from pipeline.serve import serve
-from pipeline.stages import Stage, StageFailed, run_stages
+from pipeline.serve import add_serve_arguments, run_then_serve
+from pipeline.stages import Stage
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -17,10 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="the released table: a local path or an http(s) URL")
     parser.add_argument("--root", type=Path, default=Path("outputs/study"), help="output root of every stage")
     parser.add_argument("--release-config", default="study", help="release config (configs/release/)")
-    parser.add_argument("--no-serve", action="store_true",
-                        help="stop after staging the release instead of serving the Hub and the Space")
-    parser.add_argument("--hub-port", type=int, default=None, help="port of the staging Hub (default: free)")
-    parser.add_argument("--space-port", type=int, default=None, help="port of the Space (default: free)")
+    add_serve_arguments(parser)
 
 
 def study_stages(args: argparse.Namespace) -> list[Stage]:
@@ -36,14 +33,4 @@ def study_stages(args: argparse.Namespace) -> list[Stage]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from release.config import load_config
-
-    results_repo = load_config(args.release_config).results_repo()
-    try:
-        run_stages(study_stages(args))
-    except StageFailed as error:
-        print(f"\nerror: {error}")
-        return 1
-    if not args.no_serve:
-        serve(args.root / "hub", results_repo, args.hub_port, args.space_port)
-    return 0
+    return run_then_serve(study_stages(args), args)

@@ -32,7 +32,7 @@ def _strings(rng: random.Random) -> tuple[str, str]:
 def _fact_table(seed: int = 0) -> dict[str, str]:
     cities = list(_CITIES)
     random.Random(seed).shuffle(cities)
-    return dict(zip(_COUNTRIES, cities))
+    return dict(zip(_COUNTRIES, cities, strict=True))
 
 
 def _facts(rng: random.Random) -> tuple[str, str]:
