@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -71,10 +72,8 @@ def test_network_socket_is_refused() -> None:
 
 
 def _accept(server: socket.socket, accepted: list[object]) -> None:
-    try:
+    with contextlib.suppress(OSError):
         accepted.append(server.accept())
-    except OSError:
-        pass
 
 
 def test_environment_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
