@@ -82,39 +82,47 @@ def _check_run_records(job: Job, root: Path) -> list[dict]:
     return records
 
 
-def test_full_run_learns_and_keeps_loadable_epochs(trained, tiny_llama):
+def _held_out_scores(job: Job, root: Path, base_path: Path, load) -> list[float]:
+    """Held-out score of the base model, then of each kept epoch loaded with ``load(folder)``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    scores = [held_out_logprob(AutoModelForCausalLM.from_pretrained(base_path),
+                               AutoTokenizer.from_pretrained(base_path))]
+    for epoch in (1, 2):
+        folder = run_dir(job, root) / f"epoch-{epoch:02d}"
+        scores.append(held_out_logprob(load(folder), AutoTokenizer.from_pretrained(folder)))
+    return scores
+
+
+def test_full_run_learns_and_keeps_loadable_epochs(trained, tiny_llama):
+    from transformers import AutoModelForCausalLM
 
     job, root = trained["full"]
     _check_run_records(job, root)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
-    base = held_out_logprob(AutoModelForCausalLM.from_pretrained(tiny_llama), tokenizer)
-    scores = []
-    for epoch in (1, 2):
-        folder = run_dir(job, root) / f"epoch-{epoch:02d}"
+    for epoch in ("epoch-01", "epoch-02"):
+        folder = run_dir(job, root) / epoch
         assert (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists()
         assert not (folder / "optimizer.pt").exists()
-        scores.append(held_out_logprob(AutoModelForCausalLM.from_pretrained(folder),
-                                       AutoTokenizer.from_pretrained(folder)))
-    assert base < scores[0] < scores[1], (base, scores)
+    base, first, second = _held_out_scores(job, root, tiny_llama, AutoModelForCausalLM.from_pretrained)
+    assert base < first < second, (base, first, second)
 
 
 def test_lora_run_learns_and_keeps_loadable_adapters(trained, tiny_llama):
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     job, root = trained["lora"]
     _check_run_records(job, root)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
-    base = held_out_logprob(AutoModelForCausalLM.from_pretrained(tiny_llama), tokenizer)
-    scores = []
-    for epoch in (1, 2):
-        folder = run_dir(job, root) / f"epoch-{epoch:02d}"
+    for epoch in ("epoch-01", "epoch-02"):
+        folder = run_dir(job, root) / epoch
         assert (folder / "adapter_config.json").exists() and (folder / "adapter_model.safetensors").exists()
         assert not (folder / "model.safetensors").exists()  # an adapter, not a merged model
-        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), folder)
-        scores.append(held_out_logprob(model, AutoTokenizer.from_pretrained(folder)))
-    assert base < scores[0] < scores[1], (base, scores)
+
+    def load(folder: Path):
+        return PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), folder)
+
+    base, first, second = _held_out_scores(job, root, tiny_llama, load)
+    assert base < first < second, (base, first, second)
 
 
 def test_finished_job_is_skipped(trained):

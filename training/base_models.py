@@ -12,14 +12,12 @@ Three kinds of ``Job.base_model``:
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from common.io import file_lock
 from training.spec import Job
 
 
@@ -77,16 +75,9 @@ def _save_folder_atomically(output_dir: Path, write) -> None:
     staging.replace(output_dir)
 
 
-@contextmanager
-def _build_lock(target: Path) -> Iterator[None]:
+def _build_lock(target: Path):
     # Parallel workers of one grid share base models: one builds, the others wait and reuse it.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.with_name(target.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return file_lock(target.with_name(target.name + ".lock"))
 
 
 def resolve_base_model(job_or_base_model: Job | str, root: str | Path, build: dict | None = None,

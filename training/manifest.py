@@ -7,14 +7,12 @@ see half a file."""
 
 from __future__ import annotations
 
-import fcntl
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from common.io import read_json, write_json
+from common.io import file_lock, read_json, write_json
 
 STATUSES = ("pending", "running", "done", "failed", "skipped")
 MANIFEST = "manifest.json"
@@ -22,18 +20,6 @@ MANIFEST = "manifest.json"
 
 def manifest_path(root: str | Path) -> Path:
     return Path(root) / MANIFEST
-
-
-@contextmanager
-def _locked(root: str | Path) -> Iterator[Path]:
-    path = manifest_path(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(MANIFEST + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield path
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def read_manifest(root: str | Path) -> dict[str, Any]:
@@ -49,7 +35,8 @@ def set_status(root: str | Path, run_ids: str | Iterable[str], status: str, erro
         raise ValueError(f"unknown job status {status!r}; choose one of {list(STATUSES)}")
     ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    with _locked(root) as path:
+    path = manifest_path(root)
+    with file_lock(path.with_name(MANIFEST + ".lock")):
         manifest = read_manifest(root)
         jobs = manifest.setdefault("jobs", {})
         for run_id in ids:
