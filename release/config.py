@@ -144,6 +144,24 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     return cls(**values)
 
 
+def _default_at(key: str) -> Any:
+    node: Any = ReleaseConfig()
+    for part in key.split("."):
+        node = getattr(node, part, None)
+    return node
+
+
+def _parse_value(key: str, raw: str) -> Any:
+    """YAML for numbers, booleans, lists and mappings; text fields (templates like ``{namespace}/x``,
+    which YAML would read as a mapping) stay the raw string."""
+    if isinstance(_default_at(key), str):
+        return raw
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ReleaseConfig:
     """Read a YAML release config (a path, or a name under ``configs/release/``) and apply
     ``key=value`` overrides (values parsed as YAML)."""
@@ -164,7 +182,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         *parents, leaf = key.split(".")
         for parent in parents:
             node = node.setdefault(parent, {})
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = _parse_value(key, raw)
     config = _build(ReleaseConfig, data, "release config")
     if config.concurrency < 1:
         raise ReleaseConfigError("concurrency must be >= 1")
