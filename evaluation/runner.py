@@ -7,11 +7,9 @@ resumes where it stopped and finished pairs are skipped."""
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from common.io import read_json
+from common.io import file_lock, read_json
 from common.schema import read_scores, upsert_scores
 from evaluation.suites import Suite, SuiteEntry, load_suite, prepare_suite, task_manager
 
@@ -203,18 +201,6 @@ class RunOptions:
     raise_errors: bool = False
 
 
-@contextmanager
-def _scores_lock(scores_path: Path) -> Iterator[None]:
-    """Parallel workers share scores.parquet: the read-merge-write of an upsert must not interleave."""
-    scores_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(scores_path.with_name(".scores.lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def done_keys(scores_path: Path) -> set[tuple[str, str, int]]:
     scores = read_scores(scores_path)
     return {(str(m), str(b), int(s)) for m, b, s in zip(scores["model_id"], scores["benchmark"],
@@ -262,7 +248,8 @@ def _evaluate_one(scores_path: Path, lm, model: EvalModel, entry: SuiteEntry, ma
         log.exception("evaluation of %s failed", key)
         summary.failed.append((*key, f"{type(error).__name__}: {error}"))
         return
-    with _scores_lock(scores_path):
+    # Parallel workers share scores.parquet: the read-merge-write of an upsert must not interleave.
+    with file_lock(scores_path.with_name(".scores.lock")):
         upsert_scores(scores_path, pd.DataFrame([row]))
     summary.evaluated.append(key)
     summary.rows.append(row)
