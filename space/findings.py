@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from common.catalog import PAPER_DATASETS
+from common.catalog import PAPER_BASE_MODELS, PAPER_DATASETS
 from space.data import Results
 
 Plot = tuple[go.Figure, str]
@@ -54,7 +54,10 @@ def synergy_table(results: Results) -> tuple[pd.DataFrame, str]:
 
 def synergy_choices(results: Results) -> tuple[list[str], list[str]]:
     table, _ = synergy_table(results)
-    return sorted(table["base_model_name"].dropna().unique()), sorted(table["method"].dropna().unique())
+    paper_order = [m.table_name for m in PAPER_BASE_MODELS]
+    models = sorted(table["base_model_name"].dropna().unique(),
+                    key=lambda m: (paper_order.index(m) if m in paper_order else len(paper_order), m))
+    return models, sorted(table["method"].dropna().unique())
 
 
 def _task_order(results: Results, tasks: pd.Index) -> list[str]:
@@ -166,14 +169,19 @@ def predictor_options(results: Results) -> list[str]:
     table = results.analysis.get("predictor_values")
     if table is None:
         return []
-    skip = {"base_model_name", "dataset", "task", "gain"}
-    return [c for c in table.columns if c not in skip and table[c].notna().any()]
+    skip = {"gain", "n_datasets", "n_models"}
+    return [c for c in table.columns if c not in skip and pd.api.types.is_numeric_dtype(table[c])
+            and not pd.api.types.is_bool_dtype(table[c]) and table[c].notna().any()]
 
 
 def predictor_figure(results: Results, predictor: str | None, task: str | None) -> Plot:
     table = results.analysis.get("predictor_values")
     if table is None:
         return missing("predictor_values", "predictor values")
+    if not predictor_options(results):
+        text = ("The predictor table has no predictor values: perplexity and similarity need the "
+                "training data and base models (evaluation `perplexity`, analysis `--data-dir`).")
+        return note(text), f"*{text}*"
     cells = table[table["task"].eq(task)] if task else table
     if predictor not in cells.columns or cells[predictor].isna().all():
         return note(f"No {predictor} values for {task}."), "*Source: analysis/predictor_values.parquet.*"

@@ -188,7 +188,7 @@ def _leaderboard_tab(store: ResultsStore, source: gr.Markdown) -> Loader:
     def on_export(*values: Any) -> str:
         return export_csv(store, filters_from_widgets(store.results, *values))
 
-    gr.on([c.input for c in inputs if hasattr(c, "input")], on_change, inputs, outputs,
+    gr.on([*(c.input for c in inputs), search.submit], on_change, inputs, outputs,
           trigger_mode="always_last", show_progress="hidden").then(None, [query], None, js=REPLACE_URL_JS)
     refresh.click(on_refresh, inputs, [source, *inputs, *outputs]).then(None, [query], None, js=REPLACE_URL_JS)
     export.click(on_export, inputs, csv_file)
