@@ -77,8 +77,11 @@ def _environment(templates_dir: str) -> Any:
     return env
 
 
+_SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # the C dumper: same output, much faster
+
+
 def front_matter(metadata: dict[str, Any]) -> Raw:
-    body = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True, width=10_000)
+    body = yaml.dump(metadata, Dumper=_SAFE_DUMPER, sort_keys=False, allow_unicode=True, width=10_000)
     return Raw(f"---\n{body}---\n")
 
 
@@ -91,20 +94,39 @@ def render(template: str, metadata: dict[str, Any], templates_dir: Path = TEMPLA
 # ---------------------------------------------------------------- results of one model vs its base
 
 
+_INDEX: dict[int, tuple[pd.DataFrame, dict[str, list[dict[str, Any]]], dict[str, dict]]] = {}
+
+
+def _score_index(scores: pd.DataFrame) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict]]:
+    """Rows by model id and base values by base model, built once per scores frame (1,000+ cards)."""
+    cached = _INDEX.get(id(scores))
+    if cached is None or cached[0] is not scores:
+        records = scores.sort_values(["benchmark", "shots", "metric"]).to_dict("records")
+        by_model: dict[str, list[dict[str, Any]]] = {}
+        bases: dict[str, dict] = {}
+        for r in records:
+            by_model.setdefault(r["model_id"], []).append(r)
+            if r["method"] == "base":
+                bases.setdefault(r["base_model_name"], {})[(r["benchmark"], int(r["shots"]), r["metric"])] = r["value"]
+        _INDEX.clear()  # one release at a time: keep only the latest frame alive
+        cached = _INDEX[id(scores)] = (scores, by_model, bases)
+    return cached[1], cached[2]
+
+
 def results_table(scores: pd.DataFrame, model_id: str, base_model_name: str) -> list[dict[str, Any]]:
     """Rows (task, benchmark, shots, metric, value, base value, gain) for one model's scores."""
-    mine = scores[scores["model_id"] == model_id]
-    base = scores[(scores["method"] == "base") & (scores["base_model_name"] == base_model_name)]
-    base_values = {(r.benchmark, int(r.shots), r.metric): r.value for r in base.itertuples()}
+    by_model, bases = _score_index(scores)
+    base_values = bases.get(base_model_name, {})
     rows = []
-    for r in mine.sort_values(["benchmark", "shots", "metric"]).itertuples():
-        if pd.isna(r.value):
+    for r in by_model.get(model_id, []):
+        if pd.isna(r["value"]):
             continue
-        base_value = base_values.get((r.benchmark, int(r.shots), r.metric))
-        gain = None if base_value is None or pd.isna(base_value) else float(r.value) - float(base_value)
-        rows.append({"task": wide_column(r.benchmark, int(r.shots), r.metric), "benchmark": r.benchmark,
-                     "shots": int(r.shots), "metric": r.metric, "value": float(r.value),
-                     "base_value": base_value, "gain": gain, "flags": r.flags or ""})
+        key = (r["benchmark"], int(r["shots"]), r["metric"])
+        base_value = base_values.get(key)
+        gain = None if base_value is None or pd.isna(base_value) else float(r["value"]) - float(base_value)
+        rows.append({"task": wide_column(*key), "benchmark": key[0], "shots": key[1], "metric": key[2],
+                     "value": float(r["value"]), "base_value": base_value, "gain": gain,
+                     "flags": r["flags"] if isinstance(r["flags"], str) else ""})
     return rows
 
 

@@ -99,6 +99,7 @@ class RepoResult:
     error: str | None = None
     diffs: list[RevisionDiff] = field(default_factory=list)
     verified: int = 0
+    refs: dict[str, str] | None = field(default=None, repr=False)  # as read, when this run wrote nothing
 
 
 class Publisher:
@@ -190,6 +191,7 @@ class Publisher:
 
     def _publish_once(self, repo: RepoPlan, result: RepoResult) -> None:
         refs = self.refs(repo)
+        result.refs = refs
         if refs is None:
             result.status = "created"
             if self.dry_run:
@@ -202,6 +204,7 @@ class Publisher:
                 return
             self.create_repo(repo)
             refs = self.refs(repo) or {}
+            result.refs = None
         trees: dict[str, Tree] = {}
         main_commit = refs.get("main")
         result.diffs = []
@@ -212,6 +215,7 @@ class Publisher:
                 if main_commit is None:
                     raise SecretSafeError(f"{repo.repo_id} has no main branch to branch {plan.revision} from")
                 if not self.dry_run:
+                    result.refs = None
                     self.create_branch(repo, plan.revision, main_commit)
                     result.branches += 1
                 commit = main_commit
@@ -225,6 +229,7 @@ class Publisher:
             diff = RevisionDiff(plan.revision, add, delete, sum(plan.files[p].size for p in add), missing)
             result.diffs.append(diff)
             if (add or delete) and not self.dry_run:
+                result.refs = None
                 new = self.commit(repo, plan, add, delete, commit)
                 trees[new] = expected_tree(trees[commit], plan.files)
                 result.commits += 1
@@ -237,7 +242,8 @@ class Publisher:
 
     def verify(self, repo: RepoPlan, result: RepoResult) -> None:
         """Every planned file at its planned revision with the planned hash, nothing else there."""
-        refs = self.refs(repo) or {}
+        # Refs read by this run are still current if it wrote nothing: no second read needed.
+        refs = result.refs if result.refs is not None else (self.refs(repo) or {})
         trees: dict[str, Tree] = {}
         verified: dict[str, list[str]] = {}
         for plan in repo.revisions:
