@@ -184,6 +184,7 @@ def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 240) -> No
         time.sleep(0.1)
 
 
+@pytest.mark.slow  # a subprocess plus two trainings: ~40-90 s on a shared CPU
 def test_killed_job_resumes_to_the_same_kept_epochs(tmp_path, tiny_llama):
     from safetensors.torch import load_file
 
