@@ -88,6 +88,7 @@ def serve_in_background(root: str | Path, port: int | None = None,
     port = port or free_port(host)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                            lifespan="off", timeout_keep_alive=30))
+    _disable_xet_uploads()
     thread = threading.Thread(target=server.run, name=f"localhub-{port}", daemon=True)
     thread.start()
     _wait_started(server, thread, host, port, startup_timeout)
@@ -96,6 +97,17 @@ def serve_in_background(root: str | Path, port: int | None = None,
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def _disable_xet_uploads() -> None:
+    """This server speaks LFS, not Xet, and huggingface_hub has no fallback once it picked Xet: clients
+    in this process (the publisher's staging mode, tests) must upload through LFS."""
+    import os
+
+    from huggingface_hub import constants
+
+    os.environ["HF_HUB_DISABLE_XET"] = "1"  # child processes
+    constants.HF_HUB_DISABLE_XET = True  # this process: the constant was read at import time
 
 
 def _wait_started(server: Any, thread: threading.Thread, host: str, port: int, timeout: float) -> None:
