@@ -72,6 +72,14 @@ class Results:
     score_columns: list[ScoreColumn]
     gains: pd.DataFrame
     search_text: pd.Series
+    display: dict[str, np.ndarray]  # identity + repo columns as object arrays (fast to take and serialise)
+    raw_values: np.ndarray = field(init=False)  # rows x score columns, float64
+    gain_values: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.score_columns]
+        self.raw_values = self.leaderboard[names].to_numpy(dtype="float64")
+        self.gain_values = self.gains[names].to_numpy(dtype="float64")
     analysis: dict[str, pd.DataFrame] = field(default_factory=dict)
     runs: pd.DataFrame | None = None
     quality: Any = None
@@ -90,7 +98,19 @@ class Results:
         names = [c.name for c in columns]
         leaderboard = leaderboard[[*IDENTITY_COLUMNS, *META_COLUMNS, *names]]
         return cls(leaderboard=leaderboard, score_columns=columns, gains=compute_gains(leaderboard, names),
-                   search_text=build_search_text(leaderboard), **extra)
+                   search_text=build_search_text(leaderboard), display=plain_columns(leaderboard), **extra)
+
+
+def plain_columns(leaderboard: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Identity and repo columns as object arrays of str/int/None: Arrow-backed strings and nullable
+    integers are several times slower to take rows from and to turn into the JSON the page gets."""
+    columns = {}
+    for column in (*IDENTITY_COLUMNS, *META_COLUMNS):
+        series = leaderboard[column]
+        values = series.astype(object).to_numpy(copy=True)
+        values[series.isna().to_numpy()] = None
+        columns[column] = values
+    return columns
 
 
 def normalize_leaderboard(frame: pd.DataFrame) -> pd.DataFrame:

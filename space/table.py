@@ -5,6 +5,7 @@ pandas on the cached frames of ``space.data.Results``. Every UI event and the CS
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -66,15 +67,18 @@ class Filters:
 
 @dataclass
 class View:
-    frame: pd.DataFrame  # every matching row, display columns (the CSV)
     shown: pd.DataFrame  # the rendered rows (at most ``max_rows``), model names as links
+    count: int  # matching rows
     total: int  # rows in the whole leaderboard
     message: str
-    score_columns: list[str] = field(default_factory=list)
+    score_columns: list[str]
+    results: Results = field(repr=False)
+    selection: Selection = field(repr=False)
 
-    @property
-    def count(self) -> int:
-        return len(self.frame)
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """Every matching row with display columns (the CSV); built only when asked for."""
+        return frame_of(self.results, self.selection)
 
 
 def search_terms(text: str) -> list[str]:
@@ -116,41 +120,95 @@ def _sort_column(filters: Filters, scores: list[str]) -> str:
     return AVERAGE
 
 
-def assemble(results: Results, filters: Filters) -> tuple[pd.DataFrame, list[str]]:
-    """Matching rows with display columns: rank, identity, average, scores, repo; sorted."""
-    mask = row_mask(results, filters)
+def row_average(matrix: np.ndarray) -> np.ndarray:
+    """Mean of each row over its present scores; NaN for a row with none (no warning)."""
+    present = ~np.isnan(matrix)
+    counts = present.sum(axis=1)
+    totals = np.where(present, matrix, 0.0).sum(axis=1)
+    return np.divide(totals, counts, out=np.full(len(matrix), np.nan), where=counts > 0)
+
+
+def sort_order(key: np.ndarray, descending: bool) -> np.ndarray:
+    """Stable order of ``key`` with missing values last in both directions."""
+    order = pd.Series(key).sort_values(ascending=not descending, kind="stable", na_position="last")
+    return order.index.to_numpy()
+
+
+@dataclass
+class Selection:
+    """The sorted matching rows of a view, before any frame is built."""
+
+    rows: np.ndarray  # leaderboard row positions, in display order
+    scores: list[str]
+    matrix: np.ndarray  # rows x scores (raw or gain)
+    average: np.ndarray
+
+
+def select(results: Results, filters: Filters) -> Selection:
+    rows = np.flatnonzero(row_mask(results, filters))
     scores = selected_columns(results, filters)
-    source = results.gains if filters.mode == GAIN else results.leaderboard
-    board = results.leaderboard.loc[mask]
-    values = source.loc[mask, scores]
-    frame = board[list(IDENTITY_DISPLAY.values())].set_axis(list(IDENTITY_DISPLAY), axis=1)
-    average = values.mean(axis=1, skipna=True) if scores else pd.Series(np.nan, index=values.index)
-    frame.insert(0, RANK, average.rank(ascending=False, method="min").astype("Int64"))
-    frame[AVERAGE] = average.round(3)
-    frame = pd.concat([frame, values.round(3)], axis=1)
-    frame["repo_id"] = board["repo_id"]
-    frame["revision"] = board["revision"]
-    key = _sort_column(filters, scores)
-    ascending = not filters.descending
-    if key == RANK:
-        key, ascending = AVERAGE, not ascending
-    frame = frame.sort_values(key, ascending=ascending, kind="stable", na_position="last")
-    return frame.reset_index(drop=True), scores
+    positions = [results.score_names.index(c) for c in scores]
+    source = results.gain_values if filters.mode == GAIN else results.raw_values
+    matrix = source[np.ix_(rows, positions)]
+    average = row_average(matrix)
+    key_name = _sort_column(filters, scores)
+    descending = filters.descending
+    if key_name == RANK:
+        key_name, descending = AVERAGE, not descending
+    if key_name == AVERAGE:
+        key = average
+    elif key_name in IDENTITY_DISPLAY:
+        key = results.display[IDENTITY_DISPLAY[key_name]][rows]
+    else:
+        key = matrix[:, scores.index(key_name)]
+    order = sort_order(key, descending)
+    return Selection(rows[order], scores, matrix[order], average[order])
+
+
+def _objects(values: np.ndarray) -> pd.Series:
+    # dtype=object keeps pandas from converting to Arrow strings (slow to build and to serialise).
+    return pd.Series(values, dtype=object, copy=False)
+
+
+def frame_of(results: Results, selection: Selection, limit: int | None = None) -> pd.DataFrame:
+    """The display frame of the first ``limit`` selected rows (all when ``None``)."""
+    end = len(selection.rows) if limit is None else min(limit, len(selection.rows))
+    rows, average = selection.rows[:end], selection.average
+    # Ranks are over the whole selection, even when only its head is built.
+    ranks = pd.Series(average).rank(ascending=False, method="min").to_numpy()[:end]
+    rank_values = np.array(np.nan_to_num(ranks).astype(np.int64).tolist(), dtype=object)
+    rank_values[np.isnan(ranks)] = None
+    columns: dict[str, pd.Series] = {RANK: _objects(rank_values)}
+    columns.update({name: _objects(results.display[column][rows]) for name, column in IDENTITY_DISPLAY.items()})
+    columns[AVERAGE] = pd.Series(np.round(average[:end], 3))
+    columns.update({name: pd.Series(np.round(selection.matrix[:end, i], 3))
+                    for i, name in enumerate(selection.scores)})
+    columns["repo_id"] = _objects(results.display["repo_id"][rows])
+    columns["revision"] = _objects(results.display["revision"][rows])
+    return pd.DataFrame(columns)
+
+
+def assemble(results: Results, filters: Filters) -> tuple[pd.DataFrame, list[str]]:
+    """Every matching row with display columns (rank, identity, average, scores, repo), sorted."""
+    selection = select(results, filters)
+    return frame_of(results, selection), selection.scores
 
 
 def _links(frame: pd.DataFrame, config: SpaceConfig) -> list[str]:
     """The model column as markdown links to each model's repo at its revision."""
     out = []
     for model, repo, revision in zip(frame["model"], frame["repo_id"], frame["revision"], strict=True):
-        url = config.model_link(None if pd.isna(repo) else repo, None if pd.isna(revision) else revision)
+        url = config.model_link(repo, revision)
         name = str(model).replace("[", "\\[").replace("]", "\\]")
         out.append(f"[{name}]({url})" if url else name)
     return out
 
 
-def render(frame: pd.DataFrame, config: SpaceConfig) -> pd.DataFrame:
-    shown = frame.head(config.max_rows).drop(columns=["repo_id", "revision"])
-    return shown.assign(model=_links(frame.head(config.max_rows), config))
+def render(head: pd.DataFrame, config: SpaceConfig) -> pd.DataFrame:
+    """The rendered rows: model names become links, the repo columns go."""
+    shown = head.drop(columns=["repo_id", "revision"])
+    shown["model"] = _objects(np.array(_links(head, config), dtype=object))
+    return shown
 
 
 def describe(filters: Filters, count: int, total: int, shown: int, scores: list[str]) -> str:
@@ -171,11 +229,12 @@ def describe(filters: Filters, count: int, total: int, shown: int, scores: list[
 
 
 def build_view(results: Results, filters: Filters, config: SpaceConfig) -> View:
-    frame, scores = assemble(results, filters)
-    shown = render(frame, config)
-    message = describe(filters, len(frame), len(results.leaderboard), len(shown), scores)
-    return View(frame=frame, shown=shown, total=len(results.leaderboard), message=message,
-                score_columns=scores)
+    selection = select(results, filters)
+    shown = render(frame_of(results, selection, config.max_rows), config)
+    count, total = len(selection.rows), len(results.leaderboard)
+    return View(shown=shown, count=count, total=total, results=results, selection=selection,
+                message=describe(filters, count, total, len(shown), selection.scores),
+                score_columns=selection.scores)
 
 
 def datatypes(shown: pd.DataFrame) -> list[str]:
