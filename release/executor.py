@@ -18,6 +18,8 @@ from common.io import read_json, write_json
 from release.hub import Pacer, Retrier, SecretSafeError, is_retryable
 from release.plan import KEEP_REMOTE, LocalFile, RepoPlan, RevisionPlan
 
+LFS_SIZE_THRESHOLD = 10 * 1024 * 1024  # the Hub stores anything from 10 MB on with LFS
+
 log = logging.getLogger(__name__)
 REPLAN_STATUS = frozenset({409, 412})  # the branch moved under us (parent-commit check): re-plan
 MAX_REPLANS = 4
@@ -142,14 +144,42 @@ class Publisher:
         self.retrier.call(f"create {repo.repo_id}", self.api.create_repo, repo.repo_id, repo_type=repo.repo_type,
                           private=self.private, exist_ok=True, **extra)
 
-    def commit(self, repo: RepoPlan, plan: RevisionPlan, add: list[str], delete: list[str], parent: str) -> str:
+    def operations(self, plan: RevisionPlan, add: list[str], delete: list[str]) -> list[Any]:
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
+        ops: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=plan.files[p].source
+                                             or plan.files[p].data) for p in add]
+        return ops + [CommitOperationDelete(path_in_repo=p) for p in delete]
+
+    def preupload(self, repo: RepoPlan, batches: list[list[Any]]) -> bool:
+        """One preupload call and one LFS batch for the additions of all revisions of a repo, instead of one
+        of each per commit. The Hub answers upload modes by path, so this is only done when every path
+        that occurs in several revisions has the same inputs to that decision (size class, binary sample);
+        otherwise (False) each commit asks for its own revision."""
+        from huggingface_hub import CommitOperationAdd
+
+        additions = [op for ops in batches for op in ops if isinstance(op, CommitOperationAdd)]
+        classes: dict[str, set[tuple[bool, bool]]] = {}
+        for op in additions:
+            classes.setdefault(op.path_in_repo, set()).add(
+                (op.upload_info.size >= LFS_SIZE_THRESHOLD, b"\0" in op.upload_info.sample))
+        if not additions or any(len(c) > 1 for c in classes.values()):
+            return False
+        self.retrier.call(f"upload files of {repo.repo_id}", self.api.preupload_lfs_files, repo.repo_id,
+                          additions=additions, repo_type=repo.repo_type, revision="main")
+        for op in additions:
+            # The remote oids came from main; our own diff decides what each revision changes, so
+            # huggingface_hub must not drop an addition because it matches main's copy of that path.
+            op._remote_oid = None
+        return True
+
+    def commit(self, repo: RepoPlan, plan: RevisionPlan, add: list[str], delete: list[str], parent: str,
+               prepared: list[Any] | None = None) -> str:
+        attempts = [prepared] if prepared is not None else []
+
         def attempt() -> str:
-            # Fresh operation objects per attempt: huggingface_hub mutates them while committing.
-            ops: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=plan.files[p].source
-                                                 or plan.files[p].data) for p in add]
-            ops += [CommitOperationDelete(path_in_repo=p) for p in delete]
+            # A retry builds fresh operations: huggingface_hub mutates them while committing.
+            ops = attempts.pop() if attempts else self.operations(plan, add, delete)
             info = self.api.create_commit(repo.repo_id, ops, repo_type=repo.repo_type, revision=plan.revision,
                                           parent_commit=parent,
                                           commit_message=f"{self.commit_prefix}: {plan.revision}")
@@ -192,53 +222,85 @@ class Publisher:
     def _publish_once(self, repo: RepoPlan, result: RepoResult) -> None:
         refs = self.refs(repo)
         result.refs = refs
-        if refs is None:
+        created = refs is None
+        if created:
             result.status = "created"
             if self.dry_run:
-                main = expected_tree({}, repo.main.files)
-                result.diffs = []
-                for plan in repo.revisions:
-                    add, delete = diff_tree(plan, {} if plan.revision == "main" else main)
-                    result.diffs.append(RevisionDiff(plan.revision, add, delete,
-                                                     sum(plan.files[p].size for p in add), plan.revision != "main"))
+                self._dry_run_new(repo, result)
                 return
             self.create_repo(repo)
             refs = self.refs(repo) or {}
             result.refs = None
-        trees: dict[str, Tree] = {}
         main_commit = refs.get("main")
-        result.diffs = []
+        if main_commit is None:
+            raise SecretSafeError(f"{repo.repo_id} has no main branch to branch the epochs from")
+        # A repo this run just created holds only .gitattributes: no need to read its tree. Were that wrong
+        # (created by someone else in between), the final verification would fail and re-plan the repo.
+        trees: dict[str, Tree] = {main_commit: {}} if created else {}
+        result.diffs = self._diffs(repo, refs, trees)
+        if self.dry_run or not any(d.changed for d in result.diffs):
+            if result.status != "created":
+                result.status = "skipped"
+            return
+        result.refs = None
+        self._write(repo, refs, result)
+        if result.status != "created":
+            result.status = "updated"
+
+    def _dry_run_new(self, repo: RepoPlan, result: RepoResult) -> None:
+        main = expected_tree({}, repo.main.files)
+        for plan in repo.revisions:
+            add, delete = diff_tree(plan, {} if plan.revision == "main" else main)
+            result.diffs.append(RevisionDiff(plan.revision, add, delete, sum(plan.files[p].size for p in add),
+                                             plan.revision != "main"))
+
+    def _diffs(self, repo: RepoPlan, refs: dict[str, str], trees: dict[str, Tree]) -> list[RevisionDiff]:
+        """What each revision needs, read before any write. A missing branch will be created from main
+        as main will be once its own diff is committed ("main" is planned first)."""
+        diffs: list[RevisionDiff] = []
+        main_after: Tree | None = None
         for plan in repo.revisions:
             commit = refs.get(plan.revision)
-            missing = commit is None
-            if missing:
-                if main_commit is None:
-                    raise SecretSafeError(f"{repo.repo_id} has no main branch to branch {plan.revision} from")
-                if not self.dry_run:
-                    result.refs = None
-                    self.create_branch(repo, plan.revision, main_commit)
-                    result.branches += 1
-                commit = main_commit
-            if not missing and self.state.verified(repo, plan, commit):
-                result.diffs.append(RevisionDiff(plan.revision, [], [], 0))
+            if commit is not None and self.state.verified(repo, plan, commit):
+                diffs.append(RevisionDiff(plan.revision, [], [], 0))
                 continue
-            if commit not in trees:
-                trees[commit] = (expected_tree({}, repo.main.files) if self.dry_run and missing
-                                 else self.tree(repo, commit))
-            add, delete = diff_tree(plan, trees[commit])
-            diff = RevisionDiff(plan.revision, add, delete, sum(plan.files[p].size for p in add), missing)
-            result.diffs.append(diff)
-            if (add or delete) and not self.dry_run:
-                result.refs = None
-                new = self.commit(repo, plan, add, delete, commit)
-                trees[new] = expected_tree(trees[commit], plan.files)
+            if commit is None:
+                if main_after is None:
+                    main_after = self._tree_cached(repo, refs["main"], trees)
+                base = main_after
+            else:
+                base = self._tree_cached(repo, commit, trees)
+            add, delete = diff_tree(plan, base)
+            diffs.append(RevisionDiff(plan.revision, add, delete, sum(plan.files[p].size for p in add),
+                                      commit is None))
+            if plan.revision == "main":
+                main_after = expected_tree(base, plan.files)
+        return diffs
+
+    def _tree_cached(self, repo: RepoPlan, commit: str, trees: dict[str, Tree]) -> Tree:
+        if commit not in trees:
+            trees[commit] = self.tree(repo, commit)
+        return trees[commit]
+
+    def _write(self, repo: RepoPlan, refs: dict[str, str], result: RepoResult) -> None:
+        plans = {plan.revision: plan for plan in repo.revisions}
+        ops = {d.revision: self.operations(plans[d.revision], d.add, d.delete) for d in result.diffs
+               if d.add or d.delete}
+        prepared = self.preupload(repo, list(ops.values()))
+        main_commit = refs["main"]
+        for diff in result.diffs:
+            commit = refs.get(diff.revision, main_commit)
+            if diff.branch_missing:
+                self.create_branch(repo, diff.revision, main_commit)
+                result.branches += 1
+            if diff.add or diff.delete:
+                new = self.commit(repo, plans[diff.revision], diff.add, diff.delete, commit,
+                                  ops[diff.revision] if prepared else None)
                 result.commits += 1
-                result.files_sent += len(add)
+                result.files_sent += len(diff.add)
                 result.bytes_sent += diff.upload_bytes
-                if plan.revision == "main":
+                if diff.revision == "main":
                     main_commit = new
-        if result.status != "created":
-            result.status = "updated" if any(d.changed for d in result.diffs) else "skipped"
 
     def verify(self, repo: RepoPlan, result: RepoResult) -> None:
         """Every planned file at its planned revision with the planned hash, nothing else there."""

@@ -113,7 +113,7 @@ def folder_files(folder: Path, hashes: HashCache, prefix: str = "", skip: frozen
     files = {}
     for source in sorted(folder.rglob("*")):
         relative = source.relative_to(folder)
-        if (not source.is_file() or relative.name in skip or relative.name.startswith(".")
+        if (not source.is_file() or relative.name in skip or any(part.startswith(".") for part in relative.parts)
                 or any(part in SKIP_DIRS for part in relative.parts) or source.suffix == ".pyc"):
             continue
         path = f"{prefix}{relative.as_posix()}"

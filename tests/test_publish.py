@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi, ModelCard
 
+from common.paths import PROJECT_ROOT
 from release import publish as publish_cli
 
 FULL = "tiny-llama-demo_arithmetic-full-64-cosine"
@@ -23,13 +24,20 @@ LORA = "tiny-llama-demo_facts-lora-64-cosine"
 def run_publish(root: Path, namespace: str, *extra: str) -> int:
     parser = argparse.ArgumentParser()
     publish_cli.configure(parser)
+    space = ["--set", f"space_dir={root.parent / 'src' / 'space'}"]
     return publish_cli.main(parser.parse_args(["--root", str(root), "--namespace", namespace, "--no-progress",
-                                               *extra]))
+                                               *space, *extra]))
 
 
 def copy_root(release_root: Path, tmp_path: Path) -> Path:
+    """A private copy of the output root, and a frozen copy of the Space's source (space/, common/) next to
+    it: the working tree's copy is edited by others while the tests run, and a publish after such an edit
+    rightly commits to the Space, which made the zero-commit re-publish tests flaky."""
     root = tmp_path / "root"
     shutil.copytree(release_root, root, ignore=shutil.ignore_patterns(".release", "hub"))
+    for package in ("space", "common"):
+        shutil.copytree(PROJECT_ROOT / package, tmp_path / "src" / package,
+                        ignore=shutil.ignore_patterns("__pycache__", ".*"))
     return root
 
 
