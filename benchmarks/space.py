@@ -143,10 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     step(f"filter+sort+render {len(big.leaderboard):,} rows", big, TARGET_LARGE_MS)
     if not args.no_browser:
         timings = time_browser(real, args.browser_runs)
-        worst = max(timings)
-        ok = worst < TARGET_VISIBLE_S
-        print(f"{'navigation -> visible table':<34} median {np.median(timings):.2f} s   worst {worst:.2f} s   "
-              f"target < {TARGET_VISIBLE_S:.0f} s   {verdict(ok)}")
+        median = float(np.median(timings))
+        ok = median < TARGET_VISIBLE_S  # the typical page load; the worst is printed too
+        print(f"{'navigation -> visible table':<34} median {median:.2f} s   worst {max(timings):.2f} s   "
+              f"target median < {TARGET_VISIBLE_S:.0f} s   {verdict(ok)}")
         results.append(ok)
     print(f"overall: {verdict(all(results))}")
     return 0 if all(results) else 1

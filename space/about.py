@@ -34,13 +34,13 @@ The **average** is the plain mean of the selected benchmark columns, skipping mi
 CITATION = """@inproceedings{harada2025massive,
   title     = {Massive Supervised Fine-tuning Experiments Reveal How Data, Layer, and Training Factors
                Shape {LLM} Alignment Quality},
-  author    = {Harada, Yuto and Yamauchi, Yusuke and Oda, Yusuke and Oseki, Yohei and Miyao, Yusuke
-               and Takagi, Yu},
+  author    = {Harada and Yamauchi and Oda and Oseki and Miyao and Takagi},
   booktitle = {Proceedings of the 2025 Conference on Empirical Methods in Natural Language Processing},
   year      = {2025},
   eprint    = {2506.14681},
   archivePrefix = {arXiv}
-}"""
+}
+% Author first names as on arXiv 2506.14681 (this project only records the surnames)."""
 
 
 def download_code(row: dict[str, Any] | None) -> str:

@@ -4,6 +4,7 @@ laid out as the published results dataset by the release stage."""
 from __future__ import annotations
 
 import shutil
+import socket
 from pathlib import Path
 
 import pandas as pd
@@ -32,3 +33,9 @@ def write_results_folder(scores: pd.DataFrame, findings: dict, folder: Path,
     for name, frame in (tables or {}).items():
         write_parquet(root / "report" / "tables" / f"{name}.parquet", frame)
     return build_results_dataset(root, folder / "results")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import io
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlparse
 
 import pandas as pd
 import pytest
-from space_support import released_import, write_results_folder
+from space_support import free_port, released_import, write_results_folder
 
 from space.config import SpaceConfig
 from space.data import ResultsStore
@@ -27,12 +26,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 TIMEOUT_MS = 60_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

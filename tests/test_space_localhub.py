@@ -5,7 +5,6 @@ restart, and `python -m space` serves it."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from space_support import released_import, write_results_folder
+from space_support import free_port, released_import, write_results_folder
 
 from space.config import SpaceConfig
 from space.data import ResultsStore, load_results
@@ -76,9 +75,7 @@ def test_missing_repo_falls_back_to_the_local_copy(local_hub, results_folder: Pa
 
 def test_cli_serves_the_hub_dataset(local_hub, published) -> None:
     repo_id, _ = published
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     env.pop("SPACE_RESULTS_PATH", None)
     process = subprocess.Popen([sys.executable, "-m", "space", "--results", repo_id, "--endpoint",
