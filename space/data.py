@@ -8,6 +8,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +74,12 @@ class Results:
     gains: pd.DataFrame
     search_text: pd.Series
     display: dict[str, np.ndarray]  # identity + repo columns as object arrays (fast to take and serialise)
+    loaded_at: str = field(init=False)  # UTC time of loading, shown in the page's banner
     raw_values: np.ndarray = field(init=False)  # rows x score columns, float64
     gain_values: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
+        self.loaded_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         names = [c.name for c in self.score_columns]
         self.raw_values = self.leaderboard[names].to_numpy(dtype="float64")
         self.gain_values = self.gains[names].to_numpy(dtype="float64")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +93,7 @@ def table_outputs(store: ResultsStore, filters: Filters, problems: list[str] | N
 
 
 def banner(results: Results) -> str:
-    loaded = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = f"Results: `{results.source}` · {len(results.leaderboard):,} models · loaded {loaded}"
+    text = f"Results: `{results.source}` · {len(results.leaderboard):,} models · loaded {results.loaded_at}"
     return "\n\n".join([text, *(f"**Warning:** {w}" for w in results.warnings)])
 
 

@@ -204,3 +204,14 @@ def test_findings_tab_shows_plots(page, server: str) -> None:
     page.get_by_role("tab", name="About").click()
     page.wait_for_function("() => document.querySelector('#a-quality').innerText.includes('Data-quality')")
     page.screenshot(path=str(SCREENSHOTS / "about.png"), full_page=True)
+
+
+def test_reload_keeps_the_current_filters(page, server: str) -> None:
+    open_view(page, server + "/?method=lora&q=qwen")
+    before, banner = message(page), page.inner_text("#results-source")
+    page.wait_for_timeout(1100)  # the banner shows the load time to the second
+    page.click("#refresh")
+    page.wait_for_function("b => document.querySelector('#results-source').innerText !== b", arg=banner)
+    assert "1,027 models" in page.inner_text("#results-source")
+    assert message(page) == before and before.startswith("20")
+    assert dict(parse_qsl(urlparse(page.url).query)) == {"method": "lora", "q": "qwen"}
