@@ -293,3 +293,16 @@ def test_cli_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch, res
         "cli/repo", "v2", 7999, "http://127.0.0.1:1234")
     local = config_from_args(parse_args(["--results", str(results_folder)]))
     assert local.repo is None and local.local_path == results_folder
+
+
+def test_spaces_entry_point_reads_the_environment(monkeypatch: pytest.MonkeyPatch, results_folder: Path) -> None:
+    import runpy
+
+    import gradio as gr
+
+    monkeypatch.delenv("SPACE_RESULTS_REPO", raising=False)
+    monkeypatch.setenv("SPACE_RESULTS_PATH", str(results_folder))
+    namespace = runpy.run_path(str(Path(__file__).resolve().parents[1] / "space" / "app.py"), run_name="app")
+    assert isinstance(namespace["demo"], gr.Blocks)
+    assert namespace["config"].local_path == results_folder
+    assert "1,027 models" in str(namespace["demo"].config)
