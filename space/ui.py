@@ -257,20 +257,25 @@ def _model_choices(results: Results) -> list[str]:
     return results.leaderboard["model_id"].dropna().tolist()
 
 
+def python_block(code: str) -> str:
+    return f"```python\n{code}\n```"
+
+
 def _about_tab(store: ResultsStore) -> None:
     with gr.Tab("About", id="about") as tab:
         gr.Markdown(about.STUDY)
         gr.Markdown("### How to cite")
-        gr.Code(about.CITATION, language=None, label="BibTeX", interactive=False)
+        # Markdown code blocks carry a copy button and, unlike gr.Code, load no editor into the page.
+        gr.Markdown(f"```bibtex\n{about.CITATION}\n```", elem_id="a-citation")
         gr.Markdown("### Download a model at a given epoch, or load an adapter")
         model = gr.Dropdown(label="Model", elem_id="a-model")
-        code = gr.Code(about.download_code(None), language="python", label="Python", interactive=False)
+        code = gr.Markdown(python_block(about.download_code(None)), elem_id="a-code")
         quality = gr.Markdown(elem_id="a-quality")
 
     def on_model(model_id: str | None) -> str:
         board = store.results.leaderboard
         rows = board[board["model_id"].eq(model_id).fillna(False)]
-        return about.download_code(rows.iloc[0].to_dict() if len(rows) else None)
+        return python_block(about.download_code(rows.iloc[0].to_dict() if len(rows) else None))
 
     def on_open() -> list[Any]:
         return [gr.update(choices=_model_choices(store.results)), about.quality_markdown(store.results.quality)]
