@@ -85,7 +85,10 @@ class StateFile:
             return
         with self.lock:
             scope = self.data.setdefault(self.endpoint, {})
-            scope.update({self.key(repo, rev): value for rev, value in entries.items()})
+            fresh = {self.key(repo, rev): value for rev, value in entries.items()}
+            if all(scope.get(key) == value for key, value in fresh.items()):
+                return  # a no-op re-publish rewrites nothing: the whole file per repo was most of its time
+            scope.update(fresh)
             write_json(self.path, self.data)
 
 
