@@ -15,6 +15,7 @@ Training layer: :func:`run_jobs` turns grid jobs into tasks and keeps ``<root>/m
 
 from __future__ import annotations
 
+import os
 import pickle
 import queue
 import subprocess
@@ -128,9 +129,16 @@ def _result_file(task_file: Path) -> Path:
     return task_file.with_suffix(".result.json")
 
 
-def _run_subprocess(task: Task, work_dir: Path, env: dict[str, str]) -> TaskResult:
-    import os
+def _thread_env(resources: Resources, workers: int) -> dict[str, str]:
+    """Intra-op threads of one local worker: the job's CPU request, within its share of this machine.
+    Oversubscribed threads make small models many times slower; a user's OMP_NUM_THREADS wins."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return {}
+    share = max(1, (os.cpu_count() or 1) // workers)
+    return {"OMP_NUM_THREADS": str(max(1, min(resources.cpus, share)))}
 
+
+def _run_subprocess(task: Task, work_dir: Path, env: dict[str, str]) -> TaskResult:
     task_file = _write_task(task, work_dir)
     result_file = _result_file(task_file)
     result_file.unlink(missing_ok=True)
@@ -168,7 +176,7 @@ def _run_local(tasks: Sequence[Task], work_dir: Path, workers: int) -> list[Task
     def run(task: Task) -> TaskResult:
         env = slots.get()
         try:
-            return _run_subprocess(task, work_dir, env)
+            return _run_subprocess(task, work_dir, {**_thread_env(task.resources, workers), **env})
         finally:
             slots.put(env)
 
