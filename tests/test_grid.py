@@ -139,7 +139,7 @@ def test_demo_grid_shape():
         assert job.resources.gpus == 0
     lora = next(j for j in jobs if j.method == "lora")
     full = next(j for j in jobs if j.method == "full")
-    assert lora.learning_rate > full.learning_rate and lora.lora.r == 8
+    assert lora.learning_rate > full.learning_rate and lora.lora.r == 16
 
 
 def test_smollm2_grid_uses_the_packaged_gguf():
