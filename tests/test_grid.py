@@ -208,7 +208,7 @@ def _mutations():
         r["blocks"][0]["lr_schedule"] = "linear"
 
     def keep_past_last_epoch(r):
-        r["blocks"][0]["keep"] = [1, 3]
+        r["blocks"][0]["keep"] = [2, 5]
 
     def unknown_model_in_block(r):
         r["blocks"][0]["models"] = ["tiny-llama", "tiny-mistral"]
@@ -226,7 +226,7 @@ def _mutations():
         (lima_20k, "blocks[0].datasets[0].data_sizes", "1..1000"),
         (all_not_divisible, "blocks[0].datasets[0].data_sizes", None),
         (bad_schedule, "blocks[0].lr_schedule", "cosine"),
-        (keep_past_last_epoch, "blocks[0].keep", "2"),
+        (keep_past_last_epoch, "blocks[0].keep", "4"),
         (unknown_model_in_block, "blocks[0].models[1]", "tiny-llama"),
         (unknown_lora_field, "methods.lora.lora.rank", "r"),
     ]
