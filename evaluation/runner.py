@@ -54,8 +54,12 @@ class RunSummary:
     def render(self) -> str:
         lines = [f"evaluated {len(self.evaluated)} (model, benchmark, shots), skipped {len(self.skipped)} "
                  f"already in scores.parquet, failed {len(self.failed)}"]
-        lines += [f"  {r['model_id']:<60} {r['benchmark']:<20} {r['shots']:>2}-shot {r['metric']:<12} "
-                  f"{r['value']:7.2f}" for r in self.rows]
+        if self.rows:
+            import pandas as pd
+
+            # one line per model, one column per benchmark: readable for a whole grid
+            table = pd.DataFrame(self.rows).pivot_table(index="model_id", columns="benchmark", values="value")
+            lines.append(table.round(1).to_string())
         lines += [f"  FAILED {m} {b} {s}-shot: {error}" for m, b, s, error in self.failed]
         return "\n".join(lines)
 
