@@ -84,11 +84,16 @@ def _curve(rows: pd.DataFrame, study: str) -> pd.DataFrame:
 
 def epoch_curves(gains: pd.DataFrame) -> pd.DataFrame:
     """Mean gain per epoch with its spread across models. ``all-cosine``: the mixture runs, where each
-    epoch count is its own cosine run; ``size-constant``: single-dataset constant-schedule checkpoints."""
+    epoch count is its own cosine run; ``size-constant``: single-dataset constant-schedule checkpoints;
+    ``kept-checkpoints``: other runs of ours that kept several epochs."""
     mixture = gains[(gains["dataset"] == ALL_MIXTURE) & (gains["lr_schedule"] == "cosine")]
     size = gains[is_single_dataset(gains["dataset"]) & (gains["lr_schedule"] == "constant")]
-    parts = [_curve(rows, study) for study, rows in (("all-cosine", mixture), ("size-constant", size))
-             if rows["epoch"].nunique() > 1]
+    # Our own runs (a run_id) that kept several epochs of one schedule, e.g. the demo grid's cosine runs.
+    rest = gains.drop(mixture.index.union(size.index))
+    rest = rest[rest["run_id"].notna()]
+    checkpoints = rest[rest.groupby("run_id")["epoch"].transform("nunique") > 1]
+    studies = (("all-cosine", mixture), ("size-constant", size), ("kept-checkpoints", checkpoints))
+    parts = [_curve(rows, study) for study, rows in studies if rows["epoch"].nunique() > 1]
     if not parts:
         return pd.DataFrame(columns=["study", "method", "data_size", "task", "epoch", "n_models",
                                      "mean_gain", "std_gain", "q25_gain", "q75_gain"])

@@ -151,6 +151,20 @@ def test_epoch_curves_mean_and_spread():
     assert curves.loc[2, "n_models"] == 2
 
 
+def test_epoch_curves_of_runs_that_kept_several_epochs():
+    rows = [row("A", "A", "pretrain", "base", "b1", 50.0)]
+    for epoch, gain in {2: 1.0, 4: 5.0}.items():
+        rows.append({**row(f"run-a/epoch-{epoch:02d}", "A", "demo_facts", "lora", "b1", 50 + gain, epoch=epoch,
+                           size=200), "run_id": "run-a"})
+    rows.append({**row("run-b/epoch-04", "A", "demo_strings", "lora", "b1", 40.0, epoch=4, size=200),
+                 "run_id": "run-b"})  # one kept epoch: no curve of its own
+    curves = epoch_curves(compute_gains(table(rows))).set_index("epoch")
+    assert set(curves["study"]) == {"kept-checkpoints"}
+    assert curves.loc[2, "mean_gain"] == pytest.approx(1.0)
+    assert curves.loc[4, "mean_gain"] == pytest.approx(5.0)
+    assert curves.loc[4, "n_models"] == 1
+
+
 def test_cross_lingual_correlation():
     mmlu = [1.0, 2.0, 3.0, 5.0]
     rows = [row("A", "A", "pretrain", "base", b, 30.0) for b in ("mmlu", "cmmlu", "jmmlu")]
