@@ -22,7 +22,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     for item in dataclasses.fields(AnalysisConfig):
         default = getattr(DEFAULT_CONFIG, item.name)
         kind = {"int": int, "float": float, "str": str}.get(str(item.type).split(" ")[0], int)
-        group.add_argument(f"--{item.name.replace('_', '-')}", type=kind, default=default)
+        group.add_argument(f"--{item.name.replace('_', '-')}", type=kind, default=default,
+                           help=item.metadata.get("help"))
 
 
 def config_from_args(args: argparse.Namespace) -> AnalysisConfig:

@@ -1,35 +1,32 @@
-"""Every setting of the analysis stage, in one place. The CLI overrides any of them."""
+"""Every setting of the analysis stage, in one place. The CLI overrides any of them (``--field-name``);
+each field's help text is shown by ``python -m analysis report --help``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+def _setting(default, help_text: str):
+    return field(default=default, metadata={"help": help_text})
 
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    # The paper's main condition for synergy matrices: 1k samples, final epoch, cosine schedule.
-    # When the data has no run of that size (e.g. a demo grid), the smallest single-dataset size is used.
-    main_data_size: int = 1000
-    main_schedule: str = "cosine"
-    # None: the largest epoch present in the main condition (10 in the paper).
-    main_epoch: int | None = None
-    # Fewer models than this: no correlation is computed for that cell/benchmark (too noisy to report).
-    min_models: int = 3
-    # Fewer datasets than this inside one base model: no within-model predictor correlation.
-    min_datasets: int = 4
-    # Perplexity scope used as predictor ("response": only answer tokens; "full": the whole sample).
-    perplexity_scope: str = "response"
-    # Surface similarity: word n-gram size and how many texts per side are embedded.
-    ngram: int = 3
-    max_texts: int = 200
-    embedding_batch: int = 32
-    # Layer analysis: number of normalized-depth bins.
-    depth_bins: int = 10
-    # Method whose main-condition gains feed predictors and the predict command.
-    predictor_method: str = "full"
-    # Prediction interval coverage (residual quantiles of the leave-one-dataset-out errors).
-    interval: float = 0.9
-    figure_dpi: int = 110
+    main_data_size: int = _setting(
+        1000, "data size of the main condition (synergy matrices); without runs of that size the smallest "
+              "single-dataset size is used")
+    main_schedule: str = _setting("cosine", "learning-rate schedule of the main condition")
+    main_epoch: int | None = _setting(None, "epoch of the main condition (default: the largest present)")
+    min_models: int = _setting(3, "fewest models for a correlation of a cell or benchmark (else NaN)")
+    min_datasets: int = _setting(4, "fewest datasets in one base model for a within-model predictor correlation")
+    perplexity_scope: str = _setting("response", "perplexity used as predictor: response tokens or full sample")
+    ngram: int = _setting(3, "word n-gram size of the surface-overlap predictor")
+    max_texts: int = _setting(200, "texts per side embedded for the embedding-similarity predictor")
+    embedding_batch: int = _setting(32, "batch size of the sentence-embedding model")
+    depth_bins: int = _setting(10, "normalized-depth bins of the layer analysis")
+    predictor_method: str = _setting("full", "method whose main-condition gains feed predictors and predict")
+    interval: float = _setting(0.9, "coverage of predict's uncertainty interval")
+    figure_dpi: int = _setting(110, "resolution of the PNG figures")
 
 
 DEFAULT_CONFIG = AnalysisConfig()

@@ -39,7 +39,8 @@ def demo_stages(args: argparse.Namespace) -> list[Stage]:
         Stage("analysis report", ("analysis", "report", "--scores", f"{root}/scores.parquet",
                                   "--out", f"{root}/report", "--perplexity", f"{root}/perplexity.parquet",
                                   "--layers", f"{root}/layers.parquet", "--data-dir", f"{root}/data",
-                                  "--suite", args.suite, "--root", root)),
+                                  "--suite", args.suite, "--root", root,
+                                  "--min-datasets", "3")),  # the demo grid has three datasets
         Stage("stage the release", ("release.publish", "--root", root, "--config", args.release_config,
                                     "--no-progress")),
     ]
