@@ -14,7 +14,7 @@ machine that may have 2 cores) and no round trip. On the real Hub every request 
 (typically 50-200 ms), which is what the publisher's concurrency across repos hides and a sequential
 loop pays in full. The latency is the server's fault injection (a `delay` rule, probability 1): the same
 fixed delay for every request of both contenders. At 0 ms both are CPU-bound and the publisher, which also
-renders cards, hashes files and verifies every revision, is not expected to win.
+renders cards, hashes files and verifies every revision, gains little.
 
   python benchmarks/publish.py                                 # 200 repos, 0 ms and 50 ms
   python benchmarks/publish.py --repos 20 --latency-ms 100     # CI-sized
