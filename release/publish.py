@@ -34,7 +34,7 @@ from typing import Any
 
 from common.io import write_json
 from common.paths import PROJECT_ROOT
-from release.config import ReleaseConfig, ReleaseConfigError, load_config
+from release.config import ReleaseConfig, ReleaseConfigError, RequestBudget, load_config
 from release.executor import Publisher, RepoResult, StateFile, run_all
 from release.hub import Pacer, RequestStats, Retrier, SecretSafeError, install_budget, scrub
 from release.inputs import ReleaseInputError, ReleaseInputs, load_inputs
@@ -114,6 +114,12 @@ def resolve_target(args: argparse.Namespace) -> Target:
         raise ReleaseConfigError(f"no Hub token for {endpoint}: set HF_TOKEN or run `hf auth login` "
                                  "(or unset HF_ENDPOINT to stage the release locally)")
     return Target((endpoint or DEFAULT_ENDPOINT).rstrip("/"), token)
+
+
+def unpaced(config: ReleaseConfig) -> ReleaseConfig:
+    """The staging Hub has no rate limits: pacing meant for the Hub would only slow staging down."""
+    return replace(config, repo_creation_interval_s=0.0, budget=RequestBudget(rate_per_s=1e6, burst=10**6),
+                   concurrency=max(config.concurrency, 8))
 
 
 @contextmanager
@@ -289,6 +295,8 @@ def main(args: argparse.Namespace) -> int:
     except (ReleaseConfigError, ReleaseInputError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if target.staging:
+        config = unpaced(config)
     token = None
     try:
         with connected(target, args.port) as live:

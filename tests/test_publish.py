@@ -225,3 +225,14 @@ def test_staging_mode_and_token_never_leaks(release_root, tmp_path) -> None:
             for path in folder.rglob("*"):
                 if path.is_file():
                     assert secret.encode() not in path.read_bytes(), path
+
+
+def test_staging_drops_the_hubs_pacing() -> None:
+    from release.config import load_config
+    from release.publish import unpaced
+
+    study = load_config("study")
+    assert study.repo_creation_interval_s > 0 and study.budget.rate_per_s < 10  # paced for the real Hub
+    staged = unpaced(study)
+    assert staged.repo_creation_interval_s == 0 and staged.budget.rate_per_s >= 1e6
+    assert staged.concurrency >= 8 and staged.namespace == study.namespace
