@@ -85,6 +85,9 @@ def test_killed_publish_resumes_to_the_same_state(release_root, reference, tmp_p
     rng = random.Random(3)
     with serve_in_background(tmp_path / "hub", tokens={TOKEN: "tester"}) as hub:
         cmd, env = publish_cmd(root, hub.endpoint)
+        # Slow every request so that a publish outlasts the kill window: without it a fast machine
+        # finishes before the first kill and nothing is tested.
+        hub.set_faults({"seed": 0, "rules": [{"kind": "delay", "delay_s": 0.1, "probability": 1.0}]})
         kills = 0
         for _ in range(4):
             process = subprocess.Popen(cmd, env=env, cwd=PROJECT, stdout=subprocess.DEVNULL,
@@ -95,6 +98,7 @@ def test_killed_publish_resumes_to_the_same_state(release_root, reference, tmp_p
                 kills += 1
             process.wait()
         assert kills >= 1
+        hub.reset_faults()
         final = subprocess.run(cmd, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=600)
         assert final.returncode == 0, final.stderr[-2000:]
         assert release_state(hub.endpoint) == reference
