@@ -29,7 +29,7 @@ def _wait_until_up(url: str, process: subprocess.Popen, what: str, timeout_s: fl
     raise RuntimeError(f"{what} did not answer at {url} within {timeout_s:.0f} s")
 
 
-def usage_text(hub_url: str, space_url: str, results_repo: str, model_repo: str | None) -> str:
+def usage_text(hub_url: str, space_url: str, results_repo: str, model: tuple[str, str] | None) -> str:
     lines = [
         "",
         "The release is staged and served:",
@@ -40,24 +40,25 @@ def usage_text(hub_url: str, space_url: str, results_repo: str, model_repo: str 
         f"  export HF_ENDPOINT={hub_url} HF_HUB_DISABLE_XET=1",
         f"  python -c \"import datasets; print(datasets.load_dataset('{results_repo}', 'leaderboard'))\"",
     ]
-    if model_repo:
+    if model:
+        repo, epoch = model
         lines.append(
             "  python -c \"from transformers import AutoModelForCausalLM as M; "
-            f"M.from_pretrained('{model_repo}', revision='epoch-01')\""
+            f"M.from_pretrained('{repo}', revision='{epoch}')\""
         )
     lines += ["", "Press Ctrl-C to stop both servers."]
     return "\n".join(lines)
 
 
-def _a_fine_tuned_model(hub_url: str) -> str | None:
-    """A model repo with an ``epoch-01`` branch, to show how to download one."""
+def _a_fine_tuned_model(hub_url: str) -> tuple[str, str] | None:
+    """(repo, epoch branch) of a published fine-tuned model, to show how to download one."""
     from huggingface_hub import HfApi
 
     api = HfApi(endpoint=hub_url)
     for model in api.list_models(limit=50):
-        branches = {ref.name for ref in api.list_repo_refs(model.id).branches}
-        if "epoch-01" in branches:
-            return model.id
+        epochs = sorted(ref.name for ref in api.list_repo_refs(model.id).branches if ref.name.startswith("epoch-"))
+        if epochs:
+            return model.id, epochs[0]
     return None
 
 

@@ -103,16 +103,16 @@ def test_demo_pipeline_stages_a_complete_release(tmp_path: Path) -> None:
             full = next(r for r in repos if r.endswith("-full-200-cosine"))
             lora = next(r for r in repos if r.endswith("-lora-200-cosine"))
             base = next(r for r in repos if r.endswith("/tiny-llama"))
-            model = AutoModelForCausalLM.from_pretrained(full, revision="epoch-01")
+            model = AutoModelForCausalLM.from_pretrained(full, revision="epoch-02")
             AutoTokenizer.from_pretrained(full)
             adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), lora,
-                                                revision="epoch-02")
+                                                revision="epoch-04")
             board = datasets.load_dataset("massive-sft-demo/massive-sft-results", "leaderboard", split="train")
             print(json.dumps({"branches": sorted(b.name for b in api.list_repo_refs(full).branches),
                               "params": model.num_parameters(), "adapter": type(adapter).__name__,
                               "models": sorted(board["model_id"])}))
         """)
-        assert found["branches"] == ["epoch-01", "epoch-02", "main"]
+        assert found["branches"] == ["epoch-02", "epoch-04", "main"]
         assert found["params"] > 0 and found["adapter"] == "PeftModelForCausalLM"
         # the base model and both kept epochs of both runs
         assert len(found["models"]) == 5 and "tiny-llama" in found["models"]
