@@ -49,12 +49,11 @@ def embedding_model_dir() -> Path:
 
 @lru_cache(maxsize=1)
 def _load_encoder():
-    import torch
     from transformers import AutoModel, AutoTokenizer
 
     folder = embedding_model_dir()
-    torch.set_grad_enabled(False)
-    return AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
+    model = AutoModel.from_pretrained(folder).eval().requires_grad_(False)
+    return AutoTokenizer.from_pretrained(folder), model
 
 
 def embed(texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
@@ -62,15 +61,20 @@ def embed(texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
     import torch
 
     tokenizer, model = _load_encoder()
-    out = []
-    for start in range(0, len(texts), batch_size):
-        batch = tokenizer(list(texts[start:start + batch_size]), padding=True, truncation=True,
-                          max_length=256, return_tensors="pt")
-        hidden = model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+    with torch.inference_mode():  # scoped: a library must not switch autograd off for its caller
+        out = [_embed_batch(tokenizer, model, texts[start:start + batch_size])
+               for start in range(0, len(texts), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
+
+
+def _embed_batch(tokenizer, model, texts: Sequence[str]) -> np.ndarray:
+    import torch
+
+    batch = tokenizer(list(texts), padding=True, truncation=True, max_length=256, return_tensors="pt")
+    hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, dim=-1).numpy()
 
 
 def _texts_key(texts: Sequence[str]) -> str:

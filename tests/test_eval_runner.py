@@ -4,6 +4,7 @@ without merging, resume."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,17 @@ def test_resume_skips_finished_pairs(evaluated: dict) -> None:
     assert summary.evaluated == [] and len(summary.skipped) == 6
     after = read_scores(root / "scores.parquet")
     assert after["evaluated_at"].tolist() == before["evaluated_at"].tolist()
+
+
+@pytest.mark.slow
+def test_models_spread_over_local_workers_give_the_same_scores(evaluated: dict, tmp_path: Path) -> None:
+    from evaluation.runner import run_suite_distributed
+    from training.spec import Resources
+
+    root = tmp_path / "root"
+    shutil.copytree(evaluated["root"], root, ignore=shutil.ignore_patterns("scores.parquet", ".scores.lock"))
+    summary = run_suite_distributed(root, evaluated["suite"], options=RunOptions(batch_size=16), executor="local",
+                                    workers=2, resources=Resources(gpus=0, cpus=1))
+    assert summary.keys("done") and not summary.keys("failed"), summary
+    assert len(summary.keys("done")) == 3  # one task per model: base, full, LoRA
+    assert _scores(root) == pytest.approx(_scores(evaluated["root"]))
