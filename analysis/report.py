@@ -290,6 +290,9 @@ class StudyReport(ReportBuilder):
             raise MissingInputError("the gain predictor is fitted on perplexity: pass --perplexity")
         values = values[values["method"] == self.config.predictor_method]
         errors = self.table("prediction_lodo", predictors.lodo_errors(predictors.lodo_predictions(values)))
+        if not (errors["task"] == "all").any():
+            raise MissingInputError("leave-one-dataset-out needs at least two datasets with perplexity and gains "
+                                    f"per base model ({values['dataset'].nunique()} here)")
         overall = errors[errors["task"] == "all"].iloc[0]
         s.sentences.append(f"Leave-one-dataset-out ({self.config.predictor_method}): the perplexity model's mean "
                            f"absolute error is {overall['model_mae']:.2f} points vs {overall['baseline_mae']:.2f} for "

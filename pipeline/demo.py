@@ -41,7 +41,7 @@ def demo_stages(args: argparse.Namespace) -> list[Stage]:
                                   "--layers", f"{root}/layers.parquet", "--data-dir", f"{root}/data",
                                   "--suite", args.suite, "--root", root,
                                   "--min-datasets", "3")),  # the demo grid has three datasets
-        Stage("stage the release", ("release.publish", "--root", root, "--config", args.release_config,
+        Stage("stage the release", ("release.publish", "--root", root, "--config", args.release_config, "--stage",
                                     "--no-progress")),
     ]
 

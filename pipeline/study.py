@@ -27,7 +27,7 @@ def study_stages(args: argparse.Namespace) -> list[Stage]:
                                              "--root", root)),
         Stage("analysis report", ("analysis", "report", "--scores", f"{root}/scores.parquet",
                                   "--out", f"{root}/report", "--quality", f"{root}/quality.json")),
-        Stage("stage the release", ("release.publish", "--root", root, "--config", args.release_config,
+        Stage("stage the release", ("release.publish", "--root", root, "--config", args.release_config, "--stage",
                                     "--no-progress")),
     ]
 

@@ -88,6 +88,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--namespace", help="user or organization to publish under (overrides the config)")
     parser.add_argument("--endpoint", help="Hub endpoint (default: HF_ENDPOINT, else huggingface.co; none and "
                         "no token: stage into a local Hub)")
+    parser.add_argument("--stage", action="store_true",
+                        help="stage into the local Hub folder even when HF_TOKEN or HF_ENDPOINT are set")
     parser.add_argument("--hub-root", type=Path, help="staging Hub folder (default: <root>/hub)")
     parser.add_argument("--port", type=int, default=None, help="port of the staging Hub (default: a free one)")
     parser.add_argument("--concurrency", type=int, help="repos published at once (overrides the config)")
@@ -108,7 +110,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
 
     token = os.environ.get("HF_TOKEN") or get_token()
     endpoint = args.endpoint or os.environ.get("HF_ENDPOINT")
-    if token is None and endpoint is None:
+    if args.stage or (token is None and endpoint is None):
         return Target("", None, staging=True, hub_root=args.hub_root or args.root / "hub")
     if token is None and not args.dry_run:
         raise ReleaseConfigError(f"no Hub token for {endpoint}: set HF_TOKEN or run `hf auth login` "

@@ -83,6 +83,16 @@ def test_scores_without_base_rows_still_give_a_report(tmp_path, capsys):
     assert "no base-model rows" in capsys.readouterr().err
 
 
+def test_one_dataset_with_perplexity_names_why_there_is_no_prediction(tmp_path, capsys):
+    scores = table([row("A", "A", "pretrain", "base", "gsm8k", 40.0), row("A/d1", "A", "d1", "full", "gsm8k", 45.0)])
+    ppl = pd.DataFrame([{"base_model_name": "A", "dataset": "d1", "scope": "response", "perplexity": 3.0,
+                         "n_tokens": 100, "n_samples": 10}])
+    report = build_report(Inputs(scores=scores, perplexity=ppl), tmp_path)
+    notes = [n for section in report.sections for n in section.notes if n]
+    assert not any("failed" in n for n in notes), notes
+    assert "leave-one-dataset-out needs at least two datasets" in (tmp_path / "report.md").read_text()
+
+
 def _demo_grid() -> pd.DataFrame:
     rng = np.random.default_rng(0)
     gains = {(b, d, t): float(rng.normal(2, 3)) for b in ("tiny-llama", "tiny-qwen2", "tiny-x")

@@ -236,3 +236,15 @@ def test_staging_drops_the_hubs_pacing() -> None:
     staged = unpaced(study)
     assert staged.repo_creation_interval_s == 0 and staged.budget.rate_per_s >= 1e6
     assert staged.concurrency >= 8 and staged.namespace == study.namespace
+
+
+def test_stage_flag_stages_locally_whatever_the_environment_says(release_root, tmp_path) -> None:
+    root = copy_root(release_root, tmp_path)
+    # A token and an endpoint that must not be used: nothing listens on port 9 (discard).
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_TOKEN": "hf_not_for_staging_0123456789"}
+    staged = subprocess.run([sys.executable, "-m", "release.publish", "--root", str(root), "--stage",
+                             "--no-progress", "--set", "include.collection=false"], env=env, capture_output=True,
+                            text=True, timeout=300, cwd=Path(publish_cli.__file__).parents[1])
+    assert staged.returncode == 0, staged.stderr[-2000:]
+    assert (root / "hub").is_dir() and "python -m release.localhub --root" in staged.stdout
+    assert "hf_not_for_staging" not in staged.stdout + staged.stderr
