@@ -4,6 +4,7 @@ use them. Both run as child processes and stop together on Ctrl-C."""
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import time
@@ -89,6 +90,8 @@ def serve(hub_root: Path, results_repo: str, hub_port: int | None, space_port: i
     space_port = space_port or free_port()
     hub_url = f"http://127.0.0.1:{hub_port}"
     space_url = f"http://127.0.0.1:{space_port}"
+    # A terminated pipeline must take its servers with it: SIGTERM unwinds through the `finally` below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     hub = subprocess.Popen([sys.executable, "-m", "release.localhub", "--root", str(hub_root),
                             "--port", str(hub_port), "--token", DEFAULT_TOKEN, "--log-level", "warning"])
     space = None

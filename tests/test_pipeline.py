@@ -68,6 +68,17 @@ def run_as_user(hub_url: str, code: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _stops_answering(url: str, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def space_status(space_url: str, expected: str) -> str:
     """The leaderboard's status line once it says ``expected``, read in Chromium."""
     from playwright.sync_api import sync_playwright
@@ -119,6 +130,9 @@ def test_demo_pipeline_stages_a_complete_release(tmp_path: Path) -> None:
         assert len(found["models"]) == 5 and "tiny-llama" in found["models"]
         page = httpx.get(space_url, timeout=30)
         assert page.status_code == 200 and "gradio" in page.text.lower()
+
+    # Terminating the pipeline stops the servers it started.
+    assert _stops_answering(hub_url) and _stops_answering(space_url)
 
     rerun = subprocess.run([sys.executable, "-m", "pipeline", *args, "--no-serve"], capture_output=True,
                            text=True, env={**os.environ, "HF_TOKEN": ""}, timeout=900)
