@@ -88,7 +88,7 @@ def test_killed_publish_resumes_to_the_same_state(release_root, reference, tmp_p
         # Slow every request so that a publish outlasts the kill window: without it a fast machine
         # finishes before the first kill and nothing is tested.
         hub.set_faults({"seed": 0, "rules": [{"kind": "delay", "delay_s": 0.1, "probability": 1.0}]})
-        kills = 0
+        kills, early_exits = 0, []
         for _ in range(4):
             process = subprocess.Popen(cmd, env=env, cwd=PROJECT, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)
@@ -96,8 +96,8 @@ def test_killed_publish_resumes_to_the_same_state(release_root, reference, tmp_p
             if process.poll() is None:
                 os.kill(process.pid, signal.SIGKILL)
                 kills += 1
-            process.wait()
-        assert kills >= 1
+            early_exits.append(process.wait())
+        assert kills >= 1, f"every publish ended before its kill (exit codes {early_exits})"
         hub.reset_faults()
         final = subprocess.run(cmd, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=600)
         assert final.returncode == 0, final.stderr[-2000:]
