@@ -19,7 +19,9 @@ import json
 import math
 import os
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 LAYER_COLUMNS = ("layer", "depth", "module", "frobenius", "relative", "base_frobenius", "n_params")
+TENSOR_WORKERS = min(4, os.cpu_count() or 1)  # tensors processed at once (each with its own buffers)
 CHUNK_ELEMENTS = 1 << 20  # elements per chunk: 4 MB of float32 per scratch buffer, small enough to stay in cache
 _LAYER_RE = re.compile(r"(?:^|\.)layers\.(\d+)\.(.+)$")
 _PEFT_PREFIX = "base_model.model."
@@ -208,9 +211,17 @@ def _full_changes(checkpoint: Path, base: Path, progress: bool) -> pd.DataFrame:
         for name in names:  # header-only check, before any work: a mismatch fails fast
             _check_shape(name, ft.shape(name), bs.shape(name), checkpoint)
 
-        scratch = _Scratch()
-        for name in _progress(names, progress, checkpoint):
-            acc.add(name, *_sums(ft.get(name), bs.get(name), scratch), math.prod(bs.shape(name)))
+        local = threading.local()
+
+        def sums(name: str) -> tuple[float, float]:
+            if not hasattr(local, "scratch"):
+                local.scratch = _Scratch()
+            return _sums(ft.get(name), bs.get(name), local.scratch)
+
+        # Reading, converting and summing release the GIL: one tensor per core keeps every core busy.
+        with ThreadPoolExecutor(max_workers=TENSOR_WORKERS) as pool:
+            for name, result in zip(names, pool.map(sums, _progress(names, progress, checkpoint)), strict=True):
+                acc.add(name, *result, math.prod(bs.shape(name)))
     return acc.frame()
 
 
