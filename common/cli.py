@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -34,4 +35,8 @@ def run_subcommands(prog: str, description: str, commands: dict[str, tuple[str, 
             importlib.import_module(module_path).configure(sub)
     args = parser.parse_args(argv)
     module = importlib.import_module(commands[args.command][0])
-    return int(module.main(args) or 0)
+    try:
+        return int(module.main(args) or 0)
+    except BrokenPipeError:  # `... | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

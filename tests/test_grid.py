@@ -279,3 +279,14 @@ def test_recipes_name_existing_deepspeed_configs():
     for grid in ("paper", "demo", "smollm2"):
         for name in {job.resources.deepspeed_config for job in load_grid(grid)} - {None}:
             assert (configs_dir() / "deepspeed" / name).is_file(), f"{grid}: missing configs/deepspeed/{name}"
+
+
+def test_plan_piped_into_a_reader_that_stops_early_is_not_an_error():
+    # `python -m training plan --grid paper --format jsonl | head -1`
+    plan = subprocess.Popen([sys.executable, "-m", "training", "plan", "--grid", "paper", "--format", "jsonl"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = plan.stdout.readline()
+    plan.stdout.close()
+    assert plan.wait(timeout=60) == 0
+    assert json.loads(first)["grid"] == "paper"
+    assert b"Traceback" not in plan.stderr.read()
