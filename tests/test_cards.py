@@ -82,7 +82,9 @@ def test_adapter_card_metadata() -> None:
     meta = yaml.safe_load(text.split("---\n")[1])
     assert meta["base_model_relation"] == "adapter" and meta["library_name"] == "peft"
     assert meta["datasets"] == ["GAIR/lima"] and "model-index" not in meta
-    assert "https://example.org/weights" in text and "AutoPeftModelForCausalLM" in text
+    assert "https://example.org/weights" in text and "PeftModel.from_pretrained" in text
+    # no weights in a results-only repo: the card must not tell people to load them from it
+    assert "This repository has no weights" in text and 'from_pretrained("ns/x"' not in text
 
 
 def test_space_readme_pins_sdk() -> None:
