@@ -27,6 +27,7 @@ def test_layer_diff_benchmark_reports_its_three_targets() -> None:
     verdicts = re.findall(r"\b(PASS|FAIL)\b", output)
     assert len(verdicts) >= 3, output  # throughput, peak memory, speed-up over the naive implementation
     assert re.search(r"naive", output, re.IGNORECASE)
+    assert re.search(r"layer analysis \((compiled|eager) kernel\)", output), output
 
 
 @pytest.mark.slow

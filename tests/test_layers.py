@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -72,11 +75,12 @@ def _load(path: Path):
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
 
 
+@pytest.mark.parametrize("kernel", ["compiled", "eager"])
 @pytest.mark.parametrize("sharded", [False, True])
-def test_full_checkpoint_matches_naive_reference(tiny_llama, tmp_path, sharded):
+def test_full_checkpoint_matches_naive_reference(tiny_llama, tmp_path, sharded, kernel):
     checkpoint = _finetuned(tiny_llama, tmp_path / "ft", "40KB" if sharded else None)
     assert (checkpoint / "model.safetensors.index.json").exists() == sharded
-    frame = layer_changes(checkpoint, tiny_llama)
+    frame = layer_changes(checkpoint, tiny_llama, kernel=kernel)
     _compare(frame, _reference(_load(checkpoint), _load(tiny_llama)))
     assert (frame.loc[frame["module"] == "k_proj", "frobenius"] == 0).all()
     assert (frame.loc[frame["module"] == "q_proj", "frobenius"] > 0).all()
@@ -85,6 +89,17 @@ def test_full_checkpoint_matches_naive_reference(tiny_llama, tmp_path, sharded):
     assert frame.loc[frame["layer"] == -1, "module"].tolist() == ["embed_tokens"]
     assert frame.loc[frame["layer"] == 2, "module"].tolist() == ["lm_head", "norm"]
     assert frame["n_params"].sum() == sum(p.numel() for p in _load(tiny_llama).parameters())
+
+
+@pytest.mark.parametrize("kernel", ["compiled", "eager"])
+def test_bf16_checkpoints_match_naive_reference(tiny_llama, tmp_path, kernel):
+    """Released checkpoints are bf16: both kernels upcast before subtracting, as the float64 reference does."""
+    base = _load(tiny_llama).to(torch.bfloat16)
+    base.save_pretrained(tmp_path / "base-bf16")
+    _finetuned(tmp_path / "base-bf16", tmp_path / "ft-f32")
+    _load(tmp_path / "ft-f32").to(torch.bfloat16).save_pretrained(tmp_path / "ft-bf16")
+    frame = layer_changes(tmp_path / "ft-bf16", tmp_path / "base-bf16", kernel=kernel)
+    _compare(frame, _reference(_load(tmp_path / "ft-bf16"), _load(tmp_path / "base-bf16")))
 
 
 def _adapter(base: Path, out: Path, use_rslora: bool = False) -> Path:
@@ -98,13 +113,13 @@ def _adapter(base: Path, out: Path, use_rslora: bool = False) -> Path:
     return out
 
 
-@pytest.mark.parametrize("use_rslora", [False, True])
-def test_lora_adapter_matches_merge_and_unload(tiny_llama, tmp_path, use_rslora):
+@pytest.mark.parametrize(("use_rslora", "kernel"), [(False, "compiled"), (True, "eager")])
+def test_lora_adapter_matches_merge_and_unload(tiny_llama, tmp_path, use_rslora, kernel):
     from peft import PeftModel
 
     adapter = _adapter(tiny_llama, tmp_path / "adapter", use_rslora)
     assert (adapter / "adapter_model.safetensors").exists() and not (adapter / "model.safetensors").exists()
-    frame = layer_changes(adapter, tiny_llama)
+    frame = layer_changes(adapter, tiny_llama, kernel=kernel)
     merged = PeftModel.from_pretrained(_load(tiny_llama), adapter).merge_and_unload()
     _compare(frame, _reference(merged, _load(tiny_llama)))
     changed = set(frame.loc[frame["frobenius"] > 0, "module"])
@@ -128,10 +143,10 @@ def _run(root: Path, name: str, checkpoint: Path, base: Path) -> None:
                                      "job": {"base_model": "local/tiny-llama"}})
 
 
-def _cli(root: Path) -> int:
+def _cli(root: Path, *options: str) -> int:
     parser = argparse.ArgumentParser()
     cli_layers.configure(parser)
-    return cli_layers.main(parser.parse_args(["--root", str(root)]))
+    return cli_layers.main(parser.parse_args(["--root", str(root), *options]))
 
 
 def test_cli_writes_resumes_and_skips_mismatched(tiny_llama, tmp_path, capsys):
@@ -153,3 +168,25 @@ def test_cli_writes_resumes_and_skips_mismatched(tiny_llama, tmp_path, capsys):
     assert _cli(root) == 0
     assert "0 checkpoint(s) analysed, 2 already done, 1 skipped" in capsys.readouterr().out
     assert len(pd.read_parquet(root / "layers.parquet")) == len(table)
+
+
+def test_without_a_compiler_auto_falls_back_and_compiled_fails_clearly(tiny_llama, tmp_path):
+    """A machine without a C++ compiler (CXX names none, empty inductor cache): ``auto`` warns and gives the
+    eager numbers, ``compiled`` stops with the fix and writes nothing."""
+    root = tmp_path / "root"
+    _run(root, "full-run", _finetuned(tiny_llama, tmp_path / "ft"), tiny_llama)
+    env = {**os.environ, "CXX": str(tmp_path / "no-such-compiler"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}
+
+    def cli(kernel: str, out: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "analysis", "layers", "--root", str(root), "--out", str(out),
+                               "--kernel", kernel], env=env, capture_output=True, text=True, timeout=600)
+
+    failed = cli("compiled", tmp_path / "compiled.parquet")
+    assert failed.returncode == 2, failed.stderr
+    assert "could not build the fused layer kernel" in failed.stderr and "--kernel eager" in failed.stderr
+    assert not (tmp_path / "compiled.parquet").exists()
+    fallback = cli("auto", tmp_path / "auto.parquet")
+    assert fallback.returncode == 0, fallback.stderr
+    assert "torch.compile is unavailable here" in fallback.stderr and "using the eager kernel" in fallback.stderr
+    assert _cli(root, "--out", str(tmp_path / "eager.parquet"), "--kernel", "eager") == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "auto.parquet"), pd.read_parquet(tmp_path / "eager.parquet"))
