@@ -1,4 +1,4 @@
-"""``python -m analysis``: gains, synergies, consistency, factors, predictors, layers, report."""
+"""``python -m analysis``: gains, synergies, consistency, factors, predictors, layers, model map, report."""
 
 import sys
 
@@ -7,6 +7,7 @@ from common.cli import run_subcommands
 COMMANDS = {
     "report": ("analysis.cli_report", "compute every finding and write tables, figures, report.md/html"),
     "layers": ("analysis.cli_layers", "layer-wise weight change of checkpoints against their base models"),
+    "map": ("analysis.cli_map", "the model map: models placed by their log-likelihoods of a fixed text set"),
     "predict": ("analysis.cli_predict", "predict the gain of fine-tuning a base model on a dataset, before training"),
 }
 

@@ -53,19 +53,11 @@ def _done(out: Path) -> set[str]:
     return set(pd.read_parquet(out, columns=["model_id"])["model_id"]) if out.exists() else set()
 
 
-def _append(out: Path, rows: pd.DataFrame) -> None:
-    from common.io import write_parquet
-
-    if out.exists():
-        old = pd.read_parquet(out)
-        rows = pd.concat([old[~old["model_id"].isin(set(rows["model_id"]))], rows], ignore_index=True)
-    write_parquet(out, rows)
-
-
 def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from analysis.layers import CheckpointError, LayerShapeError, layer_changes, resolve_kernel
+    from common.io import replace_rows
 
     out = args.out or args.root / "layers.parquet"
     checkpoints = [c for c in kept_checkpoints(args.root) if not args.only or fnmatch.fnmatchcase(c[0], args.only)]
@@ -91,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
         rows.insert(0, "base_model", record.get("job", {}).get("base_model", record["base_model_path"]))
         rows.insert(0, "run_id", record.get("run_id", folder.parent.name))
         rows.insert(0, "model_id", model_id)
-        _append(out, rows)
+        replace_rows(out, rows, key="model_id")
     print(f"{len(pending) - len(skipped)} checkpoint(s) analysed, {len(checkpoints) - len(pending)} already "
           f"done, {len(skipped)} skipped; results in {out}")
     return 0

@@ -36,6 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="report folder (e.g. outputs/demo/report)")
     parser.add_argument("--perplexity", type=Path, help="perplexity.parquet of the evaluation stage")
     parser.add_argument("--layers", type=Path, help="layers.parquet of `python -m analysis layers`")
+    parser.add_argument("--model-map", type=Path, help="model_map.parquet of `python -m analysis map`")
     parser.add_argument("--quality", type=Path, help="quality.json of the importer")
     parser.add_argument("--data-dir", type=Path, help="prepared training data folder (<root>/data)")
     parser.add_argument("--suite", help="evaluation suite whose benchmark texts feed surface similarity")
@@ -107,7 +108,8 @@ def main(args: argparse.Namespace) -> int:
             notes.append(f"quality file {args.quality} does not exist")
     training, bench = load_texts(args, sorted(scores["benchmark"].dropna().unique()), notes)
     inputs = Inputs(scores=scores, perplexity=_optional_parquet(args.perplexity, "perplexity", notes),
-                    layers=_optional_parquet(args.layers, "layers", notes), quality=quality,
+                    layers=_optional_parquet(args.layers, "layers", notes),
+                    model_map=_optional_parquet(args.model_map, "model map", notes), quality=quality,
                     training_texts=training, benchmark_texts=bench, notes=notes)
     for note in notes:
         print(f"[analysis] {note}", file=sys.stderr)

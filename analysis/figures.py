@@ -247,3 +247,19 @@ def lodo_plot(errors: pd.DataFrame) -> plt.Figure:
     ax.set_title("Predicting gains before training: leave-one-dataset-out error")
     ax.legend()
     return fig
+
+
+def model_map_plot(frame: pd.DataFrame) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    markers = {"base": "*", "full": "o", "lora": "^"}
+    colours = dict(zip(sorted(frame["base_model"].unique()), plt.cm.tab10.colors, strict=False))
+    for (base, method), rows in frame.groupby(["base_model", "method"]):
+        ax.scatter(rows["x"], rows["y"], color=colours[base], marker=markers.get(method, "s"),
+                   s=260 if method == "base" else 45, edgecolor="black" if method == "base" else "none",
+                   label=f"{base} ({method})", alpha=0.85)
+    first = frame.iloc[0]
+    ax.set_xlabel(f"map axis 1: PC1 of centred log-likelihoods ({first['x_variance']:.0%} of variance, nats)")
+    ax.set_ylabel(f"map axis 2: PC2 ({first['y_variance']:.0%} of variance, nats)")
+    ax.set_title("Model map: models placed by their log-likelihoods of a fixed text set")
+    ax.legend(fontsize=7, loc="best")
+    return fig

@@ -19,6 +19,7 @@ from analysis.common import MissingInputError, flagged_note, headline_tasks
 from analysis.config import DEFAULT_CONFIG, AnalysisConfig
 from analysis.gains import compute_gains, missing_base_models
 from analysis.layer_correlation import layer_gain_correlation, model_gain
+from analysis.model_map import summarise
 from common.io import write_parquet, write_text
 
 
@@ -35,6 +36,7 @@ class Inputs:
     scores: pd.DataFrame
     perplexity: pd.DataFrame | None = None
     layers: pd.DataFrame | None = None
+    model_map: pd.DataFrame | None = None  # model_map.parquet of `python -m analysis map`
     quality: dict | list | None = None  # quality.json: evaluation.quality.assess output
     training_texts: dict[str, list[str]] | None = None
     benchmark_texts: dict[str, list[str]] | None = None
@@ -95,6 +97,7 @@ class StudyReport(ReportBuilder):
                             ("Predicting gains before training", self.prediction_section),
                             ("Layer-wise weight change", self.layers_section)):
             self.run(title, self._needs_gains(body))
+        self.run("Model map", self.model_map_section)
 
     def _needs_gains(self, body: Callable[[Section], None]) -> Callable[[Section], None]:
         def wrapped(section: Section) -> None:
@@ -315,6 +318,26 @@ class StudyReport(ReportBuilder):
         s.sentences.append(f"The mean relative change is largest at depth {top['depth_bin']:.2f} "
                            f"({top['mean_relative']:.3g}).")
         self.figure(s, "layers", figures.layer_plot(table), "Relative change and its correlation with gain by depth.")
+
+    def model_map_section(self, s: Section) -> None:
+        if self.inputs.model_map is None:
+            raise MissingInputError("no model map (run `python -m analysis map`, pass --model-map)")
+        frame = self.table("model_map", self.inputs.model_map)
+        summary = summarise(frame)
+        if pd.isna(summary.separation):
+            s.notes.append("One base model (or one model per base model): whether models cluster by base model "
+                           "cannot be measured; map more base models.")
+        else:
+            verdict = "models cluster by base model" if summary.separation > 1 else "no clustering by base model"
+            s.sentences.append(f"On the map of {len(frame)} models ({frame['base_model'].nunique()} base models), "
+                               f"two models of different base models lie {summary.separation:.1f} times as far apart "
+                               f"as two models of the same base model (mean distance {summary.between_base:.3g} vs "
+                               f"{summary.within_base:.3g}): {verdict}.")
+        if summary.to_base:
+            moves = ", ".join(f"{method} {distance:.3g}" for method, distance in summary.to_base.items())
+            s.sentences.append(f"Median distance of a fine-tuned model from its base model, by method: {moves}.")
+        self.figure(s, "model_map", figures.model_map_plot(frame),
+                    "Models placed by their centred log-likelihoods of a fixed text set (PCA); stars are base models.")
 
 
 def quality_lines(quality: dict | list) -> tuple[list[str], pd.DataFrame]:

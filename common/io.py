@@ -56,6 +56,16 @@ def write_parquet(target: str | os.PathLike[str], frame: pd.DataFrame) -> None:
         frame.to_parquet(tmp, index=False)
 
 
+def replace_rows(target: str | os.PathLike[str], rows: pd.DataFrame, key: str) -> None:
+    """Write ``rows`` into the parquet table at ``target`` (created if absent), replacing the rows whose
+    ``key`` value they carry; atomic, so a crash leaves the previous table."""
+    path = Path(target)
+    if path.exists():
+        old = pd.read_parquet(path)
+        rows = pd.concat([old[~old[key].isin(set(rows[key]))], rows], ignore_index=True)
+    write_parquet(path, rows)
+
+
 def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -1,7 +1,7 @@
 """``python -m pipeline demo``: the whole study in miniature, on this machine's CPU, offline.
 
 Stages: prepare data -> train (tiny Llama and Qwen2 bases, full and LoRA) -> evaluate (base models
-too) -> perplexity of the training data -> layer-wise weight change -> analysis report -> staging
+too) -> perplexity of the training data -> layer-wise weight change -> model map -> analysis report -> staging
 release on the local Hub -> leaderboard Space. Re-running skips finished work."""
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ def demo_stages(args: argparse.Namespace) -> list[Stage]:
         Stage("evaluate", ("evaluation", "run", *grid, *only, "--suite", args.suite, *limit)),
         Stage("perplexity", ("evaluation", "perplexity", *grid, *only)),
         Stage("layer statistics", ("analysis", "layers", "--root", root)),
+        Stage("model map", ("analysis", "map", "--root", root)),
         Stage("analysis report", ("analysis", "report", "--scores", f"{root}/scores.parquet",
                                   "--out", f"{root}/report", "--perplexity", f"{root}/perplexity.parquet",
-                                  "--layers", f"{root}/layers.parquet", "--data-dir", f"{root}/data",
+                                  "--layers", f"{root}/layers.parquet",
+                                  "--model-map", f"{root}/model_map.parquet", "--data-dir", f"{root}/data",
                                   "--suite", args.suite, "--root", root,
                                   "--min-datasets", "3")),  # the demo grid has three datasets
         Stage("stage the release", ("release.publish", "--root", root, "--config", args.release_config, "--stage",

@@ -101,7 +101,7 @@ def test_demo_pipeline_stages_a_complete_release(tmp_path: Path) -> None:
     args = ["demo", "--root", str(root), "--only", DEMO_ONLY, "--limit", "8"]
     with serving_pipeline(args, timeout_s=1500) as (hub_url, space_url, output):
         for stage in ("prepare data", "train", "evaluate", "perplexity", "layer statistics",
-                      "analysis report", "stage the release"):
+                      "model map", "analysis report", "stage the release"):
             assert f"=== {stage}: done" in output
         assert (root / "report" / "report.html").exists()
         found = run_as_user(hub_url, """

@@ -1,0 +1,109 @@
+"""``python -m analysis map``: the model map. Every kept checkpoint under ROOT/runs and each base model
+they were trained from score one fixed set of texts; their centred log-likelihood vectors are projected to
+2-D (PCA). Writes ROOT/model_loglik.parquet (model, text, log-likelihood) and ROOT/model_map.parquet (one
+row per model: identity, x, y, mean log-likelihood); `python -m analysis report --model-map` draws it.
+
+The texts: by default the same number of texts from each prepared training set in ROOT/data (the
+main-condition subset); --texts takes any fixed set instead (parquet or JSON lines with a ``text`` column,
+optionally ``dataset``). Resumable: models that already scored this text set are skipped.
+
+Examples:
+  python -m analysis map --root outputs/demo
+  python -m analysis map --root outputs/paper --texts my_texts.jsonl --device cuda --batch-size 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from common.paths import DEFAULT_OUTPUT_ROOT
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--root", type=Path, default=DEFAULT_OUTPUT_ROOT / "demo", help="output root of a grid")
+    parser.add_argument("--texts", type=Path, default=None,
+                        help="fixed text set (parquet or .jsonl with a 'text' column; default: ROOT/data)")
+    parser.add_argument("--texts-per-dataset", type=int, default=20,
+                        help="texts taken from each training set or each 'dataset' of --texts")
+    parser.add_argument("--out", type=Path, default=None, help="map table (default: ROOT/model_map.parquet)")
+    parser.add_argument("--loglik", type=Path, default=None,
+                        help="log-likelihood table (default: ROOT/model_loglik.parquet)")
+    parser.add_argument("--only", default=None, metavar="GLOB", help="only model ids matching this glob")
+    parser.add_argument("--batch-size", type=int, default=8, help="texts per forward pass")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--redo", action="store_true", help="score models again even if already scored")
+
+
+def read_texts(path: Path) -> dict[str, list[str]]:
+    """source -> texts of a user's text file (``dataset`` column, else one source named after the file)."""
+    from analysis.common import MissingInputError
+
+    if not path.exists():
+        raise MissingInputError(f"texts file {path} does not exist")
+    frame = pd.read_json(path, lines=True) if path.suffix in {".jsonl", ".json"} else pd.read_parquet(path)
+    if "text" not in frame.columns:
+        raise MissingInputError(f"{path} has no 'text' column (columns: {list(frame.columns)})")
+    sources = frame["dataset"].astype(str) if "dataset" in frame.columns else pd.Series(path.stem, frame.index)
+    return {str(source): rows["text"].astype(str).tolist() for source, rows in frame.groupby(sources)}
+
+
+def _texts(args: argparse.Namespace) -> pd.DataFrame:
+    from analysis.model_map import text_set
+    from analysis.predictors import load_training_texts
+
+    texts = read_texts(args.texts) if args.texts else load_training_texts(args.root / "data")
+    return text_set(texts, args.texts_per_dataset)
+
+
+def _scored(path: Path, texts_hash: str) -> set[str]:
+    if not path.exists():
+        return set()
+    table = pd.read_parquet(path, columns=["model_id", "texts_hash"])
+    return set(table.loc[table["texts_hash"] == texts_hash, "model_id"])
+
+
+def main(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from analysis.common import MissingInputError
+    from analysis.model_map import LOGLIK_COLUMNS, model_map, models_under, text_loglik, texts_hash
+    from common.io import replace_rows, write_parquet
+
+    out, loglik_path = args.out or args.root / "model_map.parquet", args.loglik or args.root / "model_loglik.parquet"
+    models = [m for m in models_under(args.root) if not args.only or fnmatch.fnmatchcase(m.model_id, args.only)]
+    try:
+        if not models:
+            raise MissingInputError(f"no kept checkpoints (runs/*/epoch-*/run.json) under {args.root}; train a "
+                                    "grid first (python -m training run)")
+        texts = _texts(args)
+    except MissingInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    digest = texts_hash(texts)
+    done = set() if args.redo else _scored(loglik_path, digest)
+    pending = [m for m in models if m.model_id not in done]
+    with tempfile.TemporaryDirectory(prefix="model-map-") as tmp:
+        texts_file = Path(tmp) / "model-map-texts.parquet"
+        texts.to_parquet(texts_file, index=False)
+        for model in tqdm(pending, desc="model map", unit="model"):
+            rows = text_loglik(model, texts_file, args.batch_size, args.device)
+            replace_rows(loglik_path, rows.assign(texts_hash=digest)[list(LOGLIK_COLUMNS)], key="model_id")
+    loglik = pd.read_parquet(loglik_path)
+    labels = pd.DataFrame([m.label() for m in models])
+    try:
+        frame, explained = model_map(loglik[loglik["texts_hash"] == digest], labels)
+    except MissingInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    write_parquet(out, frame)
+    print(f"{len(pending)} model(s) scored on {len(texts)} texts, {len(models) - len(pending)} already done; map of "
+          f"{len(frame)} models (axes explain {explained[0]:.0%} and {explained[1]:.0%}) in {out}")
+    return 0
