@@ -129,7 +129,8 @@ KERNELS = ("auto", "compiled", "eager")
 class _EagerKernel:
     """Chunked torch ops in two reused float32 buffers of ``EAGER_CHUNK`` elements. Converting and
     differencing a chunk in them allocates nothing: a fresh multi-MB temporary costs a page fault per 4 KB,
-    more than the arithmetic on it. Four passes over each chunk, so about half the speed of a plain read."""
+    more than the arithmetic on it. Four passes over each chunk, so it needs a thread per core to come close
+to the compiled kernel on one."""
 
     workers = min(4, os.cpu_count() or 1)  # tensors at once: these ops release the GIL, one per core helps
 
@@ -238,7 +239,7 @@ def resolve_kernel(kernel: str) -> str:
             raise RuntimeError(f"torch.compile could not build the fused layer kernel ({cause}); install a C++ "
                                "compiler (e.g. apt-get install g++) or use --kernel eager") from error
         warnings.warn(f"layer analysis: torch.compile is unavailable here ({cause}); using the eager kernel, "
-                      "about half as fast (--kernel eager silences this)", stacklevel=2)
+                      "slower and busier (--kernel eager silences this)", stacklevel=2)
         return "eager"
     return "compiled"
 
@@ -395,7 +396,7 @@ def layer_changes(checkpoint: str | os.PathLike[str], base: str | os.PathLike[st
                   progress: bool = False, kernel: str = "auto") -> pd.DataFrame:
     """Per (layer, module) weight change of ``checkpoint`` (a full model folder or a PEFT LoRA adapter
     folder) against ``base`` (a model folder or a Hugging Face id). Columns: ``LAYER_COLUMNS``. ``kernel``:
-    one of ``KERNELS`` (same numbers to ~1e-6; ``compiled`` is about twice as fast)."""
+    one of ``KERNELS`` (same numbers to ~1e-6; ``compiled`` is faster on one thread)."""
     checkpoint, base = Path(checkpoint), resolve_folder(base)
     with _torch_single_threaded():
         new_kernel = _compiled_kernel if resolve_kernel(kernel) == "compiled" else _EagerKernel
