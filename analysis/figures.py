@@ -254,9 +254,10 @@ def model_map_plot(frame: pd.DataFrame) -> plt.Figure:
     markers = {"base": "*", "full": "o", "lora": "^"}
     colours = dict(zip(sorted(frame["base_model"].unique()), plt.cm.tab10.colors, strict=False))
     for (base, method), rows in frame.groupby(["base_model", "method"]):
-        ax.scatter(rows["x"], rows["y"], color=colours[base], marker=markers.get(method, "s"),
-                   s=260 if method == "base" else 45, edgecolor="black" if method == "base" else "none",
-                   label=f"{base} ({method})", alpha=0.85)
+        is_base = method == "base"  # hollow stars, drawn below: checkpoints near their base stay visible
+        ax.scatter(rows["x"], rows["y"], marker=markers.get(method, "s"), s=320 if is_base else 45,
+                   facecolor="none" if is_base else colours[base], edgecolor=colours[base],
+                   linewidth=2 if is_base else 0, zorder=1 if is_base else 2, label=f"{base} ({method})", alpha=0.9)
     first = frame.iloc[0]
     ax.set_xlabel(f"map axis 1: PC1 of centred log-likelihoods ({first['x_variance']:.0%} of variance, nats)")
     ax.set_ylabel(f"map axis 2: PC2 ({first['y_variance']:.0%} of variance, nats)")

@@ -140,12 +140,19 @@ def model_map(loglik: pd.DataFrame, labels: pd.DataFrame) -> tuple[pd.DataFrame,
 class MapSummary:
     within_base: float  # mean distance between two models of the same base model (NaN: no such pair)
     between_base: float  # mean distance between models of different base models (NaN: one base model)
+    neighbour_agreement: float  # share of models whose nearest model on the map has the same base model
+    chance_agreement: float  # that share if base models were assigned at random (same group sizes)
     to_base: dict[str, float]  # method -> median distance of its checkpoints to their base model
 
     @property
     def separation(self) -> float:
         """How many times farther apart models of different base models are than models of the same one."""
         return self.between_base / self.within_base if self.within_base > 0 else math.nan
+
+    @property
+    def clusters_by_base(self) -> bool:
+        """Nearest neighbours agree on the base model at least halfway from chance to always."""
+        return self.neighbour_agreement >= (1 + self.chance_agreement) / 2
 
 
 def summarise(frame: pd.DataFrame) -> MapSummary:
@@ -155,6 +162,9 @@ def summarise(frame: pd.DataFrame) -> MapSummary:
     bases = frame["base_model"].to_numpy()
     same = (bases[:, None] == bases[None]) & ~np.eye(len(frame), dtype=bool)
     different = bases[:, None] != bases[None]
+    nearest = np.where(np.eye(len(frame), dtype=bool), np.inf, distance).argmin(axis=1)
+    sizes = frame["base_model"].value_counts().to_numpy()
+    pairs = len(frame) * (len(frame) - 1)
     base_point = {row.base_model: (row.x, row.y) for row in frame.itertuples() if row.method == BASE_METHOD}
     to_base: dict[str, list[float]] = {}
     for row in frame.itertuples():
@@ -162,6 +172,7 @@ def summarise(frame: pd.DataFrame) -> MapSummary:
             bx, by = base_point[row.base_model]
             to_base.setdefault(row.method, []).append(math.hypot(row.x - bx, row.y - by))
     return MapSummary(_mean(distance[same]), _mean(distance[different]),
+                      float((bases[nearest] == bases).mean()), float((sizes * (sizes - 1)).sum() / pairs),
                       {method: float(np.median(values)) for method, values in sorted(to_base.items())})
 
 

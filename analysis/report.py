@@ -328,11 +328,13 @@ class StudyReport(ReportBuilder):
             s.notes.append("One base model (or one model per base model): whether models cluster by base model "
                            "cannot be measured; map more base models.")
         else:
-            verdict = "models cluster by base model" if summary.separation > 1 else "no clustering by base model"
+            verdict = ("models cluster by base model" if summary.clusters_by_base
+                       else "base models are not clearly separated on this map")
             s.sentences.append(f"On the map of {len(frame)} models ({frame['base_model'].nunique()} base models), "
-                               f"two models of different base models lie {summary.separation:.1f} times as far apart "
-                               f"as two models of the same base model (mean distance {summary.between_base:.3g} vs "
-                               f"{summary.within_base:.3g}): {verdict}.")
+                               f"the nearest model of {_pct(summary.neighbour_agreement)} of them shares their base "
+                               f"model (chance: {_pct(summary.chance_agreement)}), and models of different base "
+                               f"models lie {summary.separation:.1f} times as far apart as models of the same one "
+                               f"(mean distance {summary.between_base:.3g} vs {summary.within_base:.3g}): {verdict}.")
         if summary.to_base:
             moves = ", ".join(f"{method} {distance:.3g}" for method, distance in summary.to_base.items())
             s.sentences.append(f"Median distance of a fine-tuned model from its base model, by method: {moves}.")

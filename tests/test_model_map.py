@@ -48,6 +48,8 @@ def test_map_separates_base_models_and_lora_stays_closer():
     assert explained[0] > explained[1] > 0 and sum(explained) <= 1 + 1e-12
     summary = summarise(frame)
     assert summary.separation > 5
+    assert summary.neighbour_agreement == 1.0 and summary.clusters_by_base
+    assert summary.chance_agreement == pytest.approx(2 * 7 * 6 / (14 * 13))
     assert summary.to_base["lora"] < summary.to_base["full"]
     # PC1 is the direction between the two families: its sign splits them
     sides = frame.groupby("base_model")["x"].agg(["min", "max"])
@@ -62,6 +64,15 @@ def test_projection_ignores_what_all_models_share():
     coords2, explained2 = project(loglik_matrix(shifted))
     np.testing.assert_allclose(coords2[["x", "y"]], coords[["x", "y"]], atol=1e-9)
     np.testing.assert_allclose(explained2, explained)
+
+
+def test_mixed_base_models_are_not_called_clusters():
+    """Two base models whose checkpoints interleave along one line: neighbours disagree, no cluster claim."""
+    coords = pd.DataFrame({"model_id": list("abcdef"), "base_model": ["p", "q"] * 3, "method": "full",
+                           "x": np.arange(6.0), "y": 0.0})
+    summary = summarise(coords)
+    assert summary.neighbour_agreement == 0 and not summary.clusters_by_base
+    assert summary.chance_agreement == pytest.approx(2 * 3 * 2 / 30)
 
 
 def test_distances_follow_the_log_likelihood_differences():
@@ -104,7 +115,7 @@ def test_report_states_the_map_finding(tmp_path, released_table):
     report = build_report(Inputs(scores=import_released(released_table).scores, model_map=frame), tmp_path)
     section = next(s for s in report.sections if s.title == "Model map")
     assert not section.notes
-    assert "cluster by base model" in section.sentences[0]
+    assert "models cluster by base model" in section.sentences[0] and "100% of them" in section.sentences[0]
     assert f"{summarise(frame).separation:.1f} times" in section.sentences[0]
     assert "lora" in section.sentences[1] and "full" in section.sentences[1]
     assert (tmp_path / "figures/model_map.png").stat().st_size > 10_000
