@@ -7,8 +7,8 @@ Peak memory is the peak of the process's anonymous resident memory (RssAnon in /
 every 2 ms) above its value before the analysis: safetensors memory-maps the files, and those file-backed
 page-cache pages are reclaimable, so they are excluded.
 
-    python benchmarks/layer_diff.py                 # 0.2 GB per checkpoint (CI)
-    python benchmarks/layer_diff.py --size-gb 4     # multi-GB, by hand
+    python benchmarks/layer_diff.py                 # 2 GB per checkpoint, a 4 GB pair
+    python benchmarks/layer_diff.py --size-gb 0.05  # a quick check (CI)
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ HIDDEN, INTERMEDIATE, VOCAB = 1024, 2816, 32000
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size-gb", type=float, default=0.2, help="size of each checkpoint (bf16)")
+    parser.add_argument("--size-gb", type=float, default=2.0, help="size of each checkpoint (bf16)")
     parser.add_argument("--shard-gb", type=float, default=0.5, help="safetensors shard size")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved timing runs (medians are reported)")
     parser.add_argument("--kernel", choices=KERNELS, default="auto", help="the analysis's kernel (see --help of "
