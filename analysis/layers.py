@@ -219,7 +219,8 @@ def _compiled_kernel() -> _CompiledKernel:
 
     kernel = _CompiledKernel()
     probe = torch.zeros(2, dtype=torch.float32)
-    kernel.pair(probe, probe)  # compile now, in one thread, so a missing compiler shows here
+    with _torch_single_threaded():  # inductor sizes its OpenMP loops by the thread count at compile time
+        kernel.pair(probe, probe)  # compile now, in one thread, so a missing compiler shows here
     return kernel
 
 
