@@ -212,3 +212,23 @@ def layers_figure(results: Results) -> Plot:
                          yaxis_title="correlation", height=420,
                          yaxis2={"title": "relative change", "overlaying": "y", "side": "right"})
     return figure, "*Source: analysis/layer_correlation.parquet.*"
+
+
+MAP_SYMBOLS = {"base": "star", "full": "circle", "lora": "triangle-up"}
+
+
+def model_map_figure(results: Results) -> Plot:
+    table = results.analysis.get("model_map")
+    if table is None:
+        return missing("model_map", "model map (it needs the model weights: `python -m analysis map`)")
+    figure = go.Figure()
+    for (base, method), rows in table.groupby(["base_model", "method"], sort=True):
+        figure.add_trace(go.Scatter(
+            x=rows["x"], y=rows["y"], mode="markers", name=f"{base} ({method})", text=rows["model_id"],
+            hovertemplate="%{text}<extra></extra>",
+            marker={"symbol": MAP_SYMBOLS.get(method, "square"), "size": 16 if method == "base" else 8}))
+    first = table.iloc[0]
+    figure.update_layout(title="Model map: models placed by their log-likelihoods of a fixed text set", height=480,
+                         xaxis_title=f"PC1 of centred log-likelihoods ({first['x_variance']:.0%} of variance)",
+                         yaxis_title=f"PC2 ({first['y_variance']:.0%} of variance)")
+    return figure, "*Close models predict text alike; stars are base models. Source: analysis/model_map.parquet.*"

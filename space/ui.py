@@ -203,7 +203,7 @@ def _findings_tab(store: ResultsStore) -> None:
             predictor = gr.Dropdown(label="Predictor", elem_id="fi-predictor")
         plots, captions = [], []
         for title in ("Training–task synergy", "Cross-model consistency", "Epochs", "LoRA vs full fine-tuning",
-                      "Predictors of the gain", "Layer-wise change vs gain"):
+                      "Predictors of the gain", "Layer-wise change vs gain", "Model map"):
             gr.Markdown(f"### {title}")
             plots.append(gr.Plot(elem_classes=["finding-plot"], show_label=False))
             captions.append(gr.Markdown())
@@ -215,7 +215,8 @@ def _findings_tab(store: ResultsStore) -> None:
         made = [findings.synergy_figure(results, base_model, method_name),
                 findings.consistency_figure(results, method_name),
                 findings.epoch_figure(results, task_name), findings.lora_full_figure(results),
-                findings.predictor_figure(results, predictor_name, task_name), findings.layers_figure(results)]
+                findings.predictor_figure(results, predictor_name, task_name), findings.layers_figure(results),
+                findings.model_map_figure(results)]
         return [f for f, _ in made] + [c for _, c in made]
 
     def on_open() -> list[Any]:

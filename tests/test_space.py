@@ -223,6 +223,9 @@ def test_findings_from_published_tables(results: Results) -> None:
         "layer_correlation": pd.DataFrame({"depth_bin": [0.1, 0.5, 0.9], "mean_frobenius": [1, 2, 3],
                                            "mean_relative": [0.1, 0.2, 0.3], "pearson": [0.1, 0.6, 0.2],
                                            "spearman": [0.1, 0.5, 0.2], "n_models": 4}),
+        "model_map": pd.DataFrame({"model_id": ["A", "A/full", "B"], "base_model": ["A", "A", "B"],
+                                   "method": ["base", "full", "base"], "x": [0.0, 1.0, 5.0], "y": [0.0, 0.5, 1.0],
+                                   "x_variance": 0.8, "y_variance": 0.15}),
         "predictor_values": pd.DataFrame({"base_model_name": ["A", "A"], "dataset": ["lima", "math"],
                                           "task": "gsm8k-4shot", "gain": [1.0, 2.0], "perplexity": [3.0, 9.0],
                                           "log_perplexity": [1.1, 2.2], "ngram_overlap": [None, None]}),
@@ -238,6 +241,9 @@ def test_findings_from_published_tables(results: Results) -> None:
     assert list(figure.data[0].x) == [3.0, 9.0]
     figure, _ = findings.layers_figure(published)
     assert [t.name.split(" ")[0] for t in figure.data][:2] == ["pearson", "spearman"]
+    figure, caption = findings.model_map_figure(published)
+    assert [t.name for t in figure.data] == ["A (base)", "A (full)", "B (base)"]
+    assert list(figure.data[1].text) == ["A/full"] and "80% of variance" in figure.layout.xaxis.title.text
 
 
 def test_findings_fall_back_to_the_leaderboard(results: Results) -> None:
@@ -252,7 +258,8 @@ def test_findings_fall_back_to_the_leaderboard(results: Results) -> None:
     assert len(epochs.data) >= 2 and list(epochs.data[0].x) == sorted(epochs.data[0].x)
     lora, _ = findings.lora_full_figure(results)
     assert lora.data[0].type == "bar" and len(lora.data[0].x) > 10
-    for figure, caption in (findings.predictor_figure(results, None, None), findings.layers_figure(results)):
+    for figure, caption in (findings.predictor_figure(results, None, None), findings.layers_figure(results),
+                            findings.model_map_figure(results)):
         assert figure.data == () and "analysis/" in caption and "python -m analysis report" in caption
 
 
