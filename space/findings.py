@@ -5,8 +5,11 @@ Every function returns ``(plotly figure, caption markdown)``."""
 
 from __future__ import annotations
 
+from itertools import cycle
+
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
 from common.catalog import PAPER_BASE_MODELS, PAPER_DATASETS
 from space.data import Results
@@ -214,7 +217,7 @@ def layers_figure(results: Results) -> Plot:
     return figure, "*Source: analysis/layer_correlation.parquet.*"
 
 
-MAP_SYMBOLS = {"base": "star", "full": "circle", "lora": "triangle-up"}
+MAP_SYMBOLS = {"base": "star-open", "full": "circle", "lora": "triangle-up"}
 
 
 def model_map_figure(results: Results) -> Plot:
@@ -222,11 +225,13 @@ def model_map_figure(results: Results) -> Plot:
     if table is None:
         return missing("model_map", "model map (it needs the model weights: `python -m analysis map`)")
     figure = go.Figure()
+    palette = dict(zip(sorted(table["base_model"].unique()), cycle(qualitative.Plotly)))  # a colour per family
     for (base, method), rows in table.groupby(["base_model", "method"], sort=True):
         figure.add_trace(go.Scatter(
             x=rows["x"], y=rows["y"], mode="markers", name=f"{base} ({method})", text=rows["model_id"],
             hovertemplate="%{text}<extra></extra>",
-            marker={"symbol": MAP_SYMBOLS.get(method, "square"), "size": 16 if method == "base" else 8}))
+            marker={"symbol": MAP_SYMBOLS.get(method, "square"), "size": 18 if method == "base" else 8,
+                    "color": palette[base], "line": {"width": 2, "color": palette[base]}}))
     first = table.iloc[0]
     figure.update_layout(title="Model map: models placed by their log-likelihoods of a fixed text set", height=480,
                          xaxis_title=f"PC1 of centred log-likelihoods ({first['x_variance']:.0%} of variance)",

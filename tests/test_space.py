@@ -244,6 +244,7 @@ def test_findings_from_published_tables(results: Results) -> None:
     figure, caption = findings.model_map_figure(published)
     assert [t.name for t in figure.data] == ["A (base)", "A (full)", "B (base)"]
     assert list(figure.data[1].text) == ["A/full"] and "80% of variance" in figure.layout.xaxis.title.text
+    assert figure.data[0].marker.color == figure.data[1].marker.color != figure.data[2].marker.color
 
 
 def test_findings_fall_back_to_the_leaderboard(results: Results) -> None:
