@@ -321,7 +321,8 @@ class StudyReport(ReportBuilder):
 
     def model_map_section(self, s: Section) -> None:
         if self.inputs.model_map is None:
-            raise MissingInputError("no model map (run `python -m analysis map`, pass --model-map)")
+            raise MissingInputError("no model map: it needs the models' weights; run `python -m analysis map --root "
+                                    "ROOT` on trained checkpoints and pass --model-map ROOT/model_map.parquet")
         frame = self.table("model_map", self.inputs.model_map)
         summary = summarise(frame)
         if pd.isna(summary.separation):
