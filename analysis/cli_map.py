@@ -3,9 +3,10 @@ they were trained from score one fixed set of texts; their centred log-likelihoo
 2-D (PCA). Writes ROOT/model_loglik.parquet (model, text, log-likelihood) and ROOT/model_map.parquet (one
 row per model: identity, x, y, mean log-likelihood); `python -m analysis report --model-map` draws it.
 
-The texts: by default the same number of texts from each prepared training set in ROOT/data (the
-main-condition subset); --texts takes any fixed set instead (parquet or JSON lines with a ``text`` column,
-optionally ``dataset``). Resumable: models that already scored this text set are skipped.
+Models are found as the evaluation stage finds them (the same model ids as in scores.parquet). The texts:
+by default the same number of texts from each prepared training set in ROOT/data (the main-condition
+subset); --texts takes any fixed set instead (parquet or JSON lines with a ``text`` column, optionally
+``dataset``). Resumable: models that already scored this text set are skipped.
 
 Examples:
   python -m analysis map --root outputs/demo
@@ -15,7 +16,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import sys
 import tempfile
 from pathlib import Path
@@ -36,7 +36,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="map table (default: ROOT/model_map.parquet)")
     parser.add_argument("--loglik", type=Path, default=None,
                         help="log-likelihood table (default: ROOT/model_loglik.parquet)")
-    parser.add_argument("--only", default=None, metavar="GLOB", help="only model ids matching this glob")
+    parser.add_argument("--only", default=None,
+                        help="filter models by job fields, KEY=GLOB[,KEY=GLOB] (e.g. base_model_name=tiny-llama)")
     parser.add_argument("--batch-size", type=int, default=8, help="texts per forward pass")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--redo", action="store_true", help="score models again even if already scored")
@@ -74,17 +75,19 @@ def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from analysis.common import MissingInputError
-    from analysis.model_map import LOGLIK_COLUMNS, model_map, models_under, text_loglik, texts_hash
+    from analysis.model_map import LOGLIK_COLUMNS, label, model_map, text_loglik, texts_hash
     from common.io import replace_rows, write_parquet
+    from evaluation.runner import discover_models
+    from training.grid import GridError
 
     out, loglik_path = args.out or args.root / "model_map.parquet", args.loglik or args.root / "model_loglik.parquet"
-    models = [m for m in models_under(args.root) if not args.only or fnmatch.fnmatchcase(m.model_id, args.only)]
     try:
+        models = discover_models(args.root, only=args.only)
         if not models:
             raise MissingInputError(f"no kept checkpoints (runs/*/epoch-*/run.json) under {args.root}; train a "
                                     "grid first (python -m training run)")
         texts = _texts(args)
-    except MissingInputError as error:
+    except (MissingInputError, GridError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     digest = texts_hash(texts)
@@ -97,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
             rows = text_loglik(model, texts_file, args.batch_size, args.device)
             replace_rows(loglik_path, rows.assign(texts_hash=digest)[list(LOGLIK_COLUMNS)], key="model_id")
     loglik = pd.read_parquet(loglik_path)
-    labels = pd.DataFrame([m.label() for m in models])
+    labels = pd.DataFrame([label(m) for m in models])
     try:
         frame, explained = model_map(loglik[loglik["texts_hash"] == digest], labels)
     except MissingInputError as error:

@@ -14,12 +14,15 @@ import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from analysis.common import MissingInputError
+
+if TYPE_CHECKING:
+    from evaluation.runner import EvalModel
 
 LOGLIK_COLUMNS = ("model_id", "texts_hash", "text_id", "loglik", "n_tokens")
 MAP_COLUMNS = ("model_id", "base_model", "method", "dataset", "epoch", "x", "y", "x_variance", "y_variance",
@@ -27,38 +30,9 @@ MAP_COLUMNS = ("model_id", "base_model", "method", "dataset", "epoch", "x", "y",
 BASE_METHOD = "base"
 
 
-@dataclass(frozen=True)
-class MappedModel:
-    """A model on the map: a base model (``adapter_of`` None, ``method`` "base"), a full checkpoint, or a
-    LoRA adapter applied to the base folder ``adapter_of``."""
-
-    model_id: str
-    folder: Path
-    base_model: str
-    method: str
-    dataset: str
-    epoch: int | None
-    adapter_of: Path | None = None
-
-    def label(self) -> dict[str, Any]:
-        return {"model_id": self.model_id, "base_model": self.base_model, "method": self.method,
-                "dataset": self.dataset, "epoch": self.epoch}
-
-
-def models_under(root: Path) -> list[MappedModel]:
-    """Every kept checkpoint under ``root/runs`` and each base model they were trained from."""
-    from analysis.cli_layers import kept_checkpoints
-
-    models: dict[str, MappedModel] = {}
-    for model_id, folder, record in kept_checkpoints(root):
-        job, base_folder = record.get("job", {}), Path(record["base_model_path"])
-        base_model = str(job.get("base_model", base_folder.name))
-        models.setdefault(base_model, MappedModel(base_model, base_folder, base_model, BASE_METHOD, "", None))
-        is_adapter = (folder / "adapter_config.json").exists()
-        models[model_id] = MappedModel(model_id, folder, base_model, str(job.get("method", "full")),
-                                       str(job.get("dataset", "")), record.get("epoch"),
-                                       base_folder if is_adapter else None)
-    return list(models.values())
+def label(model: EvalModel) -> dict[str, Any]:
+    """The identity columns of ``model`` on the map (the evaluation stage's identity, as in scores)."""
+    return {key: model.identity[key] for key in ("model_id", "base_model", "method", "dataset", "epoch")}
 
 
 def text_set(texts: dict[str, list[str]], per_dataset: int) -> pd.DataFrame:
@@ -79,25 +53,25 @@ def texts_hash(texts: pd.DataFrame) -> str:
     return hashlib.sha256("\x00".join(texts["id"] + "\x01" + texts["text"]).encode("utf-8")).hexdigest()[:16]
 
 
-def load(model: MappedModel, device: str | None = None) -> tuple[Any, Any, str]:
+def load(model: EvalModel, device: str | None = None) -> tuple[Any, Any, str]:
     """(model, tokenizer, device); a LoRA adapter is applied to its base through peft, never merged."""
     from evaluation.perplexity import load_model
 
-    if model.adapter_of is None:
-        return load_model(model.folder, device)
+    if not model.is_adapter:
+        return load_model(model.path, device)
     from peft import PeftModel
 
-    base, tokenizer, device = load_model(model.adapter_of, device)
-    return PeftModel.from_pretrained(base, str(model.folder)).eval(), tokenizer, device
+    base, tokenizer, device = load_model(model.base_path, device)
+    return PeftModel.from_pretrained(base, model.path).eval(), tokenizer, device
 
 
-def text_loglik(model: MappedModel, texts_file: Path, batch_size: int = 8,
+def text_loglik(model: EvalModel, texts_file: Path, batch_size: int = 8,
                 device: str | None = None) -> pd.DataFrame:
     """One row per text: the model's log-likelihood of it and the number of tokens scored."""
     from evaluation.perplexity import compute_perplexity
 
     loaded, tokenizer, device = load(model, device)
-    samples, _ = compute_perplexity(model.folder, [texts_file], batch_size=batch_size, device=device,
+    samples, _ = compute_perplexity(model.path, [texts_file], batch_size=batch_size, device=device,
                                     model_and_tokenizer=(loaded, tokenizer), progress=False)
     full = samples[samples["scope"] == "full"]
     return pd.DataFrame({"model_id": model.model_id, "text_id": full["sample_id"].to_numpy(),

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from analysis import cli_map
 from analysis.common import MissingInputError
 from analysis.model_map import MAP_COLUMNS, loglik_matrix, model_map, project, summarise, text_set
 from analysis.report import Inputs, build_report
-from common.io import write_json
 
 
 def _loglik(vectors: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -124,35 +121,13 @@ def test_report_states_the_map_finding(tmp_path, released_table):
 
 # ---------------------------------------------------------------- CLI on tiny real models
 
-def _kept(root: Path, run_id: str, checkpoint: Path, base: Path, base_model: str, method: str, dataset: str) -> None:
-    folder = root / "runs" / run_id / "epoch-01"
-    shutil.copytree(checkpoint, folder)
-    write_json(folder / "run.json", {"run_id": run_id, "epoch": 1, "base_model_path": str(base), "job": {
-        "base_model": base_model, "method": method, "dataset": dataset}})
+def _kept(root: Path, base: Path, base_name: str, method: str) -> str:
+    """Epoch 1 of a real job's run, as training leaves it (release.fixtures: perturbed weights, run.json)."""
+    from release.fixtures import make_job, write_checkpoint
 
-
-def _fine_tuned(base: Path, out: Path, scale: float) -> Path:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(torch.randn(param.shape, generator=generator) * scale)
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(base).save_pretrained(out)
-    return out
-
-
-def _lora(base: Path, out: Path) -> Path:
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(1)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32),
-                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    model.save_pretrained(out)
-    return out
+    job = make_job(base_name, "demo_facts", method)
+    write_checkpoint(job, 1, root, base)
+    return f"{job.run_id}/epoch-01"
 
 
 def _cli(*options: str) -> int:
@@ -165,9 +140,8 @@ def test_cli_maps_base_full_and_lora_models_and_resumes(tiny_llama, tiny_qwen2, 
     from evaluation.perplexity import load_model, reference_perplexity
 
     root = tmp_path / "root"
-    _kept(root, "llama-full", _fine_tuned(tiny_llama, tmp_path / "ft", 0.02), tiny_llama, "tiny-llama", "full", "a")
-    _kept(root, "llama-lora", _lora(tiny_llama, tmp_path / "lora"), tiny_llama, "tiny-llama", "lora", "a")
-    _kept(root, "qwen-full", _fine_tuned(tiny_qwen2, tmp_path / "qft", 0.02), tiny_qwen2, "tiny-qwen2", "full", "b")
+    llama_full, llama_lora = (_kept(root, tiny_llama, "tiny-llama", method) for method in ("full", "lora"))
+    qwen_full = _kept(root, tiny_qwen2, "tiny-qwen2", "full")
     texts = tmp_path / "texts.jsonl"
     pd.DataFrame({"text": [f"###Question: what is {i} plus {i}?\n###Answer: {2 * i}" for i in range(6)]}).to_json(
         texts, orient="records", lines=True)
@@ -175,9 +149,8 @@ def test_cli_maps_base_full_and_lora_models_and_resumes(tiny_llama, tiny_qwen2, 
     assert _cli("--root", str(root), "--texts", str(texts), "--batch-size", "4") == 0
     assert "5 model(s) scored on 6 texts, 0 already done; map of 5 models" in capsys.readouterr().out
     frame = pd.read_parquet(root / "model_map.parquet")
-    assert sorted(frame["model_id"]) == ["llama-full/epoch-01", "llama-lora/epoch-01", "qwen-full/epoch-01",
-                                         "tiny-llama", "tiny-qwen2"]
-    assert frame.set_index("model_id").loc["llama-lora/epoch-01", "method"] == "lora"
+    assert sorted(frame["model_id"]) == sorted([llama_full, llama_lora, qwen_full, "tiny-llama", "tiny-qwen2"])
+    assert frame.set_index("model_id").loc[llama_lora, "method"] == "lora"
     assert np.isfinite(frame[["x", "y", "mean_loglik"]].to_numpy()).all()
 
     # each log-likelihood is the plain per-text computation (the LoRA one with the adapter applied)
@@ -187,7 +160,7 @@ def test_cli_maps_base_full_and_lora_models_and_resumes(tiny_llama, tiny_qwen2, 
     expected = -reference_perplexity(model, tokenizer, "", first)["full"][0]
     got = loglik.set_index(["model_id", "text_id"]).loc[("tiny-llama", "texts-0"), "loglik"]
     assert got == pytest.approx(expected, rel=1e-4)
-    lora_ll = loglik.set_index(["model_id", "text_id"]).loc[("llama-lora/epoch-01", "texts-0"), "loglik"]
+    lora_ll = loglik.set_index(["model_id", "text_id"]).loc[(llama_lora, "texts-0"), "loglik"]
     assert lora_ll != pytest.approx(got, rel=1e-6)  # the adapter was applied
 
     assert _cli("--root", str(root), "--texts", str(texts)) == 0
@@ -199,7 +172,9 @@ def test_cli_without_texts_or_checkpoints_says_what_is_missing(tiny_llama, tmp_p
     assert _cli("--root", str(tmp_path / "empty")) == 2
     assert "no kept checkpoints" in capsys.readouterr().err
     root = tmp_path / "root"
-    _kept(root, "run", _fine_tuned(tiny_llama, tmp_path / "ft", 0.02), tiny_llama, "tiny-llama", "full", "a")
+    _kept(root, tiny_llama, "tiny-llama", "full")
+    assert _cli("--root", str(root), "--only", "colour=red") == 2
+    assert "unknown key 'colour'" in capsys.readouterr().err
     assert _cli("--root", str(root)) == 2
     assert "no prepared training data" in capsys.readouterr().err
     bad = tmp_path / "bad.jsonl"
