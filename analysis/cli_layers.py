@@ -31,7 +31,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output parquet (default: ROOT/layers.parquet)")
     parser.add_argument("--only", default=None, metavar="GLOB", help="only model ids matching this glob")
     parser.add_argument("--redo", action="store_true", help="recompute checkpoints already in the output")
-    parser.add_argument("--kernel", choices=("auto", "compiled", "eager"), default="auto",
+    from analysis.layers import KERNELS
+
+    parser.add_argument("--kernel", choices=KERNELS, default="auto",
                         help="how the norms are computed: 'compiled' fuses each tensor pass with torch.compile on "
                              "one thread (needs a C++ compiler; the fastest), 'eager' uses plain torch ops on a thread "
                              "per core; 'auto' (default) compiles when it can, else warns and runs eagerly")

@@ -25,7 +25,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -130,9 +130,13 @@ class _EagerKernel:
     """Chunked torch ops in two reused float32 buffers of ``EAGER_CHUNK`` elements. Converting and
     differencing a chunk in them allocates nothing: a fresh multi-MB temporary costs a page fault per 4 KB,
     more than the arithmetic on it. Four passes over each chunk, so it needs a thread per core to come close
-to the compiled kernel on one."""
+    to the compiled kernel on one."""
 
     workers = min(4, os.cpu_count() or 1)  # tensors at once: these ops release the GIL, one per core helps
+
+    @classmethod
+    def for_thread(cls) -> _EagerKernel:
+        return cls()  # each thread its own buffers
 
     def __init__(self) -> None:
         import torch
@@ -170,6 +174,10 @@ class _CompiledKernel:
     about the speed of a plain read. Needs a C++ compiler; the first call compiles (seconds, then cached)."""
 
     workers = 1  # one fused pass already runs at memory speed: a second thread only contends for bandwidth
+
+    @classmethod
+    def for_thread(cls) -> _CompiledKernel:
+        return _compiled_kernel()  # stateless: one compiled instance serves every thread
 
     def __init__(self) -> None:
         import torch
@@ -278,7 +286,10 @@ def _check_shape(name: str, got: tuple[int, ...], want: tuple[int, ...], checkpo
                               f"{list(want)} in the base model; the checkpoint was not fine-tuned from this base")
 
 
-def _full_changes(checkpoint: Path, base: Path, progress: bool, new_kernel: Callable[[], Any]) -> pd.DataFrame:
+Kernel = type[_EagerKernel] | type[_CompiledKernel]
+
+
+def _full_changes(checkpoint: Path, base: Path, progress: bool, kernel_type: Kernel) -> pd.DataFrame:
     ft_files, base_files = tensor_files(checkpoint), tensor_files(base)
     missing = sorted(set(ft_files) - set(base_files))
     if missing:
@@ -294,11 +305,11 @@ def _full_changes(checkpoint: Path, base: Path, progress: bool, new_kernel: Call
 
         def sums(name: str) -> tuple[float, float]:
             if not hasattr(local, "kernel"):
-                local.kernel = new_kernel()
+                local.kernel = kernel_type.for_thread()
             return local.kernel.pair(ft.get(name), bs.get(name))
 
         # Reading, converting and summing release the GIL: one tensor per core keeps every core busy.
-        with ThreadPoolExecutor(max_workers=new_kernel().workers) as pool:
+        with ThreadPoolExecutor(max_workers=kernel_type.workers) as pool:
             for name, result in zip(names, pool.map(sums, _progress(names, progress, checkpoint)), strict=True):
                 acc.add(name, *result, math.prod(bs.shape(name)))
     return acc.frame()
@@ -345,7 +356,7 @@ def _adapter_deltas(folder: Path) -> tuple[dict[str, tuple[str, str, float]], di
     return lora, replaced, path
 
 
-def _lora_changes(adapter: Path, base: Path, progress: bool, new_kernel: Callable[[], Any]) -> pd.DataFrame:
+def _lora_changes(adapter: Path, base: Path, progress: bool, kernel_type: Kernel) -> pd.DataFrame:
     lora, replaced, path = _adapter_deltas(adapter)
     base_files = tensor_files(base)
     unknown = sorted((set(lora) | set(replaced)) - set(base_files))
@@ -359,7 +370,7 @@ def _lora_changes(adapter: Path, base: Path, progress: bool, new_kernel: Callabl
             _check_shape(name, (ad.shape(b_name)[0], ad.shape(a_name)[1]), bs.shape(name)[:2], adapter)
         for name, replacement in replaced.items():
             _check_shape(name, ad.shape(replacement), bs.shape(name), adapter)
-        kernel = new_kernel()
+        kernel = kernel_type.for_thread()
         for name in _progress(sorted(base_files), progress, adapter):
             n_params = math.prod(bs.shape(name))
             if name in replaced:
@@ -400,6 +411,6 @@ def layer_changes(checkpoint: str | os.PathLike[str], base: str | os.PathLike[st
     one of ``KERNELS`` (same numbers to ~1e-6; ``compiled`` is faster on one thread)."""
     checkpoint, base = Path(checkpoint), resolve_folder(base)
     with _torch_single_threaded():
-        new_kernel = _compiled_kernel if resolve_kernel(kernel) == "compiled" else _EagerKernel
+        kernel_type = _CompiledKernel if resolve_kernel(kernel) == "compiled" else _EagerKernel
         changes = _lora_changes if is_adapter(checkpoint) else _full_changes
-        return changes(checkpoint, base, progress, new_kernel)
+        return changes(checkpoint, base, progress, kernel_type)
