@@ -8,7 +8,10 @@ COMMANDS = {
     "report": ("analysis.cli_report", "compute every finding and write tables, figures, report.md/html"),
     "layers": ("analysis.cli_layers", "layer-wise weight change of checkpoints against their base models"),
     "map": ("analysis.cli_map", "the model map: models placed by their log-likelihoods of a fixed text set"),
-    "predict": ("analysis.cli_predict", "predict the gain of fine-tuning a base model on a dataset, before training"),
+    "predict": (
+        "analysis.cli_predict",
+        "predict the gain of fine-tuning a base model on a dataset, before training",
+    ),
 }
 
 if __name__ == "__main__":

@@ -27,16 +27,24 @@ IDENTITY = ("model_id", "run_id", "base_model")
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--root", type=Path, default=DEFAULT_OUTPUT_ROOT / "demo", help="output root of a grid")
-    parser.add_argument("--out", type=Path, default=None, help="output parquet (default: ROOT/layers.parquet)")
+    parser.add_argument(
+        "--root", type=Path, default=DEFAULT_OUTPUT_ROOT / "demo", help="output root of a grid"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output parquet (default: ROOT/layers.parquet)"
+    )
     parser.add_argument("--only", default=None, metavar="GLOB", help="only model ids matching this glob")
     parser.add_argument("--redo", action="store_true", help="recompute checkpoints already in the output")
     from analysis.layers import KERNELS
 
-    parser.add_argument("--kernel", choices=KERNELS, default="auto",
-                        help="how the norms are computed: 'compiled' fuses each tensor pass with torch.compile on "
-                             "one thread (needs a C++ compiler; the fastest), 'eager' uses plain torch ops on a thread "
-                             "per core; 'auto' (default) compiles when it can, else warns and runs eagerly")
+    parser.add_argument(
+        "--kernel",
+        choices=KERNELS,
+        default="auto",
+        help="how the norms are computed: 'compiled' fuses each tensor pass with torch.compile on "
+        "one thread (needs a C++ compiler; the fastest), 'eager' uses plain torch ops on a thread "
+        "per core; 'auto' (default) compiles when it can, else warns and runs eagerly",
+    )
 
 
 def kept_checkpoints(root: Path) -> list[tuple[str, Path, dict]]:
@@ -62,10 +70,15 @@ def main(args: argparse.Namespace) -> int:
     from common.io import replace_rows
 
     out = args.out or args.root / "layers.parquet"
-    checkpoints = [c for c in kept_checkpoints(args.root) if not args.only or fnmatch.fnmatchcase(c[0], args.only)]
+    checkpoints = [
+        c for c in kept_checkpoints(args.root) if not args.only or fnmatch.fnmatchcase(c[0], args.only)
+    ]
     if not checkpoints:
-        print(f"error: no kept checkpoints (runs/*/epoch-*/run.json) under {args.root}; train a grid first "
-              "(python -m training run)", file=sys.stderr)
+        print(
+            f"error: no kept checkpoints (runs/*/epoch-*/run.json) under {args.root}; train a grid first "
+            "(python -m training run)",
+            file=sys.stderr,
+        )
         return 2
     try:
         kernel = resolve_kernel(args.kernel)
@@ -86,6 +99,8 @@ def main(args: argparse.Namespace) -> int:
         rows.insert(0, "run_id", record.get("run_id", folder.parent.name))
         rows.insert(0, "model_id", model_id)
         replace_rows(out, rows, key="model_id")
-    print(f"{len(pending) - len(skipped)} checkpoint(s) analysed, {len(checkpoints) - len(pending)} already "
-          f"done, {len(skipped)} skipped; results in {out}")
+    print(
+        f"{len(pending) - len(skipped)} checkpoint(s) analysed, {len(checkpoints) - len(pending)} already "
+        f"done, {len(skipped)} skipped; results in {out}"
+    )
     return 0

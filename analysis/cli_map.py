@@ -28,18 +28,34 @@ from common.paths import DEFAULT_OUTPUT_ROOT
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--root", type=Path, default=DEFAULT_OUTPUT_ROOT / "demo", help="output root of a grid")
-    parser.add_argument("--texts", type=Path, default=None,
-                        help="fixed text set (parquet or .jsonl with a 'text' column; default: ROOT/data)")
-    parser.add_argument("--texts-per-dataset", type=int, default=20,
-                        help="texts taken from each training set or each 'dataset' of --texts")
+    parser.add_argument(
+        "--root", type=Path, default=DEFAULT_OUTPUT_ROOT / "demo", help="output root of a grid"
+    )
+    parser.add_argument(
+        "--texts",
+        type=Path,
+        default=None,
+        help="fixed text set (parquet or .jsonl with a 'text' column; default: ROOT/data)",
+    )
+    parser.add_argument(
+        "--texts-per-dataset",
+        type=int,
+        default=20,
+        help="texts taken from each training set or each 'dataset' of --texts",
+    )
     parser.add_argument("--out", type=Path, default=None, help="map table (default: ROOT/model_map.parquet)")
-    parser.add_argument("--loglik", type=Path, default=None,
-                        help="log-likelihood table (default: ROOT/model_loglik.parquet)")
-    parser.add_argument("--only", default=None,
-                        help="filter models by job fields, KEY=GLOB[,KEY=GLOB] (e.g. base_model_name=tiny-llama)")
+    parser.add_argument(
+        "--loglik", type=Path, default=None, help="log-likelihood table (default: ROOT/model_loglik.parquet)"
+    )
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="filter models by job fields, KEY=GLOB[,KEY=GLOB] (e.g. base_model_name=tiny-llama)",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="texts per forward pass")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument(
+        "--device", default=None, help="torch device (default: cuda when available, else cpu)"
+    )
     parser.add_argument("--redo", action="store_true", help="score models again even if already scored")
 
 
@@ -52,7 +68,9 @@ def read_texts(path: Path) -> dict[str, list[str]]:
     frame = pd.read_json(path, lines=True) if path.suffix in {".jsonl", ".json"} else pd.read_parquet(path)
     if "text" not in frame.columns:
         raise MissingInputError(f"{path} has no 'text' column (columns: {list(frame.columns)})")
-    sources = frame["dataset"].astype(str) if "dataset" in frame.columns else pd.Series(path.stem, frame.index)
+    sources = (
+        frame["dataset"].astype(str) if "dataset" in frame.columns else pd.Series(path.stem, frame.index)
+    )
     return {str(source): rows["text"].astype(str).tolist() for source, rows in frame.groupby(sources)}
 
 
@@ -80,12 +98,17 @@ def main(args: argparse.Namespace) -> int:
     from evaluation.runner import discover_models
     from training.grid import GridError
 
-    out, loglik_path = args.out or args.root / "model_map.parquet", args.loglik or args.root / "model_loglik.parquet"
+    out, loglik_path = (
+        args.out or args.root / "model_map.parquet",
+        args.loglik or args.root / "model_loglik.parquet",
+    )
     try:
         models = discover_models(args.root, only=args.only)
         if not models:
-            raise MissingInputError(f"no kept checkpoints (runs/*/epoch-*/run.json) under {args.root}; train a "
-                                    "grid first (python -m training run)")
+            raise MissingInputError(
+                f"no kept checkpoints (runs/*/epoch-*/run.json) under {args.root}; train a "
+                "grid first (python -m training run)"
+            )
         texts = _texts(args)
     except (MissingInputError, GridError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -107,6 +130,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     write_parquet(out, frame)
-    print(f"{len(pending)} model(s) scored on {len(texts)} texts, {len(models) - len(pending)} already done; map of "
-          f"{len(frame)} models (axes explain {explained[0]:.0%} and {explained[1]:.0%}) in {out}")
+    print(
+        f"{len(pending)} model(s) scored on {len(texts)} texts, {len(models) - len(pending)} already done; map of "
+        f"{len(frame)} models (axes explain {explained[0]:.0%} and {explained[1]:.0%}) in {out}"
+    )
     return 0

@@ -31,15 +31,30 @@ from common.template import render_prompt, render_sample
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--base-model", required=True,
-                        help="base model: a local from_pretrained folder or a Hub id (also its name in the scores)")
-    parser.add_argument("--base-model-name", help="its name in the scores table (default: matched from --base-model)")
-    parser.add_argument("--data", required=True, type=Path,
-                        help="training data: a prepared parquet (id, dataset, prompt, text) or a JSONL of "
-                             "{instruction, response}")
-    parser.add_argument("--scores", required=True, type=Path, help="existing results (scores.parquet or released CSV)")
-    parser.add_argument("--perplexity", required=True, type=Path,
-                        help="perplexity.parquet of the existing results' (base model, dataset) pairs")
+    parser.add_argument(
+        "--base-model",
+        required=True,
+        help="base model: a local from_pretrained folder or a Hub id (also its name in the scores)",
+    )
+    parser.add_argument(
+        "--base-model-name", help="its name in the scores table (default: matched from --base-model)"
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="training data: a prepared parquet (id, dataset, prompt, text) or a JSONL of "
+        "{instruction, response}",
+    )
+    parser.add_argument(
+        "--scores", required=True, type=Path, help="existing results (scores.parquet or released CSV)"
+    )
+    parser.add_argument(
+        "--perplexity",
+        required=True,
+        type=Path,
+        help="perplexity.parquet of the existing results' (base model, dataset) pairs",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-samples", type=int, default=1000, help="score at most this many samples")
     parser.add_argument("--json", action="store_true", help="print the table as JSON records")
@@ -55,11 +70,18 @@ def prepared_from(data: Path, max_samples: int, workdir: Path) -> Path:
         records = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines() if line.strip()]
         if not records or not {"instruction", "response"} <= set(records[0]):
             raise MissingInputError(f"{data}: each JSONL line needs 'instruction' and 'response' fields")
-        frame = pd.DataFrame({"id": [str(i) for i in range(len(records))], "dataset": data.stem,
-                              "prompt": [render_prompt(r["instruction"]) for r in records],
-                              "text": [render_sample(r["instruction"], r["response"]) for r in records]})
+        frame = pd.DataFrame(
+            {
+                "id": [str(i) for i in range(len(records))],
+                "dataset": data.stem,
+                "prompt": [render_prompt(r["instruction"]) for r in records],
+                "text": [render_sample(r["instruction"], r["response"]) for r in records],
+            }
+        )
     else:
-        raise MissingInputError(f"{data}: expected a .parquet (prepared) or .jsonl (instruction/response) file")
+        raise MissingInputError(
+            f"{data}: expected a .parquet (prepared) or .jsonl (instruction/response) file"
+        )
     frame = frame.head(max_samples)
     path = workdir / f"{frame['dataset'].iloc[0]}__{len(frame)}__new.parquet"
     frame.to_parquet(path, index=False)
@@ -94,11 +116,19 @@ def new_data_features(args: argparse.Namespace, name: str, scope: str) -> dict[s
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = prepared_from(args.data, args.max_samples, Path(tmp))
-        _, aggregated = compute_perplexity(args.base_model, [prepared], batch_size=args.batch_size,
-                                           base_model=args.base_model, base_model_name=name)
+        _, aggregated = compute_perplexity(
+            args.base_model,
+            [prepared],
+            batch_size=args.batch_size,
+            base_model=args.base_model,
+            base_model_name=name,
+        )
     features = perplexity_features(aggregated, scope).iloc[0]
-    return {"log_perplexity": float(features["log_perplexity"]), "mean_tokens": float(features["mean_tokens"]),
-            "perplexity": float(features["perplexity"])}
+    return {
+        "log_perplexity": float(features["log_perplexity"]),
+        "mean_tokens": float(features["mean_tokens"]),
+        "perplexity": float(features["perplexity"]),
+    }
 
 
 def prediction_table(model: GainModel, name: str, features: dict[str, float]) -> pd.DataFrame:
@@ -124,10 +154,16 @@ def main(args: argparse.Namespace) -> int:
         return 2
     table = prediction_table(model, name, features)
     known = name in model.feature_means.index
-    print(f"base model {name} ({'fitted' if known else 'NOT in the fitted results: mean over models'}); "
-          f"data {args.data}: perplexity {features['perplexity']:.3f}, {features['mean_tokens']:.1f} tokens/sample")
+    print(
+        f"base model {name} ({'fitted' if known else 'NOT in the fitted results: mean over models'}); "
+        f"data {args.data}: perplexity {features['perplexity']:.3f}, {features['mean_tokens']:.1f} tokens/sample"
+    )
     coverage = config_from_args(args).interval
-    print(table.to_json(orient="records") if args.json else table.rename(
-        columns={"low": f"low ({coverage:.0%})", "high": f"high ({coverage:.0%})"}).to_string(
-        index=False, float_format=lambda v: f"{v:+.2f}"))
+    print(
+        table.to_json(orient="records")
+        if args.json
+        else table.rename(
+            columns={"low": f"low ({coverage:.0%})", "high": f"high ({coverage:.0%})"}
+        ).to_string(index=False, float_format=lambda v: f"{v:+.2f}")
+    )
     return 0

@@ -22,8 +22,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     for item in dataclasses.fields(AnalysisConfig):
         default = getattr(DEFAULT_CONFIG, item.name)
         kind = {"int": int, "float": float, "str": str}.get(str(item.type).split(" ")[0], int)
-        group.add_argument(f"--{item.name.replace('_', '-')}", type=kind, default=default,
-                           help=item.metadata.get("help"))
+        group.add_argument(
+            f"--{item.name.replace('_', '-')}", type=kind, default=default, help=item.metadata.get("help")
+        )
 
 
 def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
@@ -31,8 +32,12 @@ def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scores", required=True, type=Path,
-                        help="long scores table (scores.parquet), or the released CSV (imported on the fly)")
+    parser.add_argument(
+        "--scores",
+        required=True,
+        type=Path,
+        help="long scores table (scores.parquet), or the released CSV (imported on the fly)",
+    )
     parser.add_argument("--out", required=True, type=Path, help="report folder (e.g. outputs/demo/report)")
     parser.add_argument("--perplexity", type=Path, help="perplexity.parquet of the evaluation stage")
     parser.add_argument("--layers", type=Path, help="layers.parquet of `python -m analysis layers`")
@@ -40,7 +45,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quality", type=Path, help="quality.json of the importer")
     parser.add_argument("--data-dir", type=Path, help="prepared training data folder (<root>/data)")
     parser.add_argument("--suite", help="evaluation suite whose benchmark texts feed surface similarity")
-    parser.add_argument("--root", type=Path, help="output root for the suite's prepared tasks (default: --out)")
+    parser.add_argument(
+        "--root", type=Path, help="output root for the suite's prepared tasks (default: --out)"
+    )
     parser.add_argument("--title", default="Massive SFT: analysis report")
     add_config_arguments(parser)
 
@@ -48,7 +55,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def load_scores(path: Path) -> tuple[pd.DataFrame, dict | None]:
     """A parquet scores table, or the released CSV through the evaluation importer (with its findings)."""
     if not path.exists():
-        raise SystemExit(f"error: scores file {path} does not exist (expected scores.parquet or the released CSV)")
+        raise SystemExit(
+            f"error: scores file {path} does not exist (expected scores.parquet or the released CSV)"
+        )
     if path.suffix == ".csv":
         from evaluation.importer import import_released
 
@@ -107,13 +116,21 @@ def main(args: argparse.Namespace) -> int:
         if quality is None:
             notes.append(f"quality file {args.quality} does not exist")
     training, bench = load_texts(args, sorted(scores["benchmark"].dropna().unique()), notes)
-    inputs = Inputs(scores=scores, perplexity=_optional_parquet(args.perplexity, "perplexity", notes),
-                    layers=_optional_parquet(args.layers, "layers", notes),
-                    model_map=_optional_parquet(args.model_map, "model map", notes), quality=quality,
-                    training_texts=training, benchmark_texts=bench, notes=notes)
+    inputs = Inputs(
+        scores=scores,
+        perplexity=_optional_parquet(args.perplexity, "perplexity", notes),
+        layers=_optional_parquet(args.layers, "layers", notes),
+        model_map=_optional_parquet(args.model_map, "model map", notes),
+        quality=quality,
+        training_texts=training,
+        benchmark_texts=bench,
+        notes=notes,
+    )
     for note in notes:
         print(f"[analysis] {note}", file=sys.stderr)
     report = build_report(inputs, args.out, config_from_args(args), args.title)
-    print(f"wrote {len(report.tables)} tables, {sum(len(s.figures) for s in report.sections)} figures, "
-          f"{args.out / 'report.md'} and {args.out / 'report.html'} in {time.perf_counter() - started:.1f}s")
+    print(
+        f"wrote {len(report.tables)} tables, {sum(len(s.figures) for s in report.sections)} figures, "
+        f"{args.out / 'report.md'} and {args.out / 'report.html'} in {time.perf_counter() - started:.1f}s"
+    )
     return 0

@@ -19,16 +19,24 @@ class MissingInputError(ValueError):
 
 def task_labels(frame: pd.DataFrame) -> pd.Series:
     """The leaderboard column name of each score row (``gsm8k-4shot``, ``mtbench-total``)."""
-    return pd.Series([wide_column(b, s, m) for b, s, m in
-                      zip(frame["benchmark"], frame["shots"], frame["metric"], strict=False)],
-                     index=frame.index, dtype="string")
+    return pd.Series(
+        [
+            wide_column(b, s, m)
+            for b, s, m in zip(frame["benchmark"], frame["shots"], frame["metric"], strict=False)
+        ],
+        index=frame.index,
+        dtype="string",
+    )
 
 
 def is_single_dataset(datasets: pd.Series) -> pd.Series:
     """True for one SFT dataset; False for the base model, the mixture and leave-one-out runs."""
     datasets = datasets.astype("string")
-    return ((datasets != PRETRAIN) & (datasets != ALL_MIXTURE)
-            & ~datasets.str.startswith(LEAVE_ONE_OUT_PREFIX)).fillna(False).astype(bool)
+    return (
+        ((datasets != PRETRAIN) & (datasets != ALL_MIXTURE) & ~datasets.str.startswith(LEAVE_ONE_OUT_PREFIX))
+        .fillna(False)
+        .astype(bool)
+    )
 
 
 def has_flags(flags: pd.Series) -> pd.Series:
@@ -38,8 +46,13 @@ def has_flags(flags: pd.Series) -> pd.Series:
 def headline_tasks(gains: pd.DataFrame) -> list[str]:
     """One task per benchmark, for figures: the shot setting with the most models (ties: fewer shots);
     for judged chat benchmarks the ``total``/``win_rate`` score rather than a category."""
-    counts = (gains.dropna(subset=["gain"]).groupby(["benchmark", "shots", "metric", "task"], observed=True)
-              .size().rename("n").reset_index())
+    counts = (
+        gains.dropna(subset=["gain"])
+        .groupby(["benchmark", "shots", "metric", "task"], observed=True)
+        .size()
+        .rename("n")
+        .reset_index()
+    )
     counts = counts[~counts["benchmark"].isin(["mtbench"]) | (counts["metric"] == "total")]
     counts = counts.sort_values(["benchmark", "n", "shots"], ascending=[True, False, True])
     return counts.drop_duplicates("benchmark")["task"].astype(str).tolist()
@@ -77,5 +90,7 @@ def flagged_note(n_flagged: int, n_total: int, what: str = "scores") -> str:
     """The sentence every section adds when its result rests on rows the importer flagged."""
     if n_flagged == 0:
         return ""
-    return (f"Caution: {n_flagged} of {n_total} {what} used here come from rows with data-quality flags "
-            f"(see Data quality); the result depends on them.")
+    return (
+        f"Caution: {n_flagged} of {n_total} {what} used here come from rows with data-quality flags "
+        f"(see Data quality); the result depends on them."
+    )

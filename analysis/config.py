@@ -13,13 +13,19 @@ def _setting(default, help_text: str):
 @dataclass(frozen=True)
 class AnalysisConfig:
     main_data_size: int = _setting(
-        1000, "data size of the main condition (synergy matrices); without runs of that size the smallest "
-              "single-dataset size is used")
+        1000,
+        "data size of the main condition (synergy matrices); without runs of that size the smallest "
+        "single-dataset size is used",
+    )
     main_schedule: str = _setting("cosine", "learning-rate schedule of the main condition")
     main_epoch: int | None = _setting(None, "epoch of the main condition (default: the largest present)")
     min_models: int = _setting(3, "fewest models for a correlation of a cell or benchmark (else NaN)")
-    min_datasets: int = _setting(4, "fewest datasets in one base model for a within-model predictor correlation")
-    perplexity_scope: str = _setting("response", "perplexity used as predictor: response tokens or full sample")
+    min_datasets: int = _setting(
+        4, "fewest datasets in one base model for a within-model predictor correlation"
+    )
+    perplexity_scope: str = _setting(
+        "response", "perplexity used as predictor: response tokens or full sample"
+    )
     ngram: int = _setting(3, "word n-gram size of the surface-overlap predictor")
     max_texts: int = _setting(200, "texts per side embedded for the embedding-similarity predictor")
     embedding_batch: int = _setting(32, "batch size of the sentence-embedding model")

@@ -14,8 +14,9 @@ from analysis.common import MissingInputError, correlation
 def _cell_vectors(synergy: pd.DataFrame, method: str) -> pd.DataFrame:
     """Columns: base models; rows: (dataset, task) cells."""
     rows = synergy[synergy["method"] == method]
-    return rows.pivot_table(index=["dataset", "task"], columns="base_model_name", values="gain",
-                            aggfunc="mean", observed=True)
+    return rows.pivot_table(
+        index=["dataset", "task"], columns="base_model_name", values="gain", aggfunc="mean", observed=True
+    )
 
 
 def model_correlations(synergy: pd.DataFrame, min_cells: int = 3) -> pd.DataFrame:
@@ -27,8 +28,16 @@ def model_correlations(synergy: pd.DataFrame, min_cells: int = 3) -> pd.DataFram
         for a, b in itertools.combinations(sorted(cells.columns), 2):
             pearson, _, n = correlation(cells[a], cells[b], "pearson", min_cells)
             spearman, _, _ = correlation(cells[a], cells[b], "spearman", min_cells)
-            records.append({"method": method, "model_a": a, "model_b": b, "pearson": pearson,
-                            "spearman": spearman, "n_cells": n})
+            records.append(
+                {
+                    "method": method,
+                    "model_a": a,
+                    "model_b": b,
+                    "pearson": pearson,
+                    "spearman": spearman,
+                    "n_cells": n,
+                }
+            )
     return pd.DataFrame(records, columns=["method", "model_a", "model_b", "pearson", "spearman", "n_cells"])
 
 
@@ -73,36 +82,69 @@ def variance_decomposition(synergy: pd.DataFrame, min_models: int = 2, min_datas
     """Per (method, task): share of gain variance explained by dataset, by base model, by interaction."""
     records = []
     for (method, task), rows in synergy.groupby(["method", "task"], observed=True):
-        block = complete_block(rows.pivot_table(index="dataset", columns="base_model_name", values="gain",
-                                                aggfunc="mean", observed=True))
+        block = complete_block(
+            rows.pivot_table(
+                index="dataset", columns="base_model_name", values="gain", aggfunc="mean", observed=True
+            )
+        )
         n_datasets, n_models = block.shape
         if n_models < min_models or n_datasets < min_datasets:
             continue
         share_dataset, share_model, share_interaction = two_way_shares(block)
-        records.append({"method": method, "task": task, "n_models": n_models, "n_datasets": n_datasets,
-                        "share_dataset": share_dataset, "share_model": share_model,
-                        "share_interaction": share_interaction})
-    return pd.DataFrame(records, columns=["method", "task", "n_models", "n_datasets", "share_dataset",
-                                          "share_model", "share_interaction"])
+        records.append(
+            {
+                "method": method,
+                "task": task,
+                "n_models": n_models,
+                "n_datasets": n_datasets,
+                "share_dataset": share_dataset,
+                "share_model": share_model,
+                "share_interaction": share_interaction,
+            }
+        )
+    return pd.DataFrame(
+        records,
+        columns=[
+            "method",
+            "task",
+            "n_models",
+            "n_datasets",
+            "share_dataset",
+            "share_model",
+            "share_interaction",
+        ],
+    )
 
 
 def gain_pca(synergy: pd.DataFrame, max_components: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
     """PCA of the fine-tuned models (rows) by their task gains (columns, standardized per task because
     the scales differ: MT-Bench 1-10, accuracies in percent). Returns (explained, scores)."""
-    wide = synergy.pivot_table(index=["base_model_name", "method", "dataset"], columns="task",
-                               values="gain", aggfunc="mean", observed=True)
+    wide = synergy.pivot_table(
+        index=["base_model_name", "method", "dataset"],
+        columns="task",
+        values="gain",
+        aggfunc="mean",
+        observed=True,
+    )
     wide = complete_block(wide.loc[:, wide.notna().mean() >= 0.5])
     wide = wide.loc[:, wide.std(ddof=0) > 0]
     if wide.shape[0] < 3 or wide.shape[1] < 2:
-        raise MissingInputError(f"PCA needs at least 3 models with 2 varying tasks in common, "
-                                f"got {wide.shape[0]} x {wide.shape[1]}")
+        raise MissingInputError(
+            f"PCA needs at least 3 models with 2 varying tasks in common, "
+            f"got {wide.shape[0]} x {wide.shape[1]}"
+        )
     z = ((wide - wide.mean()) / wide.std(ddof=0)).to_numpy()
     _, singular, vt = np.linalg.svd(z, full_matrices=False)
-    variance = singular ** 2
+    variance = singular**2
     ratio = variance / variance.sum()
     k = min(max_components, len(ratio))
-    explained = pd.DataFrame({"component": np.arange(1, k + 1), "explained_variance_ratio": ratio[:k],
-                              "cumulative": np.cumsum(ratio)[:k]})
+    explained = pd.DataFrame(
+        {
+            "component": np.arange(1, k + 1),
+            "explained_variance_ratio": ratio[:k],
+            "cumulative": np.cumsum(ratio)[:k],
+        }
+    )
     projected = z @ vt[:2].T
     scores = wide.index.to_frame(index=False)
     scores["pc1"] = projected[:, 0]

@@ -25,13 +25,26 @@ def save(figure: plt.Figure, path: Path, dpi: int = 110) -> Path:
     return path
 
 
-def _heatmap(ax: plt.Axes, matrix: pd.DataFrame, label: str, annotate: pd.DataFrame | None = None,
-             center: bool = True, vlim: float | None = None) -> None:
+def _heatmap(
+    ax: plt.Axes,
+    matrix: pd.DataFrame,
+    label: str,
+    annotate: pd.DataFrame | None = None,
+    center: bool = True,
+    vlim: float | None = None,
+) -> None:
     values = matrix.to_numpy(dtype=float)
     limit = vlim or (np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0) or 1.0
-    image = ax.imshow(values, cmap="RdBu_r" if center else "viridis", aspect="auto",
-                      vmin=-limit if center else None, vmax=limit if center else None)
-    ax.set_xticks(range(matrix.shape[1]), [str(c) for c in matrix.columns], rotation=60, ha="right", fontsize=7)
+    image = ax.imshow(
+        values,
+        cmap="RdBu_r" if center else "viridis",
+        aspect="auto",
+        vmin=-limit if center else None,
+        vmax=limit if center else None,
+    )
+    ax.set_xticks(
+        range(matrix.shape[1]), [str(c) for c in matrix.columns], rotation=60, ha="right", fontsize=7
+    )
     ax.set_yticks(range(matrix.shape[0]), [str(i) for i in matrix.index], fontsize=7)
     if annotate is not None and matrix.size <= 400:
         for (i, j), text in np.ndenumerate(annotate.to_numpy()):
@@ -60,15 +73,26 @@ def synergy_grid(synergy: pd.DataFrame, method: str) -> plt.Figure:
     datasets, tasks = sorted(rows["dataset"].unique()), sorted(rows["task"].unique())
     cols = min(3, len(models))
     n_rows = int(np.ceil(len(models) / cols))
-    fig, axes = plt.subplots(n_rows, cols, figsize=(0.22 * len(tasks) * cols + 3, 0.3 * len(datasets) * n_rows + 2),
-                             squeeze=False, sharex=True, sharey=True)
+    fig, axes = plt.subplots(
+        n_rows,
+        cols,
+        figsize=(0.22 * len(tasks) * cols + 3, 0.3 * len(datasets) * n_rows + 2),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+    )
     limit = float(np.nanpercentile(np.abs(rows["gain"]), 98)) or 1.0
     for ax, model in zip(axes.flat, models, strict=False):
         matrix = rows[rows["base_model_name"] == model].pivot(index="dataset", columns="task", values="gain")
-        image = ax.imshow(matrix.reindex(index=datasets, columns=tasks).to_numpy(float), cmap="RdBu_r",
-                          aspect="auto", vmin=-limit, vmax=limit)
+        image = ax.imshow(
+            matrix.reindex(index=datasets, columns=tasks).to_numpy(float),
+            cmap="RdBu_r",
+            aspect="auto",
+            vmin=-limit,
+            vmax=limit,
+        )
         ax.set_title(model, fontsize=9)
-    for ax in list(axes.flat)[len(models):]:
+    for ax in list(axes.flat)[len(models) :]:
         ax.axis("off")
     for ax in axes[-1]:
         ax.set_xticks(range(len(tasks)), tasks, rotation=90, fontsize=6)
@@ -100,8 +124,9 @@ def clustered_correlation(matrix: pd.DataFrame, title: str) -> plt.Figure:
         order = list(leaves_list(linkage(filled, method="average", metric="euclidean")))
     ordered = matrix.iloc[order, order]
     fig, ax = plt.subplots(figsize=(0.5 * len(matrix) + 4, 0.5 * len(matrix) + 3))
-    _heatmap(ax, ordered, "correlation of synergy matrices", annotate=ordered.map(lambda v: f"{v:.2f}"),
-             vlim=1.0)
+    _heatmap(
+        ax, ordered, "correlation of synergy matrices", annotate=ordered.map(lambda v: f"{v:.2f}"), vlim=1.0
+    )
     ax.set_xlabel("base model (hierarchically clustered order)")
     ax.set_ylabel("base model")
     ax.set_title(title)
@@ -144,11 +169,14 @@ def pca_plot(explained: pd.DataFrame, scores: pd.DataFrame) -> plt.Figure:
 
 def factor_plot(comparisons: pd.DataFrame, tasks: list[str]) -> plt.Figure:
     factors = list(dict.fromkeys(comparisons["factor"]))
-    fig, axes = plt.subplots(len(factors), 1, figsize=(max(7, 0.5 * len(tasks) + 2), 3.2 * len(factors)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(factors), 1, figsize=(max(7, 0.5 * len(tasks) + 2), 3.2 * len(factors)), squeeze=False
+    )
     for ax, factor in zip(axes[:, 0], factors, strict=False):
         rows = comparisons[(comparisons["factor"] == factor) & comparisons["task"].isin(tasks)]
-        ax.bar(range(len(rows)), rows["mean_diff"], color=np.where(rows["mean_diff"] >= 0, "tab:blue", "tab:red"))
+        ax.bar(
+            range(len(rows)), rows["mean_diff"], color=np.where(rows["mean_diff"] >= 0, "tab:blue", "tab:red")
+        )
         for i, (share, n) in enumerate(zip(rows["share_a_wins"], rows["n_pairs"], strict=False)):
             ax.text(i, 0, f"{share:.0%}\nn={n}", ha="center", va="bottom", fontsize=6)
         ax.axhline(0, color="grey", lw=0.8)
@@ -167,16 +195,23 @@ def epoch_plot(curves: pd.DataFrame, tasks: list[str]) -> plt.Figure:
     rows_n = int(np.ceil(len(tasks) / cols))
     fig, axes = plt.subplots(rows_n, cols, figsize=(4 * cols, 3.2 * rows_n), squeeze=False)
     for ax, task in zip(axes.flat, tasks, strict=False):
-        for (study, method, size), rows in curves[curves["task"] == task].groupby(["study", "method", "data_size"]):
+        for (study, method, size), rows in curves[curves["task"] == task].groupby(
+            ["study", "method", "data_size"]
+        ):
             rows = rows.sort_values("epoch")
             line = ax.plot(rows["epoch"], rows["mean_gain"], marker=".", label=f"{study} {method} {size}")[0]
-            ax.fill_between(rows["epoch"].astype(float), rows["q25_gain"], rows["q75_gain"], alpha=0.15,
-                            color=line.get_color())
+            ax.fill_between(
+                rows["epoch"].astype(float),
+                rows["q25_gain"],
+                rows["q75_gain"],
+                alpha=0.15,
+                color=line.get_color(),
+            )
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_ylabel("mean gain (points)")
-    for ax in list(axes.flat)[len(tasks):]:
+    for ax in list(axes.flat)[len(tasks) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=6)
     fig.suptitle("Mean gain per epoch across models (band: 25-75% of models)")
@@ -186,7 +221,9 @@ def epoch_plot(curves: pd.DataFrame, tasks: list[str]) -> plt.Figure:
 
 def cross_lingual_plot(gains: pd.DataFrame, pairs: pd.DataFrame) -> plt.Figure:
     pooled = pairs[pairs["base_model_name"] == "all"]
-    wide = gains.pivot_table(index=["model_id", "base_model_name"], columns="task", values="gain").reset_index()
+    wide = gains.pivot_table(
+        index=["model_id", "base_model_name"], columns="task", values="gain"
+    ).reset_index()
     fig, axes = plt.subplots(1, len(pooled), figsize=(5.5 * len(pooled), 4.5), squeeze=False)
     for ax, (_, pair) in zip(axes[0], pooled.iterrows(), strict=False):
         for name, rows in wide.groupby("base_model_name"):
@@ -224,7 +261,9 @@ def predictor_plot(summary: pd.DataFrame, values: pd.DataFrame, task: str) -> pl
 
 def layer_plot(table: pd.DataFrame) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.plot(table["depth_bin"], table["mean_relative"], "o-", color="tab:orange", label="mean relative change")
+    ax.plot(
+        table["depth_bin"], table["mean_relative"], "o-", color="tab:orange", label="mean relative change"
+    )
     ax.set_xlabel("normalized layer depth (0 = bottom, 1 = top)")
     ax.set_ylabel("relative weight change ||W-W0|| / ||W0||", color="tab:orange")
     twin = ax.twinx()
@@ -255,9 +294,18 @@ def model_map_plot(frame: pd.DataFrame) -> plt.Figure:
     colours = dict(zip(sorted(frame["base_model"].unique()), plt.cm.tab10.colors, strict=False))
     for (base, method), rows in frame.groupby(["base_model", "method"]):
         is_base = method == "base"  # hollow stars, drawn below: checkpoints near their base stay visible
-        ax.scatter(rows["x"], rows["y"], marker=markers.get(method, "s"), s=320 if is_base else 45,
-                   facecolor="none" if is_base else colours[base], edgecolor=colours[base],
-                   linewidth=2 if is_base else 0, zorder=1 if is_base else 2, label=f"{base} ({method})", alpha=0.9)
+        ax.scatter(
+            rows["x"],
+            rows["y"],
+            marker=markers.get(method, "s"),
+            s=320 if is_base else 45,
+            facecolor="none" if is_base else colours[base],
+            edgecolor=colours[base],
+            linewidth=2 if is_base else 0,
+            zorder=1 if is_base else 2,
+            label=f"{base} ({method})",
+            alpha=0.9,
+        )
     first = frame.iloc[0]
     ax.set_xlabel(f"map axis 1: PC1 of centred log-likelihoods ({first['x_variance']:.0%} of variance, nats)")
     ax.set_ylabel(f"map axis 2: PC2 ({first['y_variance']:.0%} of variance, nats)")

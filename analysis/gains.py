@@ -8,8 +8,17 @@ from analysis.common import MissingInputError, has_flags, task_labels
 from common.catalog import PRETRAIN
 from common.schema import IDENTITY_COLUMNS, conform
 
-GAIN_COLUMNS: tuple[str, ...] = (*IDENTITY_COLUMNS, "benchmark", "shots", "metric", "task", "value",
-                                 "base_value", "gain", "flagged")
+GAIN_COLUMNS: tuple[str, ...] = (
+    *IDENTITY_COLUMNS,
+    "benchmark",
+    "shots",
+    "metric",
+    "task",
+    "value",
+    "base_value",
+    "gain",
+    "flagged",
+)
 _MATCH = ["base_model_name", "benchmark", "shots", "metric"]
 
 
@@ -44,7 +53,8 @@ def compute_gains(scores: pd.DataFrame) -> pd.DataFrame:
         raise MissingInputError(
             "the scores table has no base-model rows (dataset == 'pretrain', method == 'base', epoch 0): "
             "gains cannot be computed. Evaluate the base models too (`python -m evaluation run` on the "
-            "base model) or import a table that includes them.")
+            "base model) or import a table that includes them."
+        )
     base = base.assign(base_flagged=has_flags(base["flags"]))
     base = base.drop_duplicates(_MATCH).rename(columns={"value": "base_value"})
     merged = tuned.merge(base[[*_MATCH, "base_value", "base_flagged"]], on=_MATCH, how="inner")
@@ -52,4 +62,6 @@ def compute_gains(scores: pd.DataFrame) -> pd.DataFrame:
     merged["flagged"] = has_flags(merged["flags"]) | merged["base_flagged"]
     merged["task"] = task_labels(merged)
     merged = merged.dropna(subset=["gain"])
-    return merged[list(GAIN_COLUMNS)].sort_values(["base_model_name", "model_id", "task"]).reset_index(drop=True)
+    return (
+        merged[list(GAIN_COLUMNS)].sort_values(["base_model_name", "model_id", "task"]).reset_index(drop=True)
+    )

@@ -68,6 +68,7 @@ def depth_of(layer: int, n_layers: int) -> float:
 
 # ---------------------------------------------------------------- files
 
+
 def _config(folder: Path) -> dict[str, Any]:
     path = folder / "config.json"
     if not path.exists():
@@ -87,8 +88,10 @@ def tensor_files(folder: Path) -> dict[str, Path]:
         return {name: folder / file for name, file in weight_map.items()}
     single = folder / "model.safetensors"
     if not single.exists():
-        raise CheckpointError(f"{folder} has neither model.safetensors nor model.safetensors.index.json "
-                              "(only safetensors checkpoints are supported)")
+        raise CheckpointError(
+            f"{folder} has neither model.safetensors nor model.safetensors.index.json "
+            "(only safetensors checkpoints are supported)"
+        )
     from safetensors import safe_open
 
     with safe_open(single, framework="pt") as handle:
@@ -149,15 +152,17 @@ class _EagerKernel:
 
         if chunk.dtype == torch.float32:
             return chunk  # a read-only mmap view is fine
-        out = self.base[:chunk.numel()]
+        out = self.base[: chunk.numel()]
         out.copy_(chunk)
         return out
 
     def pair(self, finetuned, base) -> tuple[float, float]:
         change = norm = 0.0
-        for ft_chunk, base_chunk in zip(_chunks(finetuned, EAGER_CHUNK), _chunks(base, EAGER_CHUNK), strict=True):
+        for ft_chunk, base_chunk in zip(
+            _chunks(finetuned, EAGER_CHUNK), _chunks(base, EAGER_CHUNK), strict=True
+        ):
             b = self._as_float32(base_chunk)
-            d = self.diff[:b.numel()]
+            d = self.diff[: b.numel()]
             d.copy_(ft_chunk)  # upcast then subtract: exact for bf16/fp16 inputs
             d.sub_(b)
             change += _sq(d)
@@ -187,8 +192,9 @@ class _CompiledKernel:
 
     def pair(self, finetuned, base) -> tuple[float, float]:
         change = norm = 0.0
-        for ft_chunk, base_chunk in zip(_chunks(finetuned, COMPILED_CHUNK), _chunks(base, COMPILED_CHUNK),
-                                        strict=True):
+        for ft_chunk, base_chunk in zip(
+            _chunks(finetuned, COMPILED_CHUNK), _chunks(base, COMPILED_CHUNK), strict=True
+        ):
             chunk_change, chunk_norm = self._pair(ft_chunk, base_chunk)
             change += float(chunk_change)
             norm += float(chunk_norm)
@@ -212,7 +218,7 @@ def _square_sum(base):
 def _chunks(tensor, size: int):
     # float32 sums within a chunk, float64 across chunks: relative error ~1e-7 whatever the tensor size
     flat = tensor.reshape(-1)
-    return (flat[start:start + size] for start in range(0, max(flat.numel(), 1), size))
+    return (flat[start : start + size] for start in range(0, max(flat.numel(), 1), size))
 
 
 def _sq(values) -> float:
@@ -245,10 +251,15 @@ def resolve_kernel(kernel: str) -> str:
     except Exception as error:  # inductor raises many types (missing compiler, headers, OpenMP)
         cause = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"
         if kernel == "compiled":
-            raise RuntimeError(f"torch.compile could not build the fused layer kernel ({cause}); install a C++ "
-                               "compiler (e.g. apt-get install g++) or use --kernel eager") from error
-        warnings.warn(f"layer analysis: torch.compile is unavailable here ({cause}); using the eager kernel, "
-                      "slower and busier (--kernel eager silences this)", stacklevel=2)
+            raise RuntimeError(
+                f"torch.compile could not build the fused layer kernel ({cause}); install a C++ "
+                "compiler (e.g. apt-get install g++) or use --kernel eager"
+            ) from error
+        warnings.warn(
+            f"layer analysis: torch.compile is unavailable here ({cause}); using the eager kernel, "
+            "slower and busier (--kernel eager silences this)",
+            stacklevel=2,
+        )
         return "eager"
     return "compiled"
 
@@ -256,7 +267,7 @@ def resolve_kernel(kernel: str) -> str:
 def _lora_sq(a, b, scale: float) -> float:
     """||scale * B @ A||_F^2 without forming B @ A."""
     a64, b64 = a.double(), b.double()
-    return float(scale ** 2 * ((b64.T @ b64) * (a64 @ a64.T)).sum())
+    return float(scale**2 * ((b64.T @ b64) * (a64 @ a64.T)).sum())
 
 
 @dataclass
@@ -274,16 +285,26 @@ class _Accumulator:
         records = []
         for (layer, module), (change_sq, base_sq, n_params) in sorted(self.rows.items()):
             frob, base = math.sqrt(change_sq), math.sqrt(base_sq)
-            records.append({"layer": layer, "depth": depth_of(layer, self.n_layers), "module": module,
-                            "frobenius": frob, "relative": frob / base if base > 0 else math.nan,
-                            "base_frobenius": base, "n_params": int(n_params)})
+            records.append(
+                {
+                    "layer": layer,
+                    "depth": depth_of(layer, self.n_layers),
+                    "module": module,
+                    "frobenius": frob,
+                    "relative": frob / base if base > 0 else math.nan,
+                    "base_frobenius": base,
+                    "n_params": int(n_params),
+                }
+            )
         return pd.DataFrame(records, columns=list(LAYER_COLUMNS))
 
 
 def _check_shape(name: str, got: tuple[int, ...], want: tuple[int, ...], checkpoint: Path) -> None:
     if got != want:
-        raise LayerShapeError(f"{checkpoint}: tensor {name!r} has shape {list(got)} in the checkpoint but "
-                              f"{list(want)} in the base model; the checkpoint was not fine-tuned from this base")
+        raise LayerShapeError(
+            f"{checkpoint}: tensor {name!r} has shape {list(got)} in the checkpoint but "
+            f"{list(want)} in the base model; the checkpoint was not fine-tuned from this base"
+        )
 
 
 Kernel = type[_EagerKernel] | type[_CompiledKernel]
@@ -310,12 +331,15 @@ def _full_changes(checkpoint: Path, base: Path, progress: bool, kernel_type: Ker
 
         # Reading, converting and summing release the GIL: one tensor per core keeps every core busy.
         with ThreadPoolExecutor(max_workers=kernel_type.workers) as pool:
-            for name, result in zip(names, pool.map(sums, _progress(names, progress, checkpoint)), strict=True):
+            for name, result in zip(
+                names, pool.map(sums, _progress(names, progress, checkpoint)), strict=True
+            ):
                 acc.add(name, *result, math.prod(bs.shape(name)))
     return acc.frame()
 
 
 # ---------------------------------------------------------------- LoRA
+
 
 def is_adapter(folder: Path) -> bool:
     return (folder / "adapter_config.json").exists()
@@ -333,8 +357,10 @@ def _adapter_deltas(folder: Path) -> tuple[dict[str, tuple[str, str, float]], di
     """base tensor name -> (lora_A name, lora_B name, scale); base name -> full replacement tensor name."""
     config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
     if config.get("peft_type", "LORA") != "LORA" or config.get("use_dora"):
-        raise CheckpointError(f"{folder}: only plain LoRA adapters are supported (peft_type "
-                              f"{config.get('peft_type')!r}, use_dora={config.get('use_dora')})")
+        raise CheckpointError(
+            f"{folder}: only plain LoRA adapters are supported (peft_type "
+            f"{config.get('peft_type')!r}, use_dora={config.get('use_dora')})"
+        )
     path = folder / "adapter_model.safetensors"
     if not path.exists():
         raise CheckpointError(f"{folder} has adapter_config.json but no adapter_model.safetensors")
@@ -364,8 +390,13 @@ def _lora_changes(adapter: Path, base: Path, progress: bool, kernel_type: Kernel
         raise LayerShapeError(f"{adapter}: adapted tensors {unknown[:5]} are not in the base model {base}")
     acc = _Accumulator(int(_config(base)["num_hidden_layers"]), {})
     with ExitStack() as stack:
-        bs, ad = TensorReader(base_files, stack), TensorReader(dict.fromkeys([*replaced.values(), *(
-            n for a, b, _ in lora.values() for n in (a, b))], path), stack)
+        bs, ad = (
+            TensorReader(base_files, stack),
+            TensorReader(
+                dict.fromkeys([*replaced.values(), *(n for a, b, _ in lora.values() for n in (a, b))], path),
+                stack,
+            ),
+        )
         for name, (a_name, b_name, _) in lora.items():
             _check_shape(name, (ad.shape(b_name)[0], ad.shape(a_name)[1]), bs.shape(name)[:2], adapter)
         for name, replacement in replaced.items():
@@ -404,8 +435,12 @@ def _progress(names: list[str], enabled: bool, folder: Path) -> Iterator[str]:
     return iter(tqdm(names, desc=f"layers {folder.name}", unit="tensor", leave=False))
 
 
-def layer_changes(checkpoint: str | os.PathLike[str], base: str | os.PathLike[str],
-                  progress: bool = False, kernel: str = "auto") -> pd.DataFrame:
+def layer_changes(
+    checkpoint: str | os.PathLike[str],
+    base: str | os.PathLike[str],
+    progress: bool = False,
+    kernel: str = "auto",
+) -> pd.DataFrame:
     """Per (layer, module) weight change of ``checkpoint`` (a full model folder or a PEFT LoRA adapter
     folder) against ``base`` (a model folder or a Hugging Face id). Columns: ``LAYER_COLUMNS``. ``kernel``:
     one of ``KERNELS`` (same numbers to ~1e-6; ``compiled`` is faster on one thread)."""

@@ -25,8 +25,18 @@ if TYPE_CHECKING:
     from evaluation.runner import EvalModel
 
 LOGLIK_COLUMNS = ("model_id", "texts_hash", "text_id", "loglik", "n_tokens")
-MAP_COLUMNS = ("model_id", "base_model", "method", "dataset", "epoch", "x", "y", "x_variance", "y_variance",
-               "mean_loglik")  # x_variance, y_variance: share of the centred variance along each axis
+MAP_COLUMNS = (
+    "model_id",
+    "base_model",
+    "method",
+    "dataset",
+    "epoch",
+    "x",
+    "y",
+    "x_variance",
+    "y_variance",
+    "mean_loglik",
+)  # x_variance, y_variance: share of the centred variance along each axis
 BASE_METHOD = "base"
 
 
@@ -42,8 +52,10 @@ def text_set(texts: dict[str, list[str]], per_dataset: int) -> pd.DataFrame:
     for source in sorted(texts):
         items = texts[source]
         step = max(1, len(items) // per_dataset)
-        rows += [{"id": f"{source}-{i}", "dataset": source, "prompt": "", "text": items[i]}
-                 for i in range(0, len(items), step)][:per_dataset]
+        rows += [
+            {"id": f"{source}-{i}", "dataset": source, "prompt": "", "text": items[i]}
+            for i in range(0, len(items), step)
+        ][:per_dataset]
     if not rows:
         raise MissingInputError("the model map needs texts; none were given")
     return pd.DataFrame(rows)
@@ -65,18 +77,30 @@ def load(model: EvalModel, device: str | None = None) -> tuple[Any, Any, str]:
     return PeftModel.from_pretrained(base, model.path).eval(), tokenizer, device
 
 
-def text_loglik(model: EvalModel, texts_file: Path, batch_size: int = 8,
-                device: str | None = None) -> pd.DataFrame:
+def text_loglik(
+    model: EvalModel, texts_file: Path, batch_size: int = 8, device: str | None = None
+) -> pd.DataFrame:
     """One row per text: the model's log-likelihood of it and the number of tokens scored."""
     from evaluation.perplexity import compute_perplexity
 
     loaded, tokenizer, device = load(model, device)
-    samples, _ = compute_perplexity(model.path, [texts_file], batch_size=batch_size, device=device,
-                                    model_and_tokenizer=(loaded, tokenizer), progress=False)
+    samples, _ = compute_perplexity(
+        model.path,
+        [texts_file],
+        batch_size=batch_size,
+        device=device,
+        model_and_tokenizer=(loaded, tokenizer),
+        progress=False,
+    )
     full = samples[samples["scope"] == "full"]
-    return pd.DataFrame({"model_id": model.model_id, "text_id": full["sample_id"].to_numpy(),
-                         "loglik": -(full["mean_nll"] * full["n_tokens"]).to_numpy(),
-                         "n_tokens": full["n_tokens"].to_numpy()})
+    return pd.DataFrame(
+        {
+            "model_id": model.model_id,
+            "text_id": full["sample_id"].to_numpy(),
+            "loglik": -(full["mean_nll"] * full["n_tokens"]).to_numpy(),
+            "n_tokens": full["n_tokens"].to_numpy(),
+        }
+    )
 
 
 def loglik_matrix(loglik: pd.DataFrame) -> pd.DataFrame:
@@ -88,14 +112,16 @@ def loglik_matrix(loglik: pd.DataFrame) -> pd.DataFrame:
 def project(matrix: pd.DataFrame) -> tuple[pd.DataFrame, list[float]]:
     """(coordinates ``model_id``, ``x``, ``y``; share of the centred variance explained by each axis)."""
     if len(matrix) < 3 or matrix.shape[1] < 2:
-        raise MissingInputError(f"the model map needs at least 3 models and 2 texts scored by all of them; "
-                                f"got {len(matrix)} models and {matrix.shape[1]} texts")
+        raise MissingInputError(
+            f"the model map needs at least 3 models and 2 texts scored by all of them; "
+            f"got {len(matrix)} models and {matrix.shape[1]} texts"
+        )
     centred = matrix.to_numpy(dtype=float) - matrix.to_numpy(dtype=float).mean(axis=0, keepdims=True)
     left, singular, _ = np.linalg.svd(centred, full_matrices=False)
-    total = float((singular ** 2).sum())
+    total = float((singular**2).sum())
     axes = left[:, :2] * singular[:2]
     axes *= np.where(axes.sum(axis=0) < 0, -1.0, 1.0)  # a fixed sign, so reruns draw the same map
-    explained = [float(s ** 2 / total) if total > 0 else math.nan for s in singular[:2]]
+    explained = [float(s**2 / total) if total > 0 else math.nan for s in singular[:2]]
     coords = pd.DataFrame({"model_id": matrix.index, "x": axes[:, 0], "y": axes[:, 1]})
     return coords, explained
 
@@ -145,9 +171,13 @@ def summarise(frame: pd.DataFrame) -> MapSummary:
         if row.method != BASE_METHOD and row.base_model in base_point:
             bx, by = base_point[row.base_model]
             to_base.setdefault(row.method, []).append(math.hypot(row.x - bx, row.y - by))
-    return MapSummary(_mean(distance[same]), _mean(distance[different]),
-                      float((bases[nearest] == bases).mean()), float((sizes * (sizes - 1)).sum() / pairs),
-                      {method: float(np.median(values)) for method, values in sorted(to_base.items())})
+    return MapSummary(
+        _mean(distance[same]),
+        _mean(distance[different]),
+        float((bases[nearest] == bases).mean()),
+        float((sizes * (sizes - 1)).sum() / pairs),
+        {method: float(np.median(values)) for method, values in sorted(to_base.items())},
+    )
 
 
 def _mean(values: np.ndarray) -> float:

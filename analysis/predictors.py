@@ -24,18 +24,23 @@ def benchmark_of(task: str) -> str:
     return task.rsplit("-", 1)[0]
 
 
-def perplexity_features(perplexity: pd.DataFrame, scope: str = "response",
-                        data_size: int | None = None) -> pd.DataFrame:
+def perplexity_features(
+    perplexity: pd.DataFrame, scope: str = "response", data_size: int | None = None
+) -> pd.DataFrame:
     """Per (base model, dataset): ``perplexity``, ``log_perplexity``, ``mean_tokens`` (tokens per sample
     under the base model's tokenizer). Prefers rows of ``data_size`` when a dataset has several sizes."""
     needed = {"dataset", "perplexity", "scope"}
     if missing := needed - set(perplexity.columns):
-        raise MissingInputError(f"perplexity table lacks columns {sorted(missing)}; expected the "
-                                "evaluation stage's perplexity.parquet")
+        raise MissingInputError(
+            f"perplexity table lacks columns {sorted(missing)}; expected the "
+            "evaluation stage's perplexity.parquet"
+        )
     rows = perplexity[perplexity["scope"] == scope].copy()
     if rows.empty:
-        raise MissingInputError(f"perplexity table has no rows with scope == {scope!r} "
-                                f"(scopes present: {sorted(perplexity['scope'].dropna().unique())})")
+        raise MissingInputError(
+            f"perplexity table has no rows with scope == {scope!r} "
+            f"(scopes present: {sorted(perplexity['scope'].dropna().unique())})"
+        )
     name = rows["base_model_name"] if "base_model_name" in rows else pd.Series(pd.NA, index=rows.index)
     rows["base_model_name"] = name.fillna(rows.get("base_model", pd.Series(pd.NA, index=rows.index)))
     if "data_size" in rows and data_size is not None:
@@ -46,7 +51,9 @@ def perplexity_features(perplexity: pd.DataFrame, scope: str = "response",
         rows["mean_tokens"] = rows["n_tokens"].astype(float) / rows["n_samples"].astype(float)
     else:
         rows["mean_tokens"] = np.nan
-    return rows[["base_model_name", "dataset", "perplexity", "log_perplexity", "mean_tokens"]].reset_index(drop=True)
+    return rows[["base_model_name", "dataset", "perplexity", "log_perplexity", "mean_tokens"]].reset_index(
+        drop=True
+    )
 
 
 def load_training_texts(data_dir: Path) -> dict[str, list[str]]:
@@ -54,8 +61,10 @@ def load_training_texts(data_dir: Path) -> dict[str, list[str]]:
     The smallest file of each dataset is used: that is the main-condition subset."""
     files = sorted(Path(data_dir).glob("*.parquet"))
     if not files:
-        raise MissingInputError(f"no prepared training data (*.parquet) in {data_dir}; run "
-                                "`python -m training prepare` or pass --data-dir")
+        raise MissingInputError(
+            f"no prepared training data (*.parquet) in {data_dir}; run "
+            "`python -m training prepare` or pass --data-dir"
+        )
     by_dataset: dict[str, pd.DataFrame] = {}
     for path in files:
         frame = pd.read_parquet(path, columns=["dataset", "text"])
@@ -67,8 +76,12 @@ def load_training_texts(data_dir: Path) -> dict[str, list[str]]:
 
 def word_lengths(texts: dict[str, list[str]]) -> pd.DataFrame:
     """Mean length in whitespace words, the fallback when no perplexity table gives token counts."""
-    return pd.DataFrame([{"dataset": d, "mean_words": float(np.mean([len(t.split()) for t in ts]))}
-                         for d, ts in texts.items()])
+    return pd.DataFrame(
+        [
+            {"dataset": d, "mean_words": float(np.mean([len(t.split()) for t in ts]))}
+            for d, ts in texts.items()
+        ]
+    )
 
 
 def _subsample(texts: list[str], k: int) -> list[str]:
@@ -78,9 +91,13 @@ def _subsample(texts: list[str], k: int) -> list[str]:
     return [texts[i] for i in np.linspace(0, len(texts) - 1, k).astype(int)]
 
 
-def similarity_features(train: dict[str, list[str]], benchmarks: dict[str, list[str]],
-                        config: AnalysisConfig = DEFAULT_CONFIG, cache_dir: Path | None = None,
-                        embeddings: bool = True) -> pd.DataFrame:
+def similarity_features(
+    train: dict[str, list[str]],
+    benchmarks: dict[str, list[str]],
+    config: AnalysisConfig = DEFAULT_CONFIG,
+    cache_dir: Path | None = None,
+    embeddings: bool = True,
+) -> pd.DataFrame:
     """Per (dataset, benchmark): ``ngram_overlap`` and ``embedding_cosine`` (NaN if ``embeddings`` off)."""
     from tqdm import tqdm
 
@@ -90,17 +107,33 @@ def similarity_features(train: dict[str, list[str]], benchmarks: dict[str, list[
     pairs = [(d, b) for d in sorted(train) for b in sorted(benchmarks)]
     for dataset, benchmark in tqdm(pairs, desc="similarity", unit="pair", disable=len(pairs) < 4):
         bench = benchmarks[benchmark]
-        cosine = (embedding_cosine(_subsample(train[dataset], config.max_texts),
-                                   _subsample(bench, config.max_texts), cache_dir, config.embedding_batch)
-                  if embeddings else math.nan)
-        records.append({"dataset": dataset, "benchmark": benchmark,
-                        "ngram_overlap": ngram_overlap(train[dataset], bench, config.ngram),
-                        "embedding_cosine": cosine})
+        cosine = (
+            embedding_cosine(
+                _subsample(train[dataset], config.max_texts),
+                _subsample(bench, config.max_texts),
+                cache_dir,
+                config.embedding_batch,
+            )
+            if embeddings
+            else math.nan
+        )
+        records.append(
+            {
+                "dataset": dataset,
+                "benchmark": benchmark,
+                "ngram_overlap": ngram_overlap(train[dataset], bench, config.ngram),
+                "embedding_cosine": cosine,
+            }
+        )
     return pd.DataFrame(records, columns=["dataset", "benchmark", "ngram_overlap", "embedding_cosine"])
 
 
-def predictor_values(synergy: pd.DataFrame, perplexity: pd.DataFrame | None = None,
-                     similarity: pd.DataFrame | None = None, lengths: pd.DataFrame | None = None) -> pd.DataFrame:
+def predictor_values(
+    synergy: pd.DataFrame,
+    perplexity: pd.DataFrame | None = None,
+    similarity: pd.DataFrame | None = None,
+    lengths: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Main-condition gains joined with every available predictor (missing ones are NaN)."""
     values = synergy[["base_model_name", "method", "dataset", "task", "gain"]].copy()
     values["benchmark"] = values["task"].astype(str).map(benchmark_of)
@@ -123,10 +156,19 @@ def predictor_correlations(values: pd.DataFrame, min_datasets: int = 4) -> pd.Da
         for predictor in PREDICTORS:
             rho, _, n = correlation(rows[predictor], rows["gain"], "spearman", min_datasets)
             if not math.isnan(rho):
-                records.append({"base_model_name": model, "method": method, "task": task,
-                                "predictor": predictor, "spearman": rho, "n_datasets": n})
-    return pd.DataFrame(records, columns=["base_model_name", "method", "task", "predictor", "spearman",
-                                          "n_datasets"])
+                records.append(
+                    {
+                        "base_model_name": model,
+                        "method": method,
+                        "task": task,
+                        "predictor": predictor,
+                        "spearman": rho,
+                        "n_datasets": n,
+                    }
+                )
+    return pd.DataFrame(
+        records, columns=["base_model_name", "method", "task", "predictor", "spearman", "n_datasets"]
+    )
 
 
 def predictor_summary(correlations: pd.DataFrame) -> pd.DataFrame:
@@ -134,21 +176,40 @@ def predictor_summary(correlations: pd.DataFrame) -> pd.DataFrame:
     records = []
     pooled = correlations.assign(task="all")
     for (method, predictor, task), rows in pd.concat([correlations, pooled]).groupby(
-            ["method", "predictor", "task"], observed=True):
-        records.append({"method": method, "predictor": predictor, "task": task,
-                        "mean_spearman": float(rows["spearman"].mean()),
-                        "mean_abs_spearman": float(rows["spearman"].abs().mean()),
-                        "sign_consistency": sign_consistency(rows["spearman"]),
-                        "n_models": int(rows["base_model_name"].nunique())})
-    return pd.DataFrame(records, columns=["method", "predictor", "task", "mean_spearman", "mean_abs_spearman",
-                                          "sign_consistency", "n_models"])
+        ["method", "predictor", "task"], observed=True
+    ):
+        records.append(
+            {
+                "method": method,
+                "predictor": predictor,
+                "task": task,
+                "mean_spearman": float(rows["spearman"].mean()),
+                "mean_abs_spearman": float(rows["spearman"].abs().mean()),
+                "sign_consistency": sign_consistency(rows["spearman"]),
+                "n_models": int(rows["base_model_name"].nunique()),
+            }
+        )
+    return pd.DataFrame(
+        records,
+        columns=[
+            "method",
+            "predictor",
+            "task",
+            "mean_spearman",
+            "mean_abs_spearman",
+            "sign_consistency",
+            "n_models",
+        ],
+    )
 
 
 # --- predicting the gain before training -------------------------------------------------------------
 
+
 @dataclass
 class GainModel:
     """Per task: gain = model mean + beta . (features - the model's mean features), pooled over models."""
+
     features: tuple[str, ...]
     model_means: pd.DataFrame  # index (base_model_name, task): alpha
     feature_means: pd.DataFrame  # index base_model_name: mean feature values over its datasets
@@ -160,29 +221,41 @@ def _usable_features(values: pd.DataFrame, features: tuple[str, ...]) -> tuple[s
     return tuple(f for f in features if f in values and values[f].notna().any())
 
 
-def fit_gain_model(values: pd.DataFrame, features: tuple[str, ...] = MODEL_FEATURES, ridge: float = 1e-3) -> GainModel:
+def fit_gain_model(
+    values: pd.DataFrame, features: tuple[str, ...] = MODEL_FEATURES, ridge: float = 1e-3
+) -> GainModel:
     features = _usable_features(values, features)
     values = values.dropna(subset=["gain", *features])
     if values.empty:
-        raise MissingInputError("no (base model, dataset) pair has both a gain and the predictors "
-                                f"{list(features)}: pass a perplexity table matching the scores")
+        raise MissingInputError(
+            "no (base model, dataset) pair has both a gain and the predictors "
+            f"{list(features)}: pass a perplexity table matching the scores"
+        )
     per_pair = values.drop_duplicates(["base_model_name", "dataset"])
     feature_means = per_pair.groupby("base_model_name")[list(features)].mean()
     model_means = values.groupby(["base_model_name", "task"])["gain"].mean().rename("alpha")
     betas = {}
     for task, rows in values.groupby("task"):
         x = rows[list(features)].to_numpy(float) - feature_means.loc[rows["base_model_name"]].to_numpy(float)
-        y = rows["gain"].to_numpy(float) - model_means.loc[list(zip(rows["base_model_name"], rows["task"], strict=False))].to_numpy()
+        y = (
+            rows["gain"].to_numpy(float)
+            - model_means.loc[list(zip(rows["base_model_name"], rows["task"], strict=False))].to_numpy()
+        )
         scale = x.std(axis=0) + 1e-12
         xs = x / scale
         beta = np.linalg.solve(xs.T @ xs + ridge * len(xs) * np.eye(len(features)), xs.T @ y) / scale
         betas[task] = beta
-    return GainModel(features, model_means.to_frame(), feature_means,
-                     pd.DataFrame.from_dict(betas, orient="index", columns=list(features)))
+    return GainModel(
+        features,
+        model_means.to_frame(),
+        feature_means,
+        pd.DataFrame.from_dict(betas, orient="index", columns=list(features)),
+    )
 
 
-def predict_gains(model: GainModel, base_model_name: str, features: dict[str, float],
-                  baseline: bool = False) -> pd.DataFrame:
+def predict_gains(
+    model: GainModel, base_model_name: str, features: dict[str, float], baseline: bool = False
+) -> pd.DataFrame:
     """Expected gain per task for one (base model, new dataset). A base model absent from the fit
     falls back to the mean over fitted models (wider error in practice)."""
     known = base_model_name in model.feature_means.index
@@ -193,7 +266,9 @@ def predict_gains(model: GainModel, base_model_name: str, features: dict[str, fl
     for task, beta in model.betas.iterrows():
         base = alpha.get((base_model_name, task)) if known else None
         base = float(alpha.xs(task, level="task").mean()) if base is None or pd.isna(base) else float(base)
-        records.append({"task": task, "predicted_gain": base if baseline else base + float(beta.to_numpy() @ x)})
+        records.append(
+            {"task": task, "predicted_gain": base if baseline else base + float(beta.to_numpy() @ x)}
+        )
     return pd.DataFrame(records)
 
 
@@ -216,18 +291,34 @@ def lodo_predictions(values: pd.DataFrame, features: tuple[str, ...] = MODEL_FEA
             base = predict_gains(model, name, feats, baseline=True).set_index("task")["predicted_gain"]
             for task, gain in zip(rows["task"], rows["gain"], strict=False):
                 if task in pred.index:
-                    records.append({"dataset": dataset, "base_model_name": name, "task": task, "gain": gain,
-                                    "predicted": pred[task], "baseline": base[task]})
-    return pd.DataFrame(records, columns=["dataset", "base_model_name", "task", "gain", "predicted", "baseline"])
+                    records.append(
+                        {
+                            "dataset": dataset,
+                            "base_model_name": name,
+                            "task": task,
+                            "gain": gain,
+                            "predicted": pred[task],
+                            "baseline": base[task],
+                        }
+                    )
+    return pd.DataFrame(
+        records, columns=["dataset", "base_model_name", "task", "gain", "predicted", "baseline"]
+    )
 
 
 def lodo_errors(predictions: pd.DataFrame) -> pd.DataFrame:
     """Per task (and ``all``): mean absolute error of the model and of the mean-gain baseline."""
-    frame = predictions.assign(model_err=(predictions["predicted"] - predictions["gain"]).abs(),
-                               base_err=(predictions["baseline"] - predictions["gain"]).abs())
+    frame = predictions.assign(
+        model_err=(predictions["predicted"] - predictions["gain"]).abs(),
+        base_err=(predictions["baseline"] - predictions["gain"]).abs(),
+    )
     parts = [frame, frame.assign(task="all")]
-    table = pd.concat(parts).groupby("task").agg(n=("gain", "size"), model_mae=("model_err", "mean"),
-                                                 baseline_mae=("base_err", "mean")).reset_index()
+    table = (
+        pd.concat(parts)
+        .groupby("task")
+        .agg(n=("gain", "size"), model_mae=("model_err", "mean"), baseline_mae=("base_err", "mean"))
+        .reset_index()
+    )
     table["improvement"] = table["baseline_mae"] - table["model_mae"]
     return table
 
@@ -236,5 +327,7 @@ def with_intervals(model: GainModel, predictions: pd.DataFrame, coverage: float 
     """Attach per-task residual quantiles from leave-one-dataset-out predictions (honest intervals)."""
     residual = predictions.assign(r=predictions["gain"] - predictions["predicted"])
     lo, hi = (1 - coverage) / 2, 1 - (1 - coverage) / 2
-    model.residual_quantiles = residual.groupby("task")["r"].quantile([lo, hi]).unstack().set_axis(["lo", "hi"], axis=1)
+    model.residual_quantiles = (
+        residual.groupby("task")["r"].quantile([lo, hi]).unstack().set_axis(["lo", "hi"], axis=1)
+    )
     return model

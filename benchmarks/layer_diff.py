@@ -35,13 +35,23 @@ HIDDEN, INTERMEDIATE, VOCAB = 1024, 2816, 32000
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size-gb", type=float, default=2.0, help="size of each checkpoint (bf16)")
     parser.add_argument("--shard-gb", type=float, default=0.5, help="safetensors shard size")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved timing runs (medians are reported)")
-    parser.add_argument("--kernel", choices=KERNELS, default="auto", help="the analysis's kernel (see --help of "
-                        "python -m analysis layers)")
-    parser.add_argument("--skip-naive", action="store_true", help="do not time the transformers implementation")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="interleaved timing runs (medians are reported)"
+    )
+    parser.add_argument(
+        "--kernel",
+        choices=KERNELS,
+        default="auto",
+        help="the analysis's kernel (see --help of python -m analysis layers)",
+    )
+    parser.add_argument(
+        "--skip-naive", action="store_true", help="do not time the transformers implementation"
+    )
     return parser.parse_args(argv)
 
 
@@ -49,22 +59,42 @@ def llama_config(size_gb: float) -> dict:
     per_layer = 4 * HIDDEN * HIDDEN + 3 * HIDDEN * INTERMEDIATE + 2 * HIDDEN
     fixed = 2 * VOCAB * HIDDEN + HIDDEN
     layers = max(2, round((size_gb * 1e9 / 2 - fixed) / per_layer))
-    return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": HIDDEN,
-            "intermediate_size": INTERMEDIATE, "num_hidden_layers": layers, "num_attention_heads": 16,
-            "num_key_value_heads": 16, "vocab_size": VOCAB, "max_position_embeddings": 2048,
-            "rms_norm_eps": 1e-5, "tie_word_embeddings": False, "dtype": "bfloat16", "hidden_act": "silu"}
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": HIDDEN,
+        "intermediate_size": INTERMEDIATE,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 16,
+        "vocab_size": VOCAB,
+        "max_position_embeddings": 2048,
+        "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": False,
+        "dtype": "bfloat16",
+        "hidden_act": "silu",
+    }
 
 
 def tensor_shapes(config: dict) -> dict[str, tuple[int, ...]]:
     h, i = config["hidden_size"], config["intermediate_size"]
-    shapes = {"model.embed_tokens.weight": (config["vocab_size"], h), "model.norm.weight": (h,),
-              "lm_head.weight": (config["vocab_size"], h)}
+    shapes = {
+        "model.embed_tokens.weight": (config["vocab_size"], h),
+        "model.norm.weight": (h,),
+        "lm_head.weight": (config["vocab_size"], h),
+    }
     for n in range(config["num_hidden_layers"]):
         p = f"model.layers.{n}."
-        shapes.update({p + "input_layernorm.weight": (h,), p + "post_attention_layernorm.weight": (h,),
-                       **{p + f"self_attn.{m}.weight": (h, h) for m in ("q_proj", "k_proj", "v_proj", "o_proj")},
-                       p + "mlp.gate_proj.weight": (i, h), p + "mlp.up_proj.weight": (i, h),
-                       p + "mlp.down_proj.weight": (h, i)})
+        shapes.update(
+            {
+                p + "input_layernorm.weight": (h,),
+                p + "post_attention_layernorm.weight": (h,),
+                **{p + f"self_attn.{m}.weight": (h, h) for m in ("q_proj", "k_proj", "v_proj", "o_proj")},
+                p + "mlp.gate_proj.weight": (i, h),
+                p + "mlp.up_proj.weight": (i, h),
+                p + "mlp.down_proj.weight": (h, i),
+            }
+        )
     return shapes
 
 
@@ -87,19 +117,27 @@ def write_pair(folder: Path, config: dict, shard_bytes: float) -> tuple[Path, Pa
     weight_map = {}
     for number, names in enumerate(shards, start=1):
         file = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
-        tensors = {n: torch.randn(shapes[n], generator=generator).mul_(0.02).to(torch.bfloat16) for n in names}
+        tensors = {
+            n: torch.randn(shapes[n], generator=generator).mul_(0.02).to(torch.bfloat16) for n in names
+        }
         save_file(tensors, str(base / file), metadata={"format": "pt"})
-        tuned_tensors = {n: (t.float() + 0.001 * torch.randn(t.shape, generator=generator)).to(torch.bfloat16)
-                         for n, t in tensors.items()}
+        tuned_tensors = {
+            n: (t.float() + 0.001 * torch.randn(t.shape, generator=generator)).to(torch.bfloat16)
+            for n, t in tensors.items()
+        }
         save_file(tuned_tensors, str(tuned / file), metadata={"format": "pt"})
         weight_map.update(dict.fromkeys(names, file))
         del tensors, tuned_tensors
     for out in (base, tuned):
-        (out / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+        (out / "model.safetensors.index.json").write_text(
+            json.dumps({"metadata": {}, "weight_map": weight_map})
+        )
     return base, tuned
 
 
-READ_CHUNK = 1 << 21  # bytes copied at once by the read baselines: a reused buffer that fits in L2 (fastest here)
+READ_CHUNK = (
+    1 << 21
+)  # bytes copied at once by the read baselines: a reused buffer that fits in L2 (fastest here)
 
 
 def plain_read(folders: list[Path]) -> None:
@@ -114,8 +152,8 @@ def plain_read(folders: list[Path]) -> None:
                 for name in handle.keys():  # noqa: SIM118  (a safe_open handle is not iterable)
                     raw = handle.get_tensor(name).reshape(-1).view(torch.uint8)
                     for start in range(0, raw.numel(), READ_CHUNK):
-                        chunk = raw[start:start + READ_CHUNK]
-                        buffer[:chunk.numel()].copy_(chunk)
+                        chunk = raw[start : start + READ_CHUNK]
+                        buffer[: chunk.numel()].copy_(chunk)
 
 
 def raw_read(folders: list[Path]) -> None:
@@ -172,14 +210,17 @@ def measure(base: Path, tuned: Path, repeats: int, kernel: str) -> tuple[dict[st
     """Seconds per repeat for the analysis and the read baselines, interleaved (rotating order) from the
     same warm page cache, so a burst of load from other processes hits all of them alike; then the
     analysis's peak memory in a separate run, so the sampling thread does not slow the timed ones."""
-    runs = {"plain": lambda: plain_read([base, tuned]), "raw": lambda: raw_read([base, tuned]),
-            "analysis": lambda: layer_changes(tuned, base, kernel=kernel),
-            "eager": lambda: layer_changes(tuned, base, kernel="eager")}
+    runs = {
+        "plain": lambda: plain_read([base, tuned]),
+        "raw": lambda: raw_read([base, tuned]),
+        "analysis": lambda: layer_changes(tuned, base, kernel=kernel),
+        "eager": lambda: layer_changes(tuned, base, kernel="eager"),
+    }
     for run in runs.values():
         run()  # warm the page cache, imports and the compiled kernel once for all
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     for repeat in range(repeats):
-        names = list(runs)[repeat % len(runs):] + list(runs)[:repeat % len(runs)]
+        names = list(runs)[repeat % len(runs) :] + list(runs)[: repeat % len(runs)]
         for name in names:
             start = time.perf_counter()
             runs[name]()
@@ -200,21 +241,33 @@ def main(argv: list[str] | None = None) -> int:
         kernel = resolve_kernel(args.kernel)
         times, peak = measure(base, tuned, args.repeats, kernel)
         naive_s = None if args.skip_naive else peak_anon_delta(lambda: naive(base, tuned))[0]
-    read_s, raw_s, analysis_s, eager_s = (statistics.median(times[k]) for k in ("plain", "raw", "analysis", "eager"))
+    read_s, raw_s, analysis_s, eager_s = (
+        statistics.median(times[k]) for k in ("plain", "raw", "analysis", "eager")
+    )
     budget = sum(largest) + 300e6
-    print(f"synthetic Llama: {config['num_hidden_layers']} layers, hidden {HIDDEN}, vocab {VOCAB}; "
-          f"2 checkpoints, {total / 1e9:.2f} GB in all (bf16, sharded); medians of {args.repeats} interleaved runs")
+    print(
+        f"synthetic Llama: {config['num_hidden_layers']} layers, hidden {HIDDEN}, vocab {VOCAB}; "
+        f"2 checkpoints, {total / 1e9:.2f} GB in all (bf16, sharded); medians of {args.repeats} interleaved runs"
+    )
     print(f"plain read (safetensors views, copied): {total / read_s / 1e9:6.2f} GB/s ({read_s:.3f} s)")
     print(f"raw read() of the files (reference):    {total / raw_s / 1e9:6.2f} GB/s ({raw_s:.3f} s)")
-    print(f"layer analysis ({kernel} kernel): {total / analysis_s / 1e9:6.2f} GB/s ({analysis_s:.3f} s), {read_s / analysis_s:.0%} of "
-          f"plain read  -> {verdict(analysis_s <= read_s / 0.6)} (target >= 60%); {raw_s / analysis_s:.0%} of raw read()")
-    print(f"eager kernel (reference): {total / eager_s / 1e9:6.2f} GB/s ({eager_s:.3f} s), {read_s / eager_s:.0%} of "
-          "plain read")
-    print(f"peak memory (RssAnon delta): {peak / 1e6:.0f} MB vs two largest tensors + 300 MB = "
-          f"{budget / 1e6:.0f} MB  -> {verdict(peak <= budget)}")
+    print(
+        f"layer analysis ({kernel} kernel): {total / analysis_s / 1e9:6.2f} GB/s ({analysis_s:.3f} s), {read_s / analysis_s:.0%} of "
+        f"plain read  -> {verdict(analysis_s <= read_s / 0.6)} (target >= 60%); {raw_s / analysis_s:.0%} of raw read()"
+    )
+    print(
+        f"eager kernel (reference): {total / eager_s / 1e9:6.2f} GB/s ({eager_s:.3f} s), {read_s / eager_s:.0%} of "
+        "plain read"
+    )
+    print(
+        f"peak memory (RssAnon delta): {peak / 1e6:.0f} MB vs two largest tensors + 300 MB = "
+        f"{budget / 1e6:.0f} MB  -> {verdict(peak <= budget)}"
+    )
     if naive_s is not None:
-        print(f"naive (transformers, both full models): {naive_s:.2f} s, {naive_s / analysis_s:.1f}x slower  "
-              f"-> {verdict(naive_s >= 3 * analysis_s)} (target >= 3x)")
+        print(
+            f"naive (transformers, both full models): {naive_s:.2f} s, {naive_s / analysis_s:.1f}x slower  "
+            f"-> {verdict(naive_s >= 3 * analysis_s)} (target >= 3x)"
+        )
     return 0
 
 

@@ -24,8 +24,12 @@ from training.tiny import build_tiny_model  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, default=48, help="samples scored (spread over the demo datasets)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--samples", type=int, default=48, help="samples scored (spread over the demo datasets)"
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--hidden-size", type=int, default=128, help="tiny Llama width")
     parser.add_argument("--layers", type=int, default=2, help="tiny Llama depth")
@@ -40,9 +44,17 @@ def prepared_file(folder: Path, samples: int) -> Path:
     for name in DEMO_DATASETS:
         for i, ex in enumerate(demo_examples(name, "train", per_set)):
             response = " ".join([ex["response"]] * (1 + i % 6))
-            rows.append({"id": f"{name}-{i}", "dataset": "bench", "source": name, "instruction": ex["instruction"],
-                         "response": response, "prompt": render_prompt(ex["instruction"]),
-                         "text": render_sample(ex["instruction"], response)})
+            rows.append(
+                {
+                    "id": f"{name}-{i}",
+                    "dataset": "bench",
+                    "source": name,
+                    "instruction": ex["instruction"],
+                    "response": response,
+                    "prompt": render_prompt(ex["instruction"]),
+                    "text": render_sample(ex["instruction"], response),
+                }
+            )
     path = folder / f"bench__{samples}__benchmark.parquet"
     pd.DataFrame(rows[:samples]).to_parquet(path)
     return path
@@ -52,16 +64,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        model_path = build_tiny_model(folder / "model", architecture="llama", hidden_size=args.hidden_size,
-                                      num_layers=args.layers)
+        model_path = build_tiny_model(
+            folder / "model", architecture="llama", hidden_size=args.hidden_size, num_layers=args.layers
+        )
         data = prepared_file(folder, args.samples)
         model, tokenizer, device = load_model(model_path, args.device)
         frame = pd.read_parquet(data)
-        compute_perplexity(model_path, [data], batch_size=args.batch_size, device=device,
-                           model_and_tokenizer=(model, tokenizer), progress=False)  # warm-up
+        compute_perplexity(
+            model_path,
+            [data],
+            batch_size=args.batch_size,
+            device=device,
+            model_and_tokenizer=(model, tokenizer),
+            progress=False,
+        )  # warm-up
         start = time.perf_counter()
-        samples, _ = compute_perplexity(model_path, [data], batch_size=args.batch_size, device=device,
-                                        model_and_tokenizer=(model, tokenizer), progress=False)
+        samples, _ = compute_perplexity(
+            model_path,
+            [data],
+            batch_size=args.batch_size,
+            device=device,
+            model_and_tokenizer=(model, tokenizer),
+            progress=False,
+        )
         batched_s = time.perf_counter() - start
         start = time.perf_counter()
         reference = [reference_perplexity(model, tokenizer, r.prompt, r.text) for r in frame.itertuples()]
@@ -70,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     tokens = int(samples.loc[samples["scope"] == "full", "n_tokens"].sum()) + len(frame)
     assert tokens == sum(r["full"][1] for r in reference) + len(frame)
     batched, plain = tokens / batched_s, tokens / reference_s
-    print(f"{len(frame)} samples, {tokens} tokens, tiny Llama hidden {args.hidden_size} x {args.layers} layers, "
-          f"device {args.device}, batch size {args.batch_size}")
+    print(
+        f"{len(frame)} samples, {tokens} tokens, tiny Llama hidden {args.hidden_size} x {args.layers} layers, "
+        f"device {args.device}, batch size {args.batch_size}"
+    )
     print(f"batched (length-sorted, padded): {batched:12.0f} tokens/s ({batched_s:.2f} s)")
     print(f"per-sample reference:            {plain:12.0f} tokens/s ({reference_s:.2f} s)")
     print(f"speed-up: {batched / plain:.2f}x")

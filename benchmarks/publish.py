@@ -81,9 +81,15 @@ def publish(root: Path, endpoint: str, namespace: str, concurrency: int, work_di
     from release.publish import Target
     from release.publish import publish as run_publish
 
-    overrides = [f"namespace={namespace}", f"concurrency={concurrency}", "include.space=false",
-                 "include.results_dataset=false", "include.collection=false", "budget.rate_per_s=100000",
-                 "budget.burst=100000"]
+    overrides = [
+        f"namespace={namespace}",
+        f"concurrency={concurrency}",
+        "include.space=false",
+        "include.results_dataset=false",
+        "include.collection=false",
+        "budget.rate_per_s=100000",
+        "budget.burst=100000",
+    ]
     config = load_config("demo", overrides)
     started = time.perf_counter()
     outcome = run_publish(load_inputs(root, config), config, Target(endpoint, TOKEN), work_dir=work_dir)
@@ -93,8 +99,9 @@ def publish(root: Path, endpoint: str, namespace: str, concurrency: int, work_di
     return seconds, outcome.commits
 
 
-def run_pass(work: Path, root: Path, folders: list[tuple[str, list[Path]]], latency_ms: float,
-             concurrency: int) -> PassResult:
+def run_pass(
+    work: Path, root: Path, folders: list[tuple[str, list[Path]]], latency_ms: float, concurrency: int
+) -> PassResult:
     """Both contenders on their own fresh Hub with the same injected latency; requests counted by the server."""
     from huggingface_hub import HfApi
 
@@ -104,52 +111,81 @@ def run_pass(work: Path, root: Path, folders: list[tuple[str, list[Path]]], late
     tag = f"{latency_ms:g}ms"
     for path in (work / f"hub-naive-{tag}", work / f"hub-publish-{tag}", work / f"release-{tag}"):
         shutil.rmtree(path, ignore_errors=True)  # cold: no blob, state or hash cache from an earlier run
-    with serve_in_background(work / f"hub-naive-{tag}", tokens={TOKEN: "bench"},
-                             faults=faults if latency_ms else None) as hub:
+    with serve_in_background(
+        work / f"hub-naive-{tag}", tokens={TOKEN: "bench"}, faults=faults if latency_ms else None
+    ) as hub:
         naive_s = naive(HfApi(endpoint=hub.endpoint, token=TOKEN), "naive", folders)
         naive_requests = hub.fault_counts()["requests"]
-    with serve_in_background(work / f"hub-publish-{tag}", tokens={TOKEN: "bench"},
-                             faults=faults if latency_ms else None) as hub:
+    with serve_in_background(
+        work / f"hub-publish-{tag}", tokens={TOKEN: "bench"}, faults=faults if latency_ms else None
+    ) as hub:
         first_s, commits = publish(root, hub.endpoint, "fast", concurrency, work / f"release-{tag}")
         first_requests = hub.fault_counts()["requests"]
         noop_s, noop_commits = publish(root, hub.endpoint, "fast", concurrency, work / f"release-{tag}")
         noop_requests = hub.fault_counts()["requests"] - first_requests
-    return PassResult(latency_ms, naive_s, naive_requests, first_s, first_requests, commits, noop_s,
-                      noop_requests, noop_commits)
+    return PassResult(
+        latency_ms,
+        naive_s,
+        naive_requests,
+        first_s,
+        first_requests,
+        commits,
+        noop_s,
+        noop_requests,
+        noop_commits,
+    )
 
 
 def report(results: list[PassResult], repos: int) -> bool:
-    print(f"\n{repos} model repos (+1 base model repo for the publisher), 3 epoch branches each; "
-          f"requests counted by the server")
-    print(f"{'latency':>8} {'naive':>9} {'req/repo':>8} {'publish':>9} {'req/repo':>8} {'speed-up':>8} "
-          f"{'no-op':>8} {'req/repo':>8} {'no-op/first':>11}")
+    print(
+        f"\n{repos} model repos (+1 base model repo for the publisher), 3 epoch branches each; "
+        f"requests counted by the server"
+    )
+    print(
+        f"{'latency':>8} {'naive':>9} {'req/repo':>8} {'publish':>9} {'req/repo':>8} {'speed-up':>8} "
+        f"{'no-op':>8} {'req/repo':>8} {'no-op/first':>11}"
+    )
     for r in results:
-        print(f"{r.latency_ms:>6g}ms {r.naive_s:>8.1f}s {r.naive_requests / repos:>8.1f} {r.first_s:>8.1f}s "
-              f"{r.first_requests / (repos + 1):>8.1f} {r.speedup:>7.2f}x {r.noop_s:>7.1f}s "
-              f"{r.noop_requests / (repos + 1):>8.1f} {100 * r.noop_share:>10.1f}%")
+        print(
+            f"{r.latency_ms:>6g}ms {r.naive_s:>8.1f}s {r.naive_requests / repos:>8.1f} {r.first_s:>8.1f}s "
+            f"{r.first_requests / (repos + 1):>8.1f} {r.speedup:>7.2f}x {r.noop_s:>7.1f}s "
+            f"{r.noop_requests / (repos + 1):>8.1f} {100 * r.noop_share:>10.1f}%"
+        )
     judged = results[-1]
     speed_ok = judged.speedup >= SPEEDUP_TARGET
     noop_ok = judged.noop_share < NOOP_TARGET and judged.noop_commits == 0
     print(f"\nTargets, judged at {judged.latency_ms:g} ms per request (a typical round trip to the Hub):")
-    print(f"  publish >= {SPEEDUP_TARGET:g}x faster than the naive loop: {judged.speedup:.2f}x "
-          f"{'PASS' if speed_ok else 'FAIL'}")
-    print(f"  no-op re-publish < {100 * NOOP_TARGET:g}% of the first, 0 commits: {100 * judged.noop_share:.1f}%, "
-          f"{judged.noop_commits} commits {'PASS' if noop_ok else 'FAIL'}")
+    print(
+        f"  publish >= {SPEEDUP_TARGET:g}x faster than the naive loop: {judged.speedup:.2f}x "
+        f"{'PASS' if speed_ok else 'FAIL'}"
+    )
+    print(
+        f"  no-op re-publish < {100 * NOOP_TARGET:g}% of the first, 0 commits: {100 * judged.noop_share:.1f}%, "
+        f"{judged.noop_commits} commits {'PASS' if noop_ok else 'FAIL'}"
+    )
     if len(results) > 1:
-        print("At 0 ms there is no round trip to hide: both are bound by the CPU of this machine (client and "
-              "server share it), and the publisher also renders cards, hashes files and verifies every "
-              "revision; that row is for information.")
+        print(
+            "At 0 ms there is no round trip to hide: both are bound by the CPU of this machine (client and "
+            "server share it), and the publisher also renders cards, hashes files and verifies every "
+            "revision; that row is for information."
+        )
     print("PASS" if speed_ok and noop_ok else "FAIL")
     return speed_ok and noop_ok
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repos", type=int, default=200, help="model repos (3 epoch branches each)")
     parser.add_argument("--concurrency", type=int, default=16, help="publisher workers")
-    parser.add_argument("--latency-ms", type=float, default=50.0,
-                        help="per-request delay injected by the server for both contenders, where the targets "
-                             "are judged (default 50: a typical round trip to the Hub; 0: only the 0 ms pass)")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=50.0,
+        help="per-request delay injected by the server for both contenders, where the targets "
+        "are judged (default 50: a typical round trip to the Hub; 0: only the 0 ms pass)",
+    )
     parser.add_argument("--workdir", type=Path, help="keep the root and the hubs here (default: a temp dir)")
     args = parser.parse_args()
 

@@ -26,8 +26,15 @@ from space.data import Results, ResultsStore  # noqa: E402
 from space.table import GAIN, Filters, build_view, datatypes  # noqa: E402
 
 TARGET_SMALL_MS, TARGET_LARGE_MS, TARGET_VISIBLE_S = 50.0, 500.0, 3.0
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 # What people do: the default view, a filter, a multi-term search, a sort by a score, gains, a family.
 CASES: dict[str, Filters] = {
     "default": Filters(),
@@ -116,12 +123,16 @@ def verdict(ok: bool) -> str:
 def report(label: str, samples: np.ndarray, target_ms: float) -> bool:
     p50, p95 = np.percentile(samples, [50, 95])
     ok = p95 < target_ms
-    print(f"{label:<34} p50 {p50:8.1f} ms   p95 {p95:8.1f} ms   target p95 < {target_ms:.0f} ms   {verdict(ok)}")
+    print(
+        f"{label:<34} p50 {p50:8.1f} ms   p95 {p95:8.1f} ms   target p95 < {target_ms:.0f} ms   {verdict(ok)}"
+    )
     return ok
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--csv", type=Path, default=SHARED_RELEASED_TABLE, help="the released results table")
     parser.add_argument("--rows", type=int, default=100_000, help="rows of the synthetic leaderboard")
     parser.add_argument("--repeats", type=int, default=30, help="repeats of each of the 6 view cases")
@@ -145,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         timings = time_browser(real, args.browser_runs)
         median = float(np.median(timings))
         ok = median < TARGET_VISIBLE_S  # the typical page load; the worst is printed too
-        print(f"{'navigation -> visible table':<34} median {median:.2f} s   worst {max(timings):.2f} s   "
-              f"target median < {TARGET_VISIBLE_S:.0f} s   {verdict(ok)}")
+        print(
+            f"{'navigation -> visible table':<34} median {median:.2f} s   worst {max(timings):.2f} s   "
+            f"target median < {TARGET_VISIBLE_S:.0f} s   {verdict(ok)}"
+        )
         results.append(ok)
     print(f"overall: {verdict(all(results))}")
     return 0 if all(results) else 1

@@ -22,15 +22,18 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         return super()._get_help_string(action)
 
 
-def run_subcommands(prog: str, description: str, commands: dict[str, tuple[str, str]],
-                    argv: Sequence[str] | None = None) -> int:
+def run_subcommands(
+    prog: str, description: str, commands: dict[str, tuple[str, str]], argv: Sequence[str] | None = None
+) -> int:
     """``commands`` maps a subcommand name to (module path, one-line help)."""
     parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, (module_path, help_text) in commands.items():
-        sub = subparsers.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
+        sub = subparsers.add_parser(
+            name, help=help_text, description=help_text, formatter_class=HelpFormatter
+        )
         if name == chosen:
             importlib.import_module(module_path).configure(sub)
     args = parser.parse_args(argv)

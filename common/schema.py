@@ -39,7 +39,14 @@ SCORE_COLUMNS: dict[str, str] = {
 }
 
 IDENTITY_COLUMNS: tuple[str, ...] = (
-    "model_id", "run_id", "base_model", "base_model_name", "dataset", "method", "data_size", "epoch",
+    "model_id",
+    "run_id",
+    "base_model",
+    "base_model_name",
+    "dataset",
+    "method",
+    "data_size",
+    "epoch",
     "lr_schedule",
 )
 KEY_COLUMNS: tuple[str, ...] = ("model_id", "benchmark", "shots", "metric")
@@ -57,9 +64,11 @@ def empty_scores() -> pd.DataFrame:
 
 def conform(frame: pd.DataFrame) -> pd.DataFrame:
     """Return ``frame`` with exactly the schema's columns and dtypes, or raise naming what is wrong."""
-    missing = [c for c in SCORE_COLUMNS if c not in frame.columns and c not in ("flags", "stderr",
-                                                                                "n_samples", "run_id",
-                                                                                "model_path")]
+    missing = [
+        c
+        for c in SCORE_COLUMNS
+        if c not in frame.columns and c not in ("flags", "stderr", "n_samples", "run_id", "model_path")
+    ]
     if missing:
         raise SchemaError(f"scores table is missing columns {missing}; expected {list(SCORE_COLUMNS)}")
     frame = frame.copy()
@@ -106,8 +115,12 @@ def wide_column(benchmark: str, shots: int, metric: str) -> str:
 def to_wide(scores: pd.DataFrame) -> pd.DataFrame:
     """One row per model, identity columns then one column per (benchmark, shots) score."""
     scores = conform(scores)
-    scores = scores.assign(column=[wide_column(b, s, m) for b, s, m in
-                                   zip(scores["benchmark"], scores["shots"], scores["metric"], strict=True)])
+    scores = scores.assign(
+        column=[
+            wide_column(b, s, m)
+            for b, s, m in zip(scores["benchmark"], scores["shots"], scores["metric"], strict=True)
+        ]
+    )
     identity = scores[list(IDENTITY_COLUMNS)].drop_duplicates("model_id").set_index("model_id")
     values = scores.pivot_table(index="model_id", columns="column", values="value", aggfunc="first")
     wide = identity.join(values).reset_index()

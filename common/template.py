@@ -1,7 +1,7 @@
 """The paper's prompt format, used for training and for evaluation (also of base models):
 
-    ###Question: {instruction}
-    ###Answer: {response}
+###Question: {instruction}
+###Answer: {response}
 """
 
 from __future__ import annotations

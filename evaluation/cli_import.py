@@ -15,14 +15,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Convert the study's released results table (evaluation_result.csv) into the long scores "
         "schema, run the data-quality checks, and write scores.parquet and quality.json under --root. "
-        "Example: python -m evaluation import-released --csv ../shared/data/massive-sft/evaluation_result.csv")
-    parser.add_argument("--csv", default=RELEASED_TABLE_URL,
-                        help="path or http(s) URL of the released table")
+        "Example: python -m evaluation import-released --csv ../shared/data/massive-sft/evaluation_result.csv"
+    )
+    parser.add_argument("--csv", default=RELEASED_TABLE_URL, help="path or http(s) URL of the released table")
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="output root")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="scores parquet (default: ROOT/scores.parquet); existing rows with the same "
-                             "(model_id, benchmark, shots, metric) are replaced")
-    parser.add_argument("--quality", type=Path, default=None, help="quality report (default: ROOT/quality.json)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="scores parquet (default: ROOT/scores.parquet); existing rows with the same "
+        "(model_id, benchmark, shots, metric) are replaced",
+    )
+    parser.add_argument(
+        "--quality", type=Path, default=None, help="quality report (default: ROOT/quality.json)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -41,6 +47,8 @@ def main(args: argparse.Namespace) -> int:
     upsert_scores(out, result.scores)
     write_quality(quality, result.findings)
     print(format_summary(result.findings))
-    print(f"wrote {len(result.scores)} scores of {result.scores['model_id'].nunique()} models to {out}; "
-          f"findings to {quality}")
+    print(
+        f"wrote {len(result.scores)} scores of {result.scores['model_id'].nunique()} models to {out}; "
+        f"findings to {quality}"
+    )
     return 0

@@ -33,7 +33,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", type=Path, default=None, help="output root (default: outputs/<grid>)")
     parser.add_argument("--batch-size", type=int, default=8, help="samples per forward pass (default: 8)")
     parser.add_argument("--max-length", type=int, default=2048, help="truncate samples to this many tokens")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument(
+        "--device", default=None, help="torch device (default: cuda when available, else cpu)"
+    )
 
 
 def _pairs(jobs) -> dict[str, list]:
@@ -70,8 +72,14 @@ def _finished(root: Path) -> set[tuple[str, str]]:
 def _prepared(job, root: Path, tokenizer):
     from training.data import prepare_dataset
 
-    return prepare_dataset(job.dataset, job.data_size, root, seed=job.seed, template=job.template,
-                           tokenizer=tokenizer if job.template == "chat" else None)
+    return prepare_dataset(
+        job.dataset,
+        job.data_size,
+        root,
+        seed=job.seed,
+        template=job.template,
+        tokenizer=tokenizer if job.template == "chat" else None,
+    )
 
 
 def run_base_model(base_model: str, jobs: list, root: Path, args: argparse.Namespace) -> int:
@@ -84,20 +92,32 @@ def run_base_model(base_model: str, jobs: list, root: Path, args: argparse.Names
     path = resolve_base_model(jobs[0], root)
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     finished = _finished(root)
-    pending = [(job, data) for job in jobs if (base_model, (data := _prepared(job, root, tokenizer)).data_hash)
-               not in finished]
+    pending = [
+        (job, data)
+        for job in jobs
+        if (base_model, (data := _prepared(job, root, tokenizer)).data_hash) not in finished
+    ]
     if not pending:
         return 0
     model, tokenizer, device = load_model(path, args.device)
     for job, data in pending:
         samples, aggregate = compute_perplexity(
-            path, [data.path], batch_size=args.batch_size, device=device, max_length=args.max_length,
-            base_model=base_model, base_model_name=job.base_model_name, model_and_tokenizer=(model, tokenizer))
+            path,
+            [data.path],
+            batch_size=args.batch_size,
+            device=device,
+            max_length=args.max_length,
+            base_model=base_model,
+            base_model_name=job.base_model_name,
+            model_and_tokenizer=(model, tokenizer),
+        )
         _merge_write(root / "perplexity_samples.parquet", samples)
         _merge_write(root / "perplexity.parquet", aggregate)
         for row in aggregate.itertuples():
-            print(f"{job.base_model_name:<20} {row.dataset:<22} {row.scope:<8} ppl {row.perplexity:10.3f} "
-                  f"({row.n_tokens} tokens)")
+            print(
+                f"{job.base_model_name:<20} {row.dataset:<22} {row.scope:<8} ppl {row.perplexity:10.3f} "
+                f"({row.n_tokens} tokens)"
+            )
     return len(pending)
 
 
@@ -116,6 +136,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     total = sum(len(jobs) for jobs in pairs.values())
-    print(f"{computed} (base model, dataset) pair(s) computed, {total - computed} already done; "
-          f"results in {root / 'perplexity.parquet'}")
+    print(
+        f"{computed} (base model, dataset) pair(s) computed, {total - computed} already done; "
+        f"results in {root / 'perplexity.parquet'}"
+    )
     return 0

@@ -75,8 +75,11 @@ COLUMN_MAP: dict[str, tuple[str, int, str]] = {
 SCORE_COLUMNS_IN_TABLE: tuple[str, ...] = tuple(COLUMN_MAP)
 LR_SCHEDULES = ("cosine", "constant")
 KNOWN_DATASETS: frozenset[str] = frozenset(
-    {*PAPER_DATASETS, ALL_MIXTURE, PRETRAIN} | {LEAVE_ONE_OUT_PREFIX + d for d in PAPER_DATASETS})
-assert {b for b, _, _ in COLUMN_MAP.values()} <= set(BENCHMARK_FAMILIES), "COLUMN_MAP names an unknown benchmark"
+    {*PAPER_DATASETS, ALL_MIXTURE, PRETRAIN} | {LEAVE_ONE_OUT_PREFIX + d for d in PAPER_DATASETS}
+)
+assert {b for b, _, _ in COLUMN_MAP.values()} <= set(BENCHMARK_FAMILIES), (
+    "COLUMN_MAP names an unknown benchmark"
+)
 assert len({wide_column(*t) for t in COLUMN_MAP.values()}) == len(COLUMN_MAP), "COLUMN_MAP is not one-to-one"
 
 
@@ -106,12 +109,14 @@ def read_source(source: str | Path, timeout: float = 30.0) -> str:
         except httpx.HTTPError as error:
             raise ReleasedTableError(
                 f"cannot download the released table from {source}: {error}. Check the URL and your "
-                f"network, or pass a local copy with --csv PATH") from error
+                f"network, or pass a local copy with --csv PATH"
+            ) from error
         return response.text
     path = Path(source)
     if not path.is_file():
-        raise ReleasedTableError(f"released table not found at {path}; pass --csv PATH_OR_URL "
-                                 f"(default URL: {RELEASED_TABLE_URL})")
+        raise ReleasedTableError(
+            f"released table not found at {path}; pass --csv PATH_OR_URL (default URL: {RELEASED_TABLE_URL})"
+        )
     return path.read_text(encoding="utf-8")
 
 
@@ -129,7 +134,8 @@ def _check_header(header: list[str]) -> None:
     raise ReleasedTableError(
         f"the table's columns do not match the released table: missing {missing}, unknown {unknown}, "
         f"duplicated {duplicated}. Unknown benchmark columns must be added to "
-        f"evaluation.importer.COLUMN_MAP; expected {len(expected)} columns: {expected}")
+        f"evaluation.importer.COLUMN_MAP; expected {len(expected)} columns: {expected}"
+    )
 
 
 def _parse_score(text: str, where: str) -> float:
@@ -157,25 +163,44 @@ def _parse_int(text: str, where: str) -> int:
 def _parse_metadata(record: dict[str, str], index: str, line: int) -> dict[str, Any]:
     name, dataset = record["model_name"].strip(), record["data_name"].strip()
     if name not in BASE_MODELS_BY_NAME:
-        raise ReleasedTableError(f"{_where(index, line, 'model_name')}: unknown base model {name!r}; known: "
-                                 f"{sorted(BASE_MODELS_BY_NAME)} (common/catalog.py)")
+        raise ReleasedTableError(
+            f"{_where(index, line, 'model_name')}: unknown base model {name!r}; known: "
+            f"{sorted(BASE_MODELS_BY_NAME)} (common/catalog.py)"
+        )
     if dataset not in KNOWN_DATASETS:
-        raise ReleasedTableError(f"{_where(index, line, 'data_name')}: unknown dataset {dataset!r}; known: "
-                                 f"{sorted(KNOWN_DATASETS)}")
+        raise ReleasedTableError(
+            f"{_where(index, line, 'data_name')}: unknown dataset {dataset!r}; known: "
+            f"{sorted(KNOWN_DATASETS)}"
+        )
     epoch = _parse_int(record["epoch"], _where(index, line, "epoch"))
     size = _parse_int(record["data_size"], _where(index, line, "data_size"))
     if dataset == PRETRAIN:
-        return {"base_model_name": name, "dataset": dataset, "method": "base", "epoch": epoch,
-                "data_size": size, "lr_schedule": "none"}
+        return {
+            "base_model_name": name,
+            "dataset": dataset,
+            "method": "base",
+            "epoch": epoch,
+            "data_size": size,
+            "lr_schedule": "none",
+        }
     lora = record["lora"].strip().lower()
     if lora not in ("true", "false"):
-        raise ReleasedTableError(f"{_where(index, line, 'lora')}: expected true or false, got {record['lora']!r}")
+        raise ReleasedTableError(
+            f"{_where(index, line, 'lora')}: expected true or false, got {record['lora']!r}"
+        )
     schedule = record["lr_strategy"].strip()
     if schedule not in LR_SCHEDULES:
-        raise ReleasedTableError(f"{_where(index, line, 'lr_strategy')}: expected one of {list(LR_SCHEDULES)}, "
-                                 f"got {schedule!r}")
-    return {"base_model_name": name, "dataset": dataset, "method": "lora" if lora == "true" else "full",
-            "epoch": epoch, "data_size": size, "lr_schedule": schedule}
+        raise ReleasedTableError(
+            f"{_where(index, line, 'lr_strategy')}: expected one of {list(LR_SCHEDULES)}, got {schedule!r}"
+        )
+    return {
+        "base_model_name": name,
+        "dataset": dataset,
+        "method": "lora" if lora == "true" else "full",
+        "epoch": epoch,
+        "data_size": size,
+        "lr_schedule": schedule,
+    }
 
 
 def base_model_id(meta: dict[str, Any]) -> str:
@@ -184,8 +209,10 @@ def base_model_id(meta: dict[str, Any]) -> str:
     if meta["dataset"] == PRETRAIN:
         return meta["base_model_name"]
     dataset = meta["dataset"].replace("/", "_")
-    return (f"{meta['base_model_name']}/{dataset}/{meta['method']}/{meta['data_size']}/"
-            f"{meta['lr_schedule']}/epoch-{meta['epoch']:02d}")
+    return (
+        f"{meta['base_model_name']}/{dataset}/{meta['method']}/{meta['data_size']}/"
+        f"{meta['lr_schedule']}/epoch-{meta['epoch']:02d}"
+    )
 
 
 def _assign_model_ids(table: pd.DataFrame) -> pd.DataFrame:
@@ -226,14 +253,24 @@ def parse_table(text: str) -> pd.DataFrame:
 def to_long(table: pd.DataFrame) -> pd.DataFrame:
     """The parsed wide table as ``common.schema`` rows, one per non-empty score cell."""
     identity = ["model_id", "base_model_name", "dataset", "method", "data_size", "epoch", "lr_schedule"]
-    long = table.melt(id_vars=identity, value_vars=list(SCORE_COLUMNS_IN_TABLE), var_name="column",
-                      value_name="value").dropna(subset=["value"])
-    mapped = pd.DataFrame([COLUMN_MAP[c] for c in long["column"]], columns=["benchmark", "shots", "metric"],
-                          index=long.index)
+    long = table.melt(
+        id_vars=identity, value_vars=list(SCORE_COLUMNS_IN_TABLE), var_name="column", value_name="value"
+    ).dropna(subset=["value"])
+    mapped = pd.DataFrame(
+        [COLUMN_MAP[c] for c in long["column"]], columns=["benchmark", "shots", "metric"], index=long.index
+    )
     long = pd.concat([long, mapped], axis=1)
     long["base_model"] = long["base_model_name"].map(lambda n: BASE_MODELS_BY_NAME[n].hf_id)
-    long = long.assign(run_id=None, stderr=math.nan, n_samples=None, source=SOURCE, harness_version=HARNESS,
-                       evaluated_at=None, model_path=None, flags="")
+    long = long.assign(
+        run_id=None,
+        stderr=math.nan,
+        n_samples=None,
+        source=SOURCE,
+        harness_version=HARNESS,
+        evaluated_at=None,
+        model_path=None,
+        flags="",
+    )
     return conform(long)
 
 

@@ -75,7 +75,7 @@ def load_model(model_path: str | os.PathLike[str], device: str | None = None, dt
 def _batches(encoded: list[Encoded], batch_size: int) -> list[list[Encoded]]:
     """Length-sorted (longest first: an out-of-memory error shows up on the first batch)."""
     ordered = sorted(encoded, key=lambda e: len(e.ids), reverse=True)
-    return [ordered[i:i + batch_size] for i in range(0, len(ordered), batch_size)]
+    return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
 
 
 def _token_nll(model: Any, batch: list[Encoded], device: str, pad_id: int):
@@ -86,8 +86,8 @@ def _token_nll(model: Any, batch: list[Encoded], device: str, pad_id: int):
     ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), longest), dtype=torch.long)
     for row, item in enumerate(batch):
-        ids[row, :len(item.ids)] = torch.tensor(item.ids)
-        mask[row, :len(item.ids)] = 1
+        ids[row, : len(item.ids)] = torch.tensor(item.ids)
+        mask[row, : len(item.ids)] = 1
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     with torch.inference_mode():
@@ -100,8 +100,10 @@ def _sample_sums(item: Encoded, nll_row: np.ndarray) -> dict[str, tuple[float, i
     """scope -> (sum of NLL, tokens). Target position t sits at index t - 1 of ``nll_row``."""
     length = len(item.ids)
     start = min(item.response_start, length)
-    return {"full": (float(nll_row[:length - 1].sum()), length - 1),
-            "response": (float(nll_row[start - 1:length - 1].sum()), length - start)}
+    return {
+        "full": (float(nll_row[: length - 1].sum()), length - 1),
+        "response": (float(nll_row[start - 1 : length - 1].sum()), length - start),
+    }
 
 
 def _sample_rows(item: Encoded, sums: dict[str, tuple[float, int]], identity: dict[str, Any]) -> list[dict]:
@@ -109,17 +111,28 @@ def _sample_rows(item: Encoded, sums: dict[str, tuple[float, int]], identity: di
     for scope in SCOPES:
         total, tokens = sums[scope]
         mean = total / tokens if tokens else math.nan
-        rows.append({**identity, "scope": scope, "sample_id": item.sample_id, "n_tokens": tokens,
-                     "mean_nll": mean, "perplexity": math.exp(mean) if tokens else math.nan,
-                     "truncated": item.truncated})
+        rows.append(
+            {
+                **identity,
+                "scope": scope,
+                "sample_id": item.sample_id,
+                "n_tokens": tokens,
+                "mean_nll": mean,
+                "perplexity": math.exp(mean) if tokens else math.nan,
+                "truncated": item.truncated,
+            }
+        )
     return rows
 
 
 def aggregate(samples: pd.DataFrame) -> pd.DataFrame:
     """Token-weighted mean NLL and perplexity per (identity, scope)."""
     samples = samples.assign(nll_sum=samples["mean_nll"].fillna(0) * samples["n_tokens"])
-    grouped = samples.groupby(list(IDENTITY) + ["scope"], dropna=False, sort=False).agg(
-        n_samples=("sample_id", "size"), n_tokens=("n_tokens", "sum"), nll_sum=("nll_sum", "sum")).reset_index()
+    grouped = (
+        samples.groupby(list(IDENTITY) + ["scope"], dropna=False, sort=False)
+        .agg(n_samples=("sample_id", "size"), n_tokens=("n_tokens", "sum"), nll_sum=("nll_sum", "sum"))
+        .reset_index()
+    )
     grouped["mean_nll"] = grouped["nll_sum"] / grouped["n_tokens"].replace(0, np.nan)
     grouped["perplexity"] = np.exp(grouped["mean_nll"])
     return grouped[list(AGGREGATE_COLUMNS)]
@@ -131,8 +144,10 @@ def _read_samples(prepared_paths: Sequence[str | os.PathLike[str]]) -> list[tupl
         frame = pd.read_parquet(path)
         missing = {"id", "dataset", "prompt", "text"} - set(frame.columns)
         if missing:
-            raise PerplexityError(f"{path} lacks columns {sorted(missing)}: not a prepared training set "
-                                  "(python -m training prepare writes them)")
+            raise PerplexityError(
+                f"{path} lacks columns {sorted(missing)}: not a prepared training set "
+                "(python -m training prepare writes them)"
+            )
         if frame.empty:
             raise PerplexityError(f"{path} has no samples")
         frames.append((path, frame))
@@ -143,15 +158,26 @@ def _identity(path: Path, frame: pd.DataFrame, base_model: str, base_model_name:
     # Prepared files are named <dataset>__<size>__<hash>.parquet (docs/ARCHITECTURE.md).
     parts = path.stem.split("__")
     size = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else len(frame)
-    return {"base_model": base_model, "base_model_name": base_model_name, "dataset": str(frame["dataset"].iloc[0]),
-            "data_size": size, "data_hash": parts[-1] if len(parts) == 3 else path.stem}
+    return {
+        "base_model": base_model,
+        "base_model_name": base_model_name,
+        "dataset": str(frame["dataset"].iloc[0]),
+        "data_size": size,
+        "data_hash": parts[-1] if len(parts) == 3 else path.stem,
+    }
 
 
-def compute_perplexity(model_path: str | os.PathLike[str], prepared_paths: Sequence[str | os.PathLike[str]],
-                       batch_size: int = 8, device: str | None = None, max_length: int = DEFAULT_MAX_LENGTH,
-                       base_model: str | None = None, base_model_name: str | None = None,
-                       model_and_tokenizer: tuple[Any, Any] | None = None,
-                       progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compute_perplexity(
+    model_path: str | os.PathLike[str],
+    prepared_paths: Sequence[str | os.PathLike[str]],
+    batch_size: int = 8,
+    device: str | None = None,
+    max_length: int = DEFAULT_MAX_LENGTH,
+    base_model: str | None = None,
+    base_model_name: str | None = None,
+    model_and_tokenizer: tuple[Any, Any] | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-sample and aggregated perplexity of each prepared set under the model at ``model_path``.
 
     ``base_model``/``base_model_name`` label the rows (default: the path and its folder name);
@@ -170,7 +196,9 @@ def compute_perplexity(model_path: str | os.PathLike[str], prepared_paths: Seque
         identity = _identity(path, frame, base_model, base_model_name)
         encoded = [encode(tokenizer, str(r.id), r.prompt, r.text, max_length) for r in frame.itertuples()]
         batches = _batches(encoded, batch_size)
-        for batch in tqdm(batches, desc=f"perplexity {identity['dataset']}", unit="batch", disable=not progress):
+        for batch in tqdm(
+            batches, desc=f"perplexity {identity['dataset']}", unit="batch", disable=not progress
+        ):
             nll = _token_nll(model, batch, device, pad_id)
             for item, row in zip(batch, nll, strict=True):
                 rows.extend(_sample_rows(item, _sample_sums(item, row), identity))
@@ -178,8 +206,9 @@ def compute_perplexity(model_path: str | os.PathLike[str], prepared_paths: Seque
     return samples, aggregate(samples)
 
 
-def reference_perplexity(model: Any, tokenizer: Any, prompt: str, text: str,
-                         max_length: int = DEFAULT_MAX_LENGTH) -> dict[str, tuple[float, int]]:
+def reference_perplexity(
+    model: Any, tokenizer: Any, prompt: str, text: str, max_length: int = DEFAULT_MAX_LENGTH
+) -> dict[str, tuple[float, int]]:
     """The plain computation, one sample, no padding: scope -> (sum of NLL, tokens). For tests and the
     benchmark; deliberately independent of the batching code."""
     import torch
@@ -191,5 +220,7 @@ def reference_perplexity(model: Any, tokenizer: Any, prompt: str, text: str,
     log_probs = torch.log_softmax(logits, dim=-1)
     nll = -log_probs[torch.arange(len(item.ids) - 1), ids[0, 1:]].double()
     start = item.response_start
-    return {"full": (float(nll.sum()), len(item.ids) - 1),
-            "response": (float(nll[start - 1:].sum()), len(item.ids) - start)}
+    return {
+        "full": (float(nll.sum()), len(item.ids) - 1),
+        "response": (float(nll[start - 1 :].sum()), len(item.ids) - start),
+    }

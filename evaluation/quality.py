@@ -35,8 +35,17 @@ from common.catalog import (
 from common.io import write_json
 from evaluation.importer import COLUMN_MAP, SCORE_COLUMNS_IN_TABLE
 
-FLAG_CODES = ("out_of_range", "shared_scores", "scale_suspect", "sparse_column", "duplicate_metadata",
-              "duplicate_scores", "no_base_row", "off_design", "mtbench_inconsistent")
+FLAG_CODES = (
+    "out_of_range",
+    "shared_scores",
+    "scale_suspect",
+    "sparse_column",
+    "duplicate_metadata",
+    "duplicate_scores",
+    "no_base_row",
+    "off_design",
+    "mtbench_inconsistent",
+)
 # metric -> allowed closed range on the released table's scales.
 METRIC_RANGES: dict[str, tuple[float, float]] = {"win_rate": (0.0, 100.0)}
 MTBENCH_RANGE = (1.0, 10.0)
@@ -54,8 +63,10 @@ LEAVE_ONE_OUT_MODELS = ("OLMo-7B-hf",)
 CORE_SIZE, ALL_SIZE, LOO_SIZE, LARGE_SIZE, EPOCHS = 1000, 10000, 9000, 20000, 10
 NO_LARGE_VARIANT = ("lima",)
 # Documented gaps: runs the paper says were never evaluated (Swallow-Mistral) or failed (Gemma2 full, OOM).
-EXPLAINED_GAPS = {"Swallow-Mistral-7B": "trained but never evaluated (PAPER.md)",
-                  "Gemma2-9B/full": "11 full fine-tuning runs ran out of memory (PAPER.md)"}
+EXPLAINED_GAPS = {
+    "Swallow-Mistral-7B": "trained but never evaluated (PAPER.md)",
+    "Gemma2-9B/full": "11 full fine-tuning runs ran out of memory (PAPER.md)",
+}
 
 DesignCell = tuple[str, str, str, int, str, int]  # model, dataset, method, data_size, schedule, epoch
 
@@ -77,8 +88,10 @@ def paper_design() -> set[DesignCell]:
             cells.update((model, d, method, CORE_SIZE, "cosine", EPOCHS) for d in PAPER_DATASETS)
             cells.update((model, ALL_MIXTURE, method, ALL_SIZE, "cosine", e) for e in range(1, EPOCHS + 1))
             if model in LEAVE_ONE_OUT_MODELS:
-                cells.update((model, LEAVE_ONE_OUT_PREFIX + d, method, LOO_SIZE, "cosine", EPOCHS)
-                             for d in PAPER_DATASETS)
+                cells.update(
+                    (model, LEAVE_ONE_OUT_PREFIX + d, method, LOO_SIZE, "cosine", EPOCHS)
+                    for d in PAPER_DATASETS
+                )
         if model in SIZE_STUDY_MODELS:
             for dataset, epoch in itertools.product(PAPER_DATASETS, range(1, EPOCHS + 1)):
                 sizes = (CORE_SIZE,) if dataset in NO_LARGE_VARIANT else (CORE_SIZE, LARGE_SIZE)
@@ -87,8 +100,14 @@ def paper_design() -> set[DesignCell]:
 
 
 def _cell(row: dict[str, Any]) -> DesignCell:
-    return (row["base_model_name"], row["dataset"], row["method"], int(row["data_size"]),
-            row["lr_schedule"], int(row["epoch"]))
+    return (
+        row["base_model_name"],
+        row["dataset"],
+        row["method"],
+        int(row["data_size"]),
+        row["lr_schedule"],
+        int(row["epoch"]),
+    )
 
 
 def _gap_reason(cell: DesignCell) -> str | None:
@@ -102,10 +121,16 @@ def check_design(table: pd.DataFrame) -> dict[str, Any]:
     missing = sorted(c for c in expected if c not in present)
     unexplained = [c for c in missing if _gap_reason(c) is None]
     explained = Counter(_gap_reason(c) for c in missing if _gap_reason(c) is not None)
-    return {"expected_rows": len(expected), "present_rows": len(table), "off_design": off,
-            "missing_explained": dict(explained),
-            "missing_unexplained": [dict(zip(("model", "dataset", "method", "data_size", "lr_schedule",
-                                              "epoch"), c, strict=True)) for c in unexplained]}
+    return {
+        "expected_rows": len(expected),
+        "present_rows": len(table),
+        "off_design": off,
+        "missing_explained": dict(explained),
+        "missing_unexplained": [
+            dict(zip(("model", "dataset", "method", "data_size", "lr_schedule", "epoch"), c, strict=True))
+            for c in unexplained
+        ],
+    }
 
 
 def check_missing(table: pd.DataFrame) -> dict[str, Any]:
@@ -116,10 +141,20 @@ def check_missing(table: pd.DataFrame) -> dict[str, Any]:
         if not columns:
             continue
         rows = table[empty[list(columns)].all(axis=1) & (empty.sum(axis=1) == len(columns))]
-        groups.append({"columns": list(columns), "n_rows": count,
-                       "base_models": dict(Counter(rows["base_model_name"])), "example": rows["model_id"].iloc[0]})
-    return {"per_column": {c: int(n) for c, n in empty.sum().items()}, "total_cells": int(empty.to_numpy().sum()),
-            "rows_with_missing": int(empty.any(axis=1).sum()), "patterns": groups}
+        groups.append(
+            {
+                "columns": list(columns),
+                "n_rows": count,
+                "base_models": dict(Counter(rows["base_model_name"])),
+                "example": rows["model_id"].iloc[0],
+            }
+        )
+    return {
+        "per_column": {c: int(n) for c, n in empty.sum().items()},
+        "total_cells": int(empty.to_numpy().sum()),
+        "rows_with_missing": int(empty.any(axis=1).sum()),
+        "patterns": groups,
+    }
 
 
 def check_ranges(table: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -129,21 +164,42 @@ def check_ranges(table: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[s
         low, high = metric_range(column)
         values = table[column]
         bad = table[(values < low) | (values > high)]
-        out += [{"model_id": r["model_id"], "row": r["index"], "column": column, "value": r[column],
-                 "range": [low, high]} for r in bad.to_dict("records")]
+        out += [
+            {
+                "model_id": r["model_id"],
+                "row": r["index"],
+                "column": column,
+                "value": r[column],
+                "range": [low, high],
+            }
+            for r in bad.to_dict("records")
+        ]
         present = values.dropna()
         if (low, high) == PERCENT_RANGE and len(present) and present.max() <= 1.0:
-            scale.append({"column": column, "min": float(present.min()), "max": float(present.max()),
-                          "note": "a percent metric whose values all lie in 0-1: a fraction, or a broken "
-                                  "metric; gains on it are tiny in absolute terms"})
+            scale.append(
+                {
+                    "column": column,
+                    "min": float(present.min()),
+                    "max": float(present.max()),
+                    "note": "a percent metric whose values all lie in 0-1: a fraction, or a broken "
+                    "metric; gains on it are tiny in absolute terms",
+                }
+            )
     return out, scale
 
 
 def check_sparse(table: pd.DataFrame) -> list[dict[str, Any]]:
     filled = table[list(SCORE_COLUMNS_IN_TABLE)].notna().mean()
-    return [{"column": c, "filled": int(table[c].notna().sum()), "share": round(float(s), 4),
-             "distinct_values": sorted({float(v) for v in table[c].dropna()})[:10]}
-            for c, s in filled.items() if s < SPARSE_SHARE]
+    return [
+        {
+            "column": c,
+            "filled": int(table[c].notna().sum()),
+            "share": round(float(s), 4),
+            "distinct_values": sorted({float(v) for v in table[c].dropna()})[:10],
+        }
+        for c, s in filled.items()
+        if s < SPARSE_SHARE
+    ]
 
 
 def check_duplicate_scores(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -156,8 +212,11 @@ def check_duplicate_scores(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _informative_matrix(table: pd.DataFrame) -> tuple[list[str], np.ndarray]:
-    columns = [c for c in SCORE_COLUMNS_IN_TABLE
-               if not (COLUMN_MAP[c][0] == "mtbench" and COLUMN_MAP[c][2] != "total")]
+    columns = [
+        c
+        for c in SCORE_COLUMNS_IN_TABLE
+        if not (COLUMN_MAP[c][0] == "mtbench" and COLUMN_MAP[c][2] != "total")
+    ]
     values = table[columns].to_numpy(dtype=float, copy=True)
     values[values == 0] = np.nan  # zero scores collide by chance; NaN never equals NaN
     return columns, values
@@ -168,7 +227,7 @@ def check_shared_scores(table: pd.DataFrame, minimum: int = SHARED_MIN) -> list[
     columns, values = _informative_matrix(table)
     ids, pairs = table["model_id"].tolist(), []
     for i in range(len(values) - 1):
-        equal = values[i + 1:] == values[i]
+        equal = values[i + 1 :] == values[i]
         for j in np.nonzero(equal.sum(axis=1) >= minimum)[0]:
             shared = [c for c, e in zip(columns, equal[j], strict=True) if e]
             pairs.append({"model_ids": [ids[i], ids[i + 1 + j]], "n_equal": len(shared), "columns": shared})
@@ -181,11 +240,18 @@ def check_base_rows(table: pd.DataFrame) -> dict[str, Any]:
     orphans = sorted(set(tuned["base_model_name"]) - with_base)
     pretrain = table[table["dataset"] == PRETRAIN]
     odd = pretrain[(pretrain["epoch"] != 0) | (pretrain["data_size"] != 0)]["model_id"].tolist()
-    never = sorted(m.table_name for m in PAPER_BASE_MODELS if m.table_name not in set(table["base_model_name"]))
-    return {"with_pretrain_row": sorted(with_base), "fine_tuned_without_pretrain_row": orphans,
-            "pretrain_rows_with_nonzero_epoch_or_size": odd, "catalog_models_absent": never,
-            "absent_documented": {m: "trained but never evaluated" for m in never
-                                  if not BASE_MODELS_BY_NAME[m].evaluated}}
+    never = sorted(
+        m.table_name for m in PAPER_BASE_MODELS if m.table_name not in set(table["base_model_name"])
+    )
+    return {
+        "with_pretrain_row": sorted(with_base),
+        "fine_tuned_without_pretrain_row": orphans,
+        "pretrain_rows_with_nonzero_epoch_or_size": odd,
+        "catalog_models_absent": never,
+        "absent_documented": {
+            m: "trained but never evaluated" for m in never if not BASE_MODELS_BY_NAME[m].evaluated
+        },
+    }
 
 
 def check_mtbench(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -193,8 +259,10 @@ def check_mtbench(table: pd.DataFrame) -> list[dict[str, Any]]:
     total = next(c for c, (b, _, m) in COLUMN_MAP.items() if b == "mtbench" and m == "total")
     deviation = (table[categories].mean(axis=1) - table[total]).abs()
     bad = table[deviation > MTBENCH_TOLERANCE]
-    return [{"model_id": r["model_id"], "total": r[total], "mean_of_categories": float(deviation[i] + r[total])}
-            for i, r in bad.iterrows()]
+    return [
+        {"model_id": r["model_id"], "total": r[total], "mean_of_categories": float(deviation[i] + r[total])}
+        for i, r in bad.iterrows()
+    ]
 
 
 def assess(table: pd.DataFrame, source: str = "", text: str | None = None) -> dict[str, Any]:
@@ -203,7 +271,8 @@ def assess(table: pd.DataFrame, source: str = "", text: str | None = None) -> di
     findings: dict[str, Any] = {
         "source": source,
         "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest() if text is not None else None,
-        "n_rows": len(table), "n_score_columns": len(SCORE_COLUMNS_IN_TABLE),
+        "n_rows": len(table),
+        "n_score_columns": len(SCORE_COLUMNS_IN_TABLE),
         "n_base_models": int(table["base_model_name"].nunique()),
         "n_scores": int(table[list(SCORE_COLUMNS_IN_TABLE)].notna().to_numpy().sum()),
         "missing": check_missing(table),
@@ -228,14 +297,20 @@ def _flag_index(findings: dict[str, Any], table: pd.DataFrame) -> dict[str, Any]
     orphans = set(findings["base_rows"]["fine_tuned_without_pretrain_row"])
     return {
         "out_of_range": {"cells": [[f["model_id"], f["column"]] for f in findings["out_of_range"]]},
-        "shared_scores": {"cells": sorted({(m, c) for p in findings["shared_scores"] for m in p["model_ids"]
-                                           for c in p["columns"]})},
+        "shared_scores": {
+            "cells": sorted(
+                {(m, c) for p in findings["shared_scores"] for m in p["model_ids"] for c in p["columns"]}
+            )
+        },
         "scale_suspect": {"columns": [f["column"] for f in findings["scale_suspect"]]},
         "sparse_column": {"columns": [f["column"] for f in findings["sparse_columns"]]},
         "duplicate_metadata": {"models": findings["duplicate_metadata"]},
         "duplicate_scores": {"models": dup_scores},
-        "no_base_row": {"models": sorted(table.loc[table["base_model_name"].isin(orphans)
-                                                   & (table["dataset"] != PRETRAIN), "model_id"])},
+        "no_base_row": {
+            "models": sorted(
+                table.loc[table["base_model_name"].isin(orphans) & (table["dataset"] != PRETRAIN), "model_id"]
+            )
+        },
         "off_design": {"models": findings["design"]["off_design"]},
         "mtbench_inconsistent": {"models": [f["model_id"] for f in findings["mtbench_inconsistent"]]},
     }
@@ -266,31 +341,51 @@ def apply_flags(scores: pd.DataFrame, findings: dict[str, Any]) -> pd.DataFrame:
 def summary_lines(findings: dict[str, Any]) -> list[str]:
     """One readable sentence per finding, most important first."""
     missing, design, base = findings["missing"], findings["design"], findings["base_rows"]
-    lines = [f"{findings['n_rows']} models x {findings['n_score_columns']} score columns: "
-             f"{findings['n_scores']} scores, {missing['total_cells']} empty cells in "
-             f"{missing['rows_with_missing']} rows."]
-    lines += [f"Empty cells: {len(g['columns'])} column(s) ({', '.join(g['columns'][:4])}"
-              f"{'...' if len(g['columns']) > 4 else ''}) empty in {g['n_rows']} rows "
-              f"({', '.join(f'{k}: {v}' for k, v in g['base_models'].items())})." for g in missing["patterns"]]
-    lines += [f"Almost empty column {s['column']}: {s['filled']} values ({s['share']:.1%}), "
-              f"distinct values {s['distinct_values']}." for s in findings["sparse_columns"]]
-    lines += [f"Scale suspect {s['column']}: values in [{s['min']}, {s['max']}] on a percent metric."
-              for s in findings["scale_suspect"]]
+    lines = [
+        f"{findings['n_rows']} models x {findings['n_score_columns']} score columns: "
+        f"{findings['n_scores']} scores, {missing['total_cells']} empty cells in "
+        f"{missing['rows_with_missing']} rows."
+    ]
+    lines += [
+        f"Empty cells: {len(g['columns'])} column(s) ({', '.join(g['columns'][:4])}"
+        f"{'...' if len(g['columns']) > 4 else ''}) empty in {g['n_rows']} rows "
+        f"({', '.join(f'{k}: {v}' for k, v in g['base_models'].items())})."
+        for g in missing["patterns"]
+    ]
+    lines += [
+        f"Almost empty column {s['column']}: {s['filled']} values ({s['share']:.1%}), "
+        f"distinct values {s['distinct_values']}."
+        for s in findings["sparse_columns"]
+    ]
+    lines += [
+        f"Scale suspect {s['column']}: values in [{s['min']}, {s['max']}] on a percent metric."
+        for s in findings["scale_suspect"]
+    ]
     lines.append(f"{len(findings['out_of_range'])} values outside their metric's range.")
-    lines += [f"Identical score vectors: {', '.join(g['model_ids'])}." for g in findings["duplicate_score_vectors"]]
+    lines += [
+        f"Identical score vectors: {', '.join(g['model_ids'])}." for g in findings["duplicate_score_vectors"]
+    ]
     lines.append(f"{len(findings['duplicate_metadata'])} rows share their metadata with another row.")
     shared = findings["shared_scores"]
-    lines.append(f"{len(shared)} pairs of different models share >= {SHARED_MIN} identical non-zero values "
-                 f"(likely copied results), e.g. " + "; ".join(
-                     f"{a} = {b} on {p['n_equal']} columns" for p in shared[:3] for a, b in [p["model_ids"]]))
-    lines.append(f"Base models without a pretrain row: {base['fine_tuned_without_pretrain_row'] or 'none'}; "
-                 f"catalog models absent from the table: {base['catalog_models_absent'] or 'none'}.")
-    lines.append(f"Design: {design['present_rows']} of {design['expected_rows']} expected rows present; "
-                 f"documented gaps {design['missing_explained']}; {len(design['missing_unexplained'])} "
-                 f"unexplained gaps, e.g. {design['missing_unexplained'][:3]}; "
-                 f"{len(design['off_design'])} rows outside the design.")
-    lines.append(f"{len(findings['mtbench_inconsistent'])} MT-Bench totals differ from the mean of their "
-                 f"categories by more than {MTBENCH_TOLERANCE}.")
+    lines.append(
+        f"{len(shared)} pairs of different models share >= {SHARED_MIN} identical non-zero values "
+        f"(likely copied results), e.g. "
+        + "; ".join(f"{a} = {b} on {p['n_equal']} columns" for p in shared[:3] for a, b in [p["model_ids"]])
+    )
+    lines.append(
+        f"Base models without a pretrain row: {base['fine_tuned_without_pretrain_row'] or 'none'}; "
+        f"catalog models absent from the table: {base['catalog_models_absent'] or 'none'}."
+    )
+    lines.append(
+        f"Design: {design['present_rows']} of {design['expected_rows']} expected rows present; "
+        f"documented gaps {design['missing_explained']}; {len(design['missing_unexplained'])} "
+        f"unexplained gaps, e.g. {design['missing_unexplained'][:3]}; "
+        f"{len(design['off_design'])} rows outside the design."
+    )
+    lines.append(
+        f"{len(findings['mtbench_inconsistent'])} MT-Bench totals differ from the mean of their "
+        f"categories by more than {MTBENCH_TOLERANCE}."
+    )
     return lines
 
 

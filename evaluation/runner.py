@@ -34,6 +34,7 @@ class EvaluationError(RuntimeError):
 @dataclass(frozen=True)
 class EvalModel:
     """One model to evaluate: its identity columns and where to load it from."""
+
     model_id: str
     path: str  # full model folder / Hub id, or the LoRA adapter folder
     identity: dict[str, Any]
@@ -52,8 +53,10 @@ class RunSummary:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def render(self) -> str:
-        lines = [f"evaluated {len(self.evaluated)} (model, benchmark, shots), skipped {len(self.skipped)} "
-                 f"already in scores.parquet, failed {len(self.failed)}"]
+        lines = [
+            f"evaluated {len(self.evaluated)} (model, benchmark, shots), skipped {len(self.skipped)} "
+            f"already in scores.parquet, failed {len(self.failed)}"
+        ]
         if self.rows:
             import pandas as pd
 
@@ -66,10 +69,19 @@ class RunSummary:
 
 # ---------------------------------------------------------------- which models
 
+
 def base_identity(job_record: dict[str, Any]) -> dict[str, Any]:
-    return {"model_id": job_record["base_model_name"], "run_id": None, "base_model": job_record["base_model"],
-            "base_model_name": job_record["base_model_name"], "dataset": "pretrain", "method": "base",
-            "data_size": 0, "epoch": 0, "lr_schedule": "none"}
+    return {
+        "model_id": job_record["base_model_name"],
+        "run_id": None,
+        "base_model": job_record["base_model"],
+        "base_model_name": job_record["base_model_name"],
+        "dataset": "pretrain",
+        "method": "base",
+        "data_size": 0,
+        "epoch": 0,
+        "lr_schedule": "none",
+    }
 
 
 def checkpoint_model(run_json: Path) -> EvalModel:
@@ -77,9 +89,17 @@ def checkpoint_model(run_json: Path) -> EvalModel:
     job = record["job"]
     epoch = int(record["epoch"])
     model_id = f"{record['run_id']}/epoch-{epoch:02d}"
-    identity = {"model_id": model_id, "run_id": record["run_id"], "base_model": job["base_model"],
-                "base_model_name": job["base_model_name"], "dataset": job["dataset"], "method": job["method"],
-                "data_size": int(job["data_size"]), "epoch": epoch, "lr_schedule": job["lr_schedule"]}
+    identity = {
+        "model_id": model_id,
+        "run_id": record["run_id"],
+        "base_model": job["base_model"],
+        "base_model_name": job["base_model_name"],
+        "dataset": job["dataset"],
+        "method": job["method"],
+        "data_size": int(job["data_size"]),
+        "epoch": epoch,
+        "lr_schedule": job["lr_schedule"],
+    }
     folder = str(run_json.parent)
     if job["method"] == "lora":
         return EvalModel(model_id, folder, identity, base_path=str(record["base_model_path"]))
@@ -96,8 +116,9 @@ def _job_of(run_json: Path):
     return Job.from_dict(read_json(run_json)["job"])
 
 
-def discover_models(root: Path, grid: str | None = None, only: str | None = None,
-                    include_base: bool = True) -> list[EvalModel]:
+def discover_models(
+    root: Path, grid: str | None = None, only: str | None = None, include_base: bool = True
+) -> list[EvalModel]:
     """Base models (of ``grid``'s jobs, else of the runs found) then every kept checkpoint under
     ``<root>/runs``; ``only`` filters by job fields as in training (``dataset=demo_facts,method=lora``)."""
     from training.grid import filter_jobs
@@ -109,8 +130,10 @@ def discover_models(root: Path, grid: str | None = None, only: str | None = None
     bases: dict[str, EvalModel] = {}
     for job, location in _base_sources(root, grid, only, runs):
         record = job.to_record()
-        bases.setdefault(record["base_model_name"],
-                         EvalModel(record["base_model_name"], str(location), base_identity(record)))
+        bases.setdefault(
+            record["base_model_name"],
+            EvalModel(record["base_model_name"], str(location), base_identity(record)),
+        )
     return [*bases.values(), *models]
 
 
@@ -125,17 +148,24 @@ def _base_sources(root: Path, grid: str | None, only: str | None, runs: list[Pat
 
 # ---------------------------------------------------------------- how to load and score them
 
+
 def make_lm(model: EvalModel, backend: str = "hf", batch_size: int | str = 8, device: str | None = None):
     """An lm-eval LM for ``model``; adapters are applied in memory on top of their base."""
     if backend == "vllm":
         if importlib.util.find_spec("vllm") is None:
-            raise EvaluationError("--backend vllm needs the vllm package: pip install 'massive-sft[vllm]' "
-                                  "(GPU only), or use --backend hf")
+            raise EvaluationError(
+                "--backend vllm needs the vllm package: pip install 'massive-sft[vllm]' "
+                "(GPU only), or use --backend hf"
+            )
         from lm_eval.models.vllm_causallms import VLLM
 
         if model.is_adapter:
-            return VLLM(pretrained=model.base_path, lora_local_path=model.path, batch_size=batch_size,
-                        max_lora_rank=64)
+            return VLLM(
+                pretrained=model.base_path,
+                lora_local_path=model.path,
+                batch_size=batch_size,
+                max_lora_rank=64,
+            )
         return VLLM(pretrained=model.path, batch_size=batch_size)
     if backend != "hf":
         raise EvaluationError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
@@ -144,8 +174,13 @@ def make_lm(model: EvalModel, backend: str = "hf", batch_size: int | str = 8, de
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if model.is_adapter:
-        return HFLM(pretrained=model.base_path, peft=model.path, tokenizer=model.path, batch_size=batch_size,
-                    device=device)
+        return HFLM(
+            pretrained=model.base_path,
+            peft=model.path,
+            tokenizer=model.path,
+            batch_size=batch_size,
+            device=device,
+        )
     return HFLM(pretrained=model.path, batch_size=batch_size, device=device)
 
 
@@ -156,8 +191,10 @@ def _metric_value(results: dict[str, Any], task: str, metric: str) -> tuple[floa
         if name == metric and isinstance(value, (int, float)):
             stderr = scores.get(f"{metric}_stderr,{_filter}")
             return float(value), float(stderr) if isinstance(stderr, (int, float)) else None
-    raise EvaluationError(f"task {task!r} produced no metric {metric!r}; it produced "
-                          f"{sorted(scores)} — fix the suite's metric field")
+    raise EvaluationError(
+        f"task {task!r} produced no metric {metric!r}; it produced "
+        f"{sorted(scores)} — fix the suite's metric field"
+    )
 
 
 def _n_samples(results: dict[str, Any], task: str) -> int | None:
@@ -174,11 +211,20 @@ def score_row(model: EvalModel, entry: SuiteEntry, results: dict[str, Any]) -> d
 
     value, stderr = _metric_value(results, entry.task, entry.metric)
     scale = 100.0 if entry.metric in PERCENT_METRICS else 1.0  # lm-eval reports fractions
-    return {**model.identity, "benchmark": entry.benchmark, "shots": entry.shots, "metric": entry.metric,
-            "value": value * scale, "stderr": None if stderr is None else stderr * scale,
-            "n_samples": _n_samples(results, entry.task), "source": "lm-eval",
-            "harness_version": lm_eval_version, "evaluated_at": datetime.now(timezone.utc).isoformat(),
-            "model_path": model.path, "flags": ""}
+    return {
+        **model.identity,
+        "benchmark": entry.benchmark,
+        "shots": entry.shots,
+        "metric": entry.metric,
+        "value": value * scale,
+        "stderr": None if stderr is None else stderr * scale,
+        "n_samples": _n_samples(results, entry.task),
+        "source": "lm-eval",
+        "harness_version": lm_eval_version,
+        "evaluated_at": datetime.now(timezone.utc).isoformat(),
+        "model_path": model.path,
+        "flags": "",
+    }
 
 
 def evaluate_entry(lm, entry: SuiteEntry, manager, limit: int | None = None) -> dict[str, Any]:
@@ -186,15 +232,23 @@ def evaluate_entry(lm, entry: SuiteEntry, manager, limit: int | None = None) -> 
     from lm_eval import simple_evaluate
 
     limit = limit if limit is not None else entry.limit
-    results = simple_evaluate(model=lm, tasks=[entry.task], num_fewshot=entry.shots, limit=limit,
-                              task_manager=manager, log_samples=False, bootstrap_iters=1000,
-                              confirm_run_unsafe_code=True)  # code runs in evaluation.sandbox
+    results = simple_evaluate(
+        model=lm,
+        tasks=[entry.task],
+        num_fewshot=entry.shots,
+        limit=limit,
+        task_manager=manager,
+        log_samples=False,
+        bootstrap_iters=1000,
+        confirm_run_unsafe_code=True,
+    )  # code runs in evaluation.sandbox
     if results is None:
         raise EvaluationError(f"lm-eval returned no results for {entry.task} (not rank 0?)")
     return results
 
 
 # ---------------------------------------------------------------- the run
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -207,12 +261,19 @@ class RunOptions:
 
 def done_keys(scores_path: Path) -> set[tuple[str, str, int]]:
     scores = read_scores(scores_path)
-    return {(str(m), str(b), int(s)) for m, b, s in zip(scores["model_id"], scores["benchmark"],
-                                                         scores["shots"], strict=True)}
+    return {
+        (str(m), str(b), int(s))
+        for m, b, s in zip(scores["model_id"], scores["benchmark"], scores["shots"], strict=True)
+    }
 
 
-def evaluate_models(root: Path, suite: Suite, models: Sequence[EvalModel], options: RunOptions,
-                    lm_factory: Callable[..., Any] = make_lm) -> RunSummary:
+def evaluate_models(
+    root: Path,
+    suite: Suite,
+    models: Sequence[EvalModel],
+    options: RunOptions,
+    lm_factory: Callable[..., Any] = make_lm,
+) -> RunSummary:
     """Evaluate every (model, entry) not yet in ``<root>/scores.parquet``; each result is written as
     soon as it exists."""
     root = Path(root)
@@ -241,8 +302,15 @@ def evaluate_models(root: Path, suite: Suite, models: Sequence[EvalModel], optio
     return summary
 
 
-def _evaluate_one(scores_path: Path, lm, model: EvalModel, entry: SuiteEntry, manager, options: RunOptions,
-                  summary: RunSummary) -> None:
+def _evaluate_one(
+    scores_path: Path,
+    lm,
+    model: EvalModel,
+    entry: SuiteEntry,
+    manager,
+    options: RunOptions,
+    summary: RunSummary,
+) -> None:
     key = (model.model_id, entry.benchmark, entry.shots)
     try:
         row = score_row(model, entry, evaluate_entry(lm, entry, manager, options.limit))
@@ -266,18 +334,27 @@ def shard(models: Sequence[EvalModel], index: int, count: int) -> list[EvalModel
     return list(models[index::count])
 
 
-def run_suite(root: Path, suite: str | Path, grid: str | None = None, only: str | None = None,
-              options: RunOptions | None = None, shard_spec: tuple[int, int] = (0, 1)) -> RunSummary:
+def run_suite(
+    root: Path,
+    suite: str | Path,
+    grid: str | None = None,
+    only: str | None = None,
+    options: RunOptions | None = None,
+    shard_spec: tuple[int, int] = (0, 1),
+) -> RunSummary:
     """``python -m evaluation run`` as a function: discover models, evaluate what is missing."""
     loaded = load_suite(suite)
     models = discover_models(Path(root), grid=grid, only=only)
     if not models:
-        raise EvaluationError(f"no models to evaluate under {root}: no runs/*/epoch-*/run.json and no --grid "
-                              "to take base models from")
+        raise EvaluationError(
+            f"no models to evaluate under {root}: no runs/*/epoch-*/run.json and no --grid "
+            "to take base models from"
+        )
     return evaluate_models(Path(root), loaded, shard(models, *shard_spec), options or RunOptions())
 
 
 # ---------------------------------------------------------------- spreading models over workers
+
 
 def evaluate_model_task(root: str, suite: str, model: EvalModel, options: RunOptions) -> str:
     """One executor task (module level, so it pickles): evaluate one model on the suite."""
@@ -287,9 +364,16 @@ def evaluate_model_task(root: str, suite: str, model: EvalModel, options: RunOpt
     return "done" if summary.evaluated else "skipped"
 
 
-def run_suite_distributed(root: Path, suite: str | Path, grid: str | None = None, only: str | None = None,
-                          options: RunOptions | None = None, executor: str = "local", workers: int = 1,
-                          resources: Any = None):
+def run_suite_distributed(
+    root: Path,
+    suite: str | Path,
+    grid: str | None = None,
+    only: str | None = None,
+    options: RunOptions | None = None,
+    executor: str = "local",
+    workers: int = 1,
+    resources: Any = None,
+):
     """One task per model through the training stage's executors (local subprocesses or Slurm)."""
     from training.executors import Task, run_tasks
     from training.spec import Resources
@@ -299,8 +383,17 @@ def run_suite_distributed(root: Path, suite: str | Path, grid: str | None = None
     prepare_suite(loaded, root)  # once, before workers race to write the same files
     models = discover_models(root, grid=grid, only=only)
     finished = done_keys(root / "scores.parquet")
-    pending = [m for m in models if any((m.model_id, e.benchmark, e.shots) not in finished for e in loaded.entries)]
+    pending = [
+        m for m in models if any((m.model_id, e.benchmark, e.shots) not in finished for e in loaded.entries)
+    ]
     resources = resources or Resources(gpus=1, cpus=8, mem_gb=64, time_min=240)
-    tasks = [Task(f"eval-{m.model_id.replace('/', '-')}", evaluate_model_task,
-                  (str(root), str(loaded.path), m, options or RunOptions()), resources) for m in pending]
+    tasks = [
+        Task(
+            f"eval-{m.model_id.replace('/', '-')}",
+            evaluate_model_task,
+            (str(root), str(loaded.path), m, options or RunOptions()),
+            resources,
+        )
+        for m in pending
+    ]
     return run_tasks(tasks, root / "eval_work", executor=executor, workers=workers)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Runs inside the child before the untrusted program; {scratch!r} is filled in by the parent.
-_PRELUDE = r'''
+_PRELUDE = r"""
 import os as _os, sys as _sys
 _sys.dont_write_bytecode = True
 _SCRATCH = _os.path.realpath({scratch!r})
@@ -73,7 +73,7 @@ _sys.addaudithook(_guard)
 del _guard
 _code = open("program.py", encoding="utf-8").read()
 exec(compile(_code, "program.py", "exec"), {{"__name__": "__main__"}})
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,9 @@ def network_namespace_available() -> bool:
     if shutil.which("unshare") is None:
         return False
     try:
-        probe = subprocess.run(["unshare", "--user", "--map-root-user", "--net", "true"],
-                               capture_output=True, timeout=10)
+        probe = subprocess.run(
+            ["unshare", "--user", "--map-root-user", "--net", "true"], capture_output=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return probe.returncode == 0
@@ -145,9 +146,15 @@ def run_program(program: str, limits: SandboxLimits | None = None) -> SandboxRes
         (scratch / "program.py").write_text(program, encoding="utf-8")
         launcher = scratch / "_launcher.py"
         launcher.write_text(_PRELUDE.format(scratch=str(scratch)), encoding="utf-8")
-        process = subprocess.Popen(_command(launcher), cwd=scratch, env=_clean_env(scratch),
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, preexec_fn=functools.partial(_limit_resources, limits))
+        process = subprocess.Popen(
+            _command(launcher),
+            cwd=scratch,
+            env=_clean_env(scratch),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=functools.partial(_limit_resources, limits),
+        )
         try:
             _, stderr = process.communicate(timeout=limits.timeout_s)
         except subprocess.TimeoutExpired:

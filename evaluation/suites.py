@@ -90,11 +90,15 @@ def _check_benchmark(where: str, benchmark: Any) -> str:
     if not isinstance(benchmark, str) or benchmark != benchmark.lower():
         raise SuiteError(f"{where}: benchmark {benchmark!r} must be a lowercase string")
     if benchmark in JUDGED_BENCHMARKS:
-        raise SuiteError(f"{where}: {benchmark!r} needs an external judge model; its scores come through "
-                         "`python -m evaluation import-released`, remove it from the suite")
+        raise SuiteError(
+            f"{where}: {benchmark!r} needs an external judge model; its scores come through "
+            "`python -m evaluation import-released`, remove it from the suite"
+        )
     if benchmark not in BENCHMARK_FAMILIES and not benchmark.startswith("demo_"):
-        raise SuiteError(f"{where}: unknown benchmark {benchmark!r}; use a key of common/catalog.py "
-                         f"BENCHMARK_FAMILIES {sorted(BENCHMARK_FAMILIES)} or a name starting with 'demo_'")
+        raise SuiteError(
+            f"{where}: unknown benchmark {benchmark!r}; use a key of common/catalog.py "
+            f"BENCHMARK_FAMILIES {sorted(BENCHMARK_FAMILIES)} or a name starting with 'demo_'"
+        )
     return benchmark
 
 
@@ -116,8 +120,9 @@ def _task_dir(path: Path, name: str) -> Path:
     for candidate in (Path(name), path.parent / name, TASKS_DIR / name):
         if candidate.is_dir():
             return candidate.resolve()
-    raise SuiteError(f"{path}: task_dirs entry {name!r} is not a folder (looked next to the suite and in "
-                     f"{TASKS_DIR})")
+    raise SuiteError(
+        f"{path}: task_dirs entry {name!r} is not a folder (looked next to the suite and in {TASKS_DIR})"
+    )
 
 
 def parse_suite(raw: Any, path: Path) -> Suite:
@@ -128,8 +133,10 @@ def parse_suite(raw: Any, path: Path) -> Suite:
     seen: set[tuple[str, int]] = set()
     for entry in entries:
         if (entry.benchmark, entry.shots) in seen:
-            raise SuiteError(f"{path}: ({entry.benchmark}, {entry.shots}-shot) is listed twice; keep one "
-                             "primary metric per benchmark and shot setting")
+            raise SuiteError(
+                f"{path}: ({entry.benchmark}, {entry.shots}-shot) is listed twice; keep one "
+                "primary metric per benchmark and shot setting"
+            )
         seen.add((entry.benchmark, entry.shots))
     prepare = raw.get("prepare")
     if prepare is not None and prepare not in PREPARERS:
@@ -148,6 +155,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
 
 
 # ---------------------------------------------------------------- the offline demo suite
+
 
 def eval_data_dir(root: Path) -> Path:
     return Path(root) / "eval_data"
@@ -187,30 +195,51 @@ def _task_yaml(config: dict[str, Any], functions: dict[str, str] | None = None) 
 
 
 def _local_source(data_file: Path) -> dict[str, Any]:
-    return {"dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data_file.resolve())}},
-            "test_split": "test"}
+    return {
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(data_file.resolve())}},
+        "test_split": "test",
+    }
 
 
 def _demo_task_files(name: str, data_file: Path) -> dict[str, str]:
     source = _local_source(data_file)
     metric = {"aggregation": "mean", "higher_is_better": True}
-    mc = {"task": f"{name}_mc", **source, "output_type": "multiple_choice", "doc_to_text": "prompt",
-          "doc_to_choice": "choices", "doc_to_target": "answer_index",
-          "metric_list": [{"metric": "acc", **metric}], "metadata": {"version": 1.0}}
-    gen = {"task": f"{name}_gen", **source, "output_type": "generate_until", "doc_to_text": "prompt",
-           "doc_to_target": "response", "metric_list": [{"metric": "exact_match", **metric}],
-           "generation_kwargs": {"until": ["\n", "###"], "do_sample": False, "max_gen_toks": 16},
-           "metadata": {"version": 1.0}}
-    return {f"{name}_mc.yaml": _task_yaml(mc),
-            f"{name}_gen.yaml": _task_yaml(gen, {"process_results": "exact_match_strip"})}
+    mc = {
+        "task": f"{name}_mc",
+        **source,
+        "output_type": "multiple_choice",
+        "doc_to_text": "prompt",
+        "doc_to_choice": "choices",
+        "doc_to_target": "answer_index",
+        "metric_list": [{"metric": "acc", **metric}],
+        "metadata": {"version": 1.0},
+    }
+    gen = {
+        "task": f"{name}_gen",
+        **source,
+        "output_type": "generate_until",
+        "doc_to_text": "prompt",
+        "doc_to_target": "response",
+        "metric_list": [{"metric": "exact_match", **metric}],
+        "generation_kwargs": {"until": ["\n", "###"], "do_sample": False, "max_gen_toks": 16},
+        "metadata": {"version": 1.0},
+    }
+    return {
+        f"{name}_mc.yaml": _task_yaml(mc),
+        f"{name}_gen.yaml": _task_yaml(gen, {"process_results": "exact_match_strip"}),
+    }
 
 
 def _humaneval_task_file(data_file: Path) -> str:
     # Same prompt and sandboxed scoring as the paper task, over the package's data; short generations
     # so that tiny models (256 positions) fit.
-    config = {"include": str(TASKS_DIR / "paper" / "paper_humaneval.yaml"), "task": "demo_humaneval",
-              **_local_source(data_file),
-              "generation_kwargs": {"until": ["###Question:"], "do_sample": False, "max_gen_toks": 64}}
+    config = {
+        "include": str(TASKS_DIR / "paper" / "paper_humaneval.yaml"),
+        "task": "demo_humaneval",
+        **_local_source(data_file),
+        "generation_kwargs": {"until": ["###Question:"], "do_sample": False, "max_gen_toks": 64},
+    }
     return _task_yaml(config)
 
 
@@ -237,6 +266,7 @@ def prepare_suite(suite: Suite, root: Path) -> None:
 
 # ---------------------------------------------------------------- task loading and prompt texts
 
+
 def task_manager(suite: Suite, root: Path, builtin: bool | None = None):
     """An lm-eval TaskManager over the suite's task folders; lm-eval's built-in tasks are indexed
     (slow: ~15 s) only when an entry names a task that is not ours."""
@@ -255,8 +285,10 @@ def _entry_for(suite: Suite, benchmark: str) -> SuiteEntry:
     for entry in suite.entries:
         if entry.benchmark == benchmark:
             return entry
-    raise SuiteError(f"benchmark {benchmark!r} is not in suite {suite.name!r}: "
-                     f"{sorted({e.benchmark for e in suite.entries})}")
+    raise SuiteError(
+        f"benchmark {benchmark!r} is not in suite {suite.name!r}: "
+        f"{sorted({e.benchmark for e in suite.entries})}"
+    )
 
 
 def benchmark_texts(suite: str, benchmark: str, root: Path) -> list[str]:

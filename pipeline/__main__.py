@@ -1,9 +1,9 @@
 """``python -m pipeline``: run every stage in order, from nothing to a browsable release.
 
-  demo   the embedded default: demo data, tiny base models, training, evaluation, perplexity,
-         layer statistics, model map, analysis report, staging release on the local Hub, leaderboard Space
-  study  the real study: import the authors' released table, analyse it, stage or publish the
-         results dataset, report, model cards and leaderboard Space for the 1,027 released models
+demo   the embedded default: demo data, tiny base models, training, evaluation, perplexity,
+       layer statistics, model map, analysis report, staging release on the local Hub, leaderboard Space
+study  the real study: import the authors' released table, analyse it, stage or publish the
+       results dataset, report, model cards and leaderboard Space for the 1,027 released models
 """
 
 import sys

@@ -18,8 +18,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", default="demo", help="training grid (configs/grids/)")
     parser.add_argument("--suite", default="demo", help="benchmark suite (configs/suites/)")
     parser.add_argument("--release-config", default="demo", help="release config (configs/release/)")
-    parser.add_argument("--only", default=None,
-                        help="train and evaluate only matching jobs, KEY=GLOB[,KEY=GLOB] (e.g. method=lora)")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="train and evaluate only matching jobs, KEY=GLOB[,KEY=GLOB] (e.g. method=lora)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="documents per benchmark task (quick checks)")
     parser.add_argument("--workers", type=int, default=1, help="training jobs run in parallel")
     add_serve_arguments(parser)
@@ -37,14 +40,35 @@ def demo_stages(args: argparse.Namespace) -> list[Stage]:
         Stage("perplexity", ("evaluation", "perplexity", *grid, *only)),
         Stage("layer statistics", ("analysis", "layers", "--root", root)),
         Stage("model map", ("analysis", "map", "--root", root)),
-        Stage("analysis report", ("analysis", "report", "--scores", f"{root}/scores.parquet",
-                                  "--out", f"{root}/report", "--perplexity", f"{root}/perplexity.parquet",
-                                  "--layers", f"{root}/layers.parquet",
-                                  "--model-map", f"{root}/model_map.parquet", "--data-dir", f"{root}/data",
-                                  "--suite", args.suite, "--root", root,
-                                  "--min-datasets", "3")),  # the demo grid has three datasets
-        Stage("stage the release", ("release.publish", "--root", root, "--config", args.release_config, "--stage",
-                                    "--no-progress")),
+        Stage(
+            "analysis report",
+            (
+                "analysis",
+                "report",
+                "--scores",
+                f"{root}/scores.parquet",
+                "--out",
+                f"{root}/report",
+                "--perplexity",
+                f"{root}/perplexity.parquet",
+                "--layers",
+                f"{root}/layers.parquet",
+                "--model-map",
+                f"{root}/model_map.parquet",
+                "--data-dir",
+                f"{root}/data",
+                "--suite",
+                args.suite,
+                "--root",
+                root,
+                "--min-datasets",
+                "3",
+            ),
+        ),  # the demo grid has three datasets
+        Stage(
+            "stage the release",
+            ("release.publish", "--root", root, "--config", args.release_config, "--stage", "--no-progress"),
+        ),
     ]
 
 

@@ -44,7 +44,7 @@ def usage_text(hub_url: str, space_url: str, results_repo: str, model: tuple[str
     if model:
         repo, epoch = model
         lines.append(
-            "  python -c \"from transformers import AutoModelForCausalLM as M; "
+            '  python -c "from transformers import AutoModelForCausalLM as M; '
             f"M.from_pretrained('{repo}', revision='{epoch}')\""
         )
     lines += ["", "Press Ctrl-C to stop both servers."]
@@ -57,15 +57,20 @@ def _a_fine_tuned_model(hub_url: str) -> tuple[str, str] | None:
 
     api = HfApi(endpoint=hub_url)
     for model in api.list_models(limit=50):
-        epochs = sorted(ref.name for ref in api.list_repo_refs(model.id).branches if ref.name.startswith("epoch-"))
+        epochs = sorted(
+            ref.name for ref in api.list_repo_refs(model.id).branches if ref.name.startswith("epoch-")
+        )
         if epochs:
             return model.id, epochs[0]
     return None
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-serve", action="store_true",
-                        help="stop after staging the release instead of serving the Hub and the Space")
+    parser.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="stop after staging the release instead of serving the Hub and the Space",
+    )
     parser.add_argument("--hub-port", type=int, default=None, help="port of the staging Hub (default: free)")
     parser.add_argument("--space-port", type=int, default=None, help="port of the Space (default: free)")
 
@@ -92,13 +97,37 @@ def serve(hub_root: Path, results_repo: str, hub_port: int | None, space_port: i
     space_url = f"http://127.0.0.1:{space_port}"
     # A terminated pipeline must take its servers with it: SIGTERM unwinds through the `finally` below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    hub = subprocess.Popen([sys.executable, "-m", "release.localhub", "--root", str(hub_root),
-                            "--port", str(hub_port), "--token", DEFAULT_TOKEN, "--log-level", "warning"])
+    hub = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "release.localhub",
+            "--root",
+            str(hub_root),
+            "--port",
+            str(hub_port),
+            "--token",
+            DEFAULT_TOKEN,
+            "--log-level",
+            "warning",
+        ]
+    )
     space = None
     try:
         _wait_until_up(f"{hub_url}/api/whoami-v2", hub, "the staging Hub")
-        space = subprocess.Popen([sys.executable, "-m", "space", "--results", results_repo,
-                                  "--endpoint", hub_url, "--port", str(space_port)])
+        space = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "space",
+                "--results",
+                results_repo,
+                "--endpoint",
+                hub_url,
+                "--port",
+                str(space_port),
+            ]
+        )
         _wait_until_up(space_url, space, "the leaderboard Space")
         print(usage_text(hub_url, space_url, results_repo, _a_fine_tuned_model(hub_url)), flush=True)
         while hub.poll() is None and space.poll() is None:

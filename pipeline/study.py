@@ -13,8 +13,9 @@ from pipeline.stages import Stage
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--csv", default=RELEASED_TABLE_URL,
-                        help="the released table: a local path or an http(s) URL")
+    parser.add_argument(
+        "--csv", default=RELEASED_TABLE_URL, help="the released table: a local path or an http(s) URL"
+    )
     parser.add_argument("--root", type=Path, default=Path("outputs/study"), help="output root of every stage")
     parser.add_argument("--release-config", default="study", help="release config (configs/release/)")
     add_serve_arguments(parser)
@@ -23,12 +24,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def study_stages(args: argparse.Namespace) -> list[Stage]:
     root = str(args.root)
     return [
-        Stage("import the released table", ("evaluation", "import-released", "--csv", args.csv,
-                                             "--root", root)),
-        Stage("analysis report", ("analysis", "report", "--scores", f"{root}/scores.parquet",
-                                  "--out", f"{root}/report", "--quality", f"{root}/quality.json")),
-        Stage("stage the release", ("release.publish", "--root", root, "--config", args.release_config, "--stage",
-                                    "--no-progress")),
+        Stage(
+            "import the released table", ("evaluation", "import-released", "--csv", args.csv, "--root", root)
+        ),
+        Stage(
+            "analysis report",
+            (
+                "analysis",
+                "report",
+                "--scores",
+                f"{root}/scores.parquet",
+                "--out",
+                f"{root}/report",
+                "--quality",
+                f"{root}/quality.json",
+            ),
+        ),
+        Stage(
+            "stage the release",
+            ("release.publish", "--root", root, "--config", args.release_config, "--stage", "--no-progress"),
+        ),
     ]
 
 

@@ -22,8 +22,10 @@ from common.schema import wide_column
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "model_cards"
 PAPER = {
-    "title": ("Massive Supervised Fine-tuning Experiments Reveal How Data, Layer, and Training Factors "
-              "Shape LLM Alignment Quality"),
+    "title": (
+        "Massive Supervised Fine-tuning Experiments Reveal How Data, Layer, and Training Factors "
+        "Shape LLM Alignment Quality"
+    ),
     "authors": "Yuto Harada, Yusuke Yamauchi, Yusuke Oda, Yohei Oseki, Yusuke Miyao, Yu Takagi",
     "arxiv": "2506.14681",
     "venue": "EMNLP 2025",
@@ -70,9 +72,15 @@ def fmt_number(value: Any, digits: int = 2) -> Raw:
 def _environment(templates_dir: str) -> Any:
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir), undefined=jinja2.StrictUndefined,
-                             autoescape=False, keep_trailing_newline=True, finalize=md_escape,
-                             trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        finalize=md_escape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(code=code_literal, num=fmt_number, raw=Raw)
     return env
 
@@ -85,10 +93,13 @@ def front_matter(metadata: dict[str, Any]) -> Raw:
     return Raw(f"---\n{body}---\n")
 
 
-def render(template: str, metadata: dict[str, Any], templates_dir: Path = TEMPLATES_DIR, **context: Any) -> str:
+def render(
+    template: str, metadata: dict[str, Any], templates_dir: Path = TEMPLATES_DIR, **context: Any
+) -> str:
     env = _environment(str(templates_dir))
-    return env.get_template(template).render(front_matter=front_matter(metadata), paper=PAPER,
-                                             bibtex=Raw(BIBTEX), **context)
+    return env.get_template(template).render(
+        front_matter=front_matter(metadata), paper=PAPER, bibtex=Raw(BIBTEX), **context
+    )
 
 
 # ---------------------------------------------------------------- results of one model vs its base
@@ -107,7 +118,9 @@ def _score_index(scores: pd.DataFrame) -> tuple[dict[str, list[dict[str, Any]]],
         for r in records:
             by_model.setdefault(r["model_id"], []).append(r)
             if r["method"] == "base":
-                bases.setdefault(r["base_model_name"], {})[(r["benchmark"], int(r["shots"]), r["metric"])] = r["value"]
+                bases.setdefault(r["base_model_name"], {})[(r["benchmark"], int(r["shots"]), r["metric"])] = (
+                    r["value"]
+                )
         _INDEX.clear()  # one release at a time: keep only the latest frame alive
         cached = _INDEX[id(scores)] = (scores, by_model, bases)
     return cached[1], cached[2]
@@ -124,27 +137,58 @@ def results_table(scores: pd.DataFrame, model_id: str, base_model_name: str) -> 
         key = (r["benchmark"], int(r["shots"]), r["metric"])
         base_value = base_values.get(key)
         gain = None if base_value is None or pd.isna(base_value) else float(r["value"]) - float(base_value)
-        rows.append({"task": wide_column(*key), "benchmark": key[0], "shots": key[1], "metric": key[2],
-                     "value": float(r["value"]), "base_value": base_value, "gain": gain,
-                     "flags": r["flags"] if isinstance(r["flags"], str) else ""})
+        rows.append(
+            {
+                "task": wide_column(*key),
+                "benchmark": key[0],
+                "shots": key[1],
+                "metric": key[2],
+                "value": float(r["value"]),
+                "base_value": base_value,
+                "gain": gain,
+                "flags": r["flags"] if isinstance(r["flags"], str) else "",
+            }
+        )
     return rows
 
 
 def model_index(name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``model-index`` metadata (parsed back by huggingface_hub into ``card.data.eval_results``)."""
-    results = [{
-        "task": {"type": "text-generation", "name": "Text Generation"},
-        "dataset": {"name": row["benchmark"], "type": row["benchmark"],
-                    "args": {"num_few_shot": row["shots"]}},
-        "metrics": [{"type": row["metric"], "name": f"{row['task']} {row['metric']}", "value": round(row["value"], 4)}],
-    } for row in rows]
+    results = [
+        {
+            "task": {"type": "text-generation", "name": "Text Generation"},
+            "dataset": {
+                "name": row["benchmark"],
+                "type": row["benchmark"],
+                "args": {"num_few_shot": row["shots"]},
+            },
+            "metrics": [
+                {
+                    "type": row["metric"],
+                    "name": f"{row['task']} {row['metric']}",
+                    "value": round(row["value"], 4),
+                }
+            ],
+        }
+        for row in rows
+    ]
     return [{"name": name, "results": results}] if results else []
 
 
 # ---------------------------------------------------------------- per-card context
 
-_JOB_FIELDS = ("epochs", "learning_rate", "lr_schedule", "batch_size", "warmup_ratio", "weight_decay",
-               "max_length", "template", "loss_on", "seed")
+_JOB_FIELDS = (
+    "epochs",
+    "learning_rate",
+    "lr_schedule",
+    "batch_size",
+    "warmup_ratio",
+    "weight_decay",
+    "max_length",
+    "template",
+    "loss_on",
+    "seed",
+)
 
 
 def dataset_ids(dataset: str, mapping: dict[str, str]) -> list[str]:
@@ -163,7 +207,9 @@ def training_rows(job: dict[str, Any], record: dict[str, Any]) -> list[tuple[str
     for key in ("data_hash", "num_samples", "wall_time_s"):
         if record.get(key) is not None:
             rows.append((key, record[key]))
-    rows += [(f"version of {lib}", version) for lib, version in sorted((record.get("versions") or {}).items())]
+    rows += [
+        (f"version of {lib}", version) for lib, version in sorted((record.get("versions") or {}).items())
+    ]
     return rows
 
 
@@ -184,36 +230,82 @@ def model_card(*, group: Any, checkpoint: Any, config: Any, scores: pd.DataFrame
     }
     if not metadata["model-index"]:
         del metadata["model-index"]
-    return render("model.md.j2", metadata, identity=identity, repo_id=group.repo_id,
-                  model_id=checkpoint.model_id, epoch=checkpoint.epoch, revision=checkpoint.revision,
-                  revisions=[c.revision for c in group.checkpoints], final=group.final.revision,
-                  adapter=adapter, base_repo=group.base_repo, training=training_rows(job, checkpoint.record),
-                  results=rows, mode=mode, weights_url=config.external_weights_url,
-                  results_repo=config.results_repo())
+    return render(
+        "model.md.j2",
+        metadata,
+        identity=identity,
+        repo_id=group.repo_id,
+        model_id=checkpoint.model_id,
+        epoch=checkpoint.epoch,
+        revision=checkpoint.revision,
+        revisions=[c.revision for c in group.checkpoints],
+        final=group.final.revision,
+        adapter=adapter,
+        base_repo=group.base_repo,
+        training=training_rows(job, checkpoint.record),
+        results=rows,
+        mode=mode,
+        weights_url=config.external_weights_url,
+        results_repo=config.results_repo(),
+    )
 
 
 def base_model_card(*, base: Any, config: Any) -> str:
-    metadata = {"license": config.license.for_base(base.name, base.base_model), "library_name": "transformers",
-                "tags": ["massive-sft", "base-model"], "pipeline_tag": "text-generation"}
-    return render("base_model.md.j2", metadata, name=base.name, repo_id=base.repo_id,
-                  base_model=base.base_model, results_repo=config.results_repo())
-
-
-def dataset_card(*, configs: list[tuple[str, str]], config: Any, counts: dict[str, int],
-                 extra_files: list[str]) -> str:
     metadata = {
-        "license": config.license.default, "pretty_name": "Massive SFT study results",
-        "tags": ["massive-sft", "leaderboard", "evaluation"],
-        "configs": [{"config_name": name, "data_files": [{"split": "train", "path": path}],
-                     **({"default": True} if name == "leaderboard" else {})} for name, path in configs],
+        "license": config.license.for_base(base.name, base.base_model),
+        "library_name": "transformers",
+        "tags": ["massive-sft", "base-model"],
+        "pipeline_tag": "text-generation",
     }
-    return render("dataset.md.j2", metadata, configs=configs, counts=counts, extra_files=extra_files,
-                  repo_id=config.results_repo(), space_repo=config.space_repo())
+    return render(
+        "base_model.md.j2",
+        metadata,
+        name=base.name,
+        repo_id=base.repo_id,
+        base_model=base.base_model,
+        results_repo=config.results_repo(),
+    )
+
+
+def dataset_card(
+    *, configs: list[tuple[str, str]], config: Any, counts: dict[str, int], extra_files: list[str]
+) -> str:
+    metadata = {
+        "license": config.license.default,
+        "pretty_name": "Massive SFT study results",
+        "tags": ["massive-sft", "leaderboard", "evaluation"],
+        "configs": [
+            {
+                "config_name": name,
+                "data_files": [{"split": "train", "path": path}],
+                **({"default": True} if name == "leaderboard" else {}),
+            }
+            for name, path in configs
+        ],
+    }
+    return render(
+        "dataset.md.j2",
+        metadata,
+        configs=configs,
+        counts=counts,
+        extra_files=extra_files,
+        repo_id=config.results_repo(),
+        space_repo=config.space_repo(),
+    )
 
 
 def space_readme(*, config: Any, results_revision: str = "main") -> str:
-    metadata = {"title": "Massive SFT leaderboard", "emoji": "📊", "colorFrom": "blue", "colorTo": "green",
-                "sdk": "gradio", "sdk_version": config.space_sdk_version, "app_file": "app.py",
-                "pinned": True, "license": config.license.default, "datasets": [config.results_repo()],
-                "short_description": "Leaderboard of the massive SFT study"}
+    metadata = {
+        "title": "Massive SFT leaderboard",
+        "emoji": "📊",
+        "colorFrom": "blue",
+        "colorTo": "green",
+        "sdk": "gradio",
+        "sdk_version": config.space_sdk_version,
+        "app_file": "app.py",
+        "pinned": True,
+        "license": config.license.default,
+        "datasets": [config.results_repo()],
+        "short_description": "Leaderboard of the massive SFT study",
+    }
     return render("space.md.j2", metadata, results_repo=config.results_repo(), revision=results_revision)

@@ -23,6 +23,7 @@ class ReleaseConfigError(ValueError):
 @dataclass(frozen=True)
 class LicensePolicy:
     """License of a published model: inherited from its base model (SPDX ids, lowercase as on the Hub)."""
+
     default: str = "apache-2.0"
     by_base_model: dict[str, str] = field(default_factory=dict)  # base_model_name or base_model id -> id
 
@@ -54,6 +55,7 @@ class RetryPolicy:
 class RequestBudget:
     """Token bucket shared by every worker: ``rate_per_s`` sustained, ``burst`` at once. The Hub limits
     requests per user per 5 minutes; the default stays well under the documented free-tier limits."""
+
     rate_per_s: float = 50.0
     burst: int = 100
 
@@ -67,8 +69,10 @@ class ReleaseConfig:
     results_dataset: str = "{namespace}/massive-sft-results"
     space: str = "{namespace}/massive-sft-leaderboard"
     collection_title: str = "Massive SFT study"
-    collection_description: str = ("Models, results and leaderboard of the massive SFT study "
-                                   "(Harada et al., EMNLP 2025, arXiv 2506.14681).")
+    collection_description: str = (
+        "Models, results and leaderboard of the massive SFT study "
+        "(Harada et al., EMNLP 2025, arXiv 2506.14681)."
+    )
     private: bool = False
     license: LicensePolicy = field(default_factory=LicensePolicy)
     include: Include = field(default_factory=Include)
@@ -113,21 +117,25 @@ def validate_repo_id(repo_id: str) -> str:
         if not part or not _NAME.match(part) or "--" in part or ".." in part or part.endswith((".", "-")):
             raise ReleaseConfigError(
                 f"invalid repo id {repo_id!r}: each part must use only letters, digits, '-', '_', '.', "
-                "start with a letter or digit, and contain no '--' or '..'; fix `namespace` or the template")
+                "start with a letter or digit, and contain no '--' or '..'; fix `namespace` or the template"
+            )
         if len(part) > MAX_REPO_NAME:
-            raise ReleaseConfigError(f"repo name {part!r} is longer than {MAX_REPO_NAME} characters; "
-                                     "shorten the repo template")
+            raise ReleaseConfigError(
+                f"repo name {part!r} is longer than {MAX_REPO_NAME} characters; shorten the repo template"
+            )
     return repo_id
 
 
 def render_repo_id(template: str, values: dict[str, Any]) -> str:
     """Render a repo template; values are sanitized, the namespace is used as given and must be valid."""
     try:
-        name = template.format(**{k: (v if k == "namespace" else sanitize_name(str(v)))
-                                  for k, v in values.items()})
+        name = template.format(
+            **{k: (v if k == "namespace" else sanitize_name(str(v))) for k, v in values.items()}
+        )
     except KeyError as err:
-        raise ReleaseConfigError(f"repo template {template!r} uses unknown field {err}; "
-                                 f"available: {sorted(values)}") from None
+        raise ReleaseConfigError(
+            f"repo template {template!r} uses unknown field {err}; available: {sorted(values)}"
+        ) from None
     namespace, _, rest = name.partition("/")
     return validate_repo_id(f"{namespace}/{sanitize_name(rest)}" if rest else name)
 
@@ -140,7 +148,9 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     values = {}
     for name, value in data.items():
         default = getattr(cls(), name)
-        values[name] = _build(type(default), value or {}, f"{where}.{name}") if is_dataclass(default) else value
+        values[name] = (
+            _build(type(default), value or {}, f"{where}.{name}") if is_dataclass(default) else value
+        )
     return cls(**values)
 
 
@@ -171,8 +181,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not path.exists() and (configs_dir() / "release" / f"{path}.yaml").exists():
             path = configs_dir() / "release" / f"{path}.yaml"
         if not path.exists():
-            raise ReleaseConfigError(f"release config {path} not found; pass a YAML file or one of "
-                                     f"{sorted(p.stem for p in (configs_dir() / 'release').glob('*.yaml'))}")
+            raise ReleaseConfigError(
+                f"release config {path} not found; pass a YAML file or one of "
+                f"{sorted(p.stem for p in (configs_dir() / 'release').glob('*.yaml'))}"
+            )
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     for item in overrides or []:
         key, sep, raw = item.partition("=")

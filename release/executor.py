@@ -77,8 +77,10 @@ class StateFile:
 
     def verified(self, repo: RepoPlan, revision: RevisionPlan, commit: str) -> bool:
         with self.lock:
-            return self.data.get(self.endpoint, {}).get(self.key(repo, revision.revision)) == [commit,
-                                                                                               revision.digest]
+            return self.data.get(self.endpoint, {}).get(self.key(repo, revision.revision)) == [
+                commit,
+                revision.digest,
+            ]
 
     def record(self, repo: RepoPlan, entries: dict[str, list[str]]) -> None:
         if self.path is None:
@@ -108,8 +110,17 @@ class RepoResult:
 
 
 class Publisher:
-    def __init__(self, api: Any, retrier: Retrier, pacer: Pacer, state: StateFile, *, private: bool = False,
-                 commit_prefix: str = "release", dry_run: bool = False) -> None:
+    def __init__(
+        self,
+        api: Any,
+        retrier: Retrier,
+        pacer: Pacer,
+        state: StateFile,
+        *,
+        private: bool = False,
+        commit_prefix: str = "release",
+        dry_run: bool = False,
+    ) -> None:
         self.api, self.retrier, self.pacer, self.state = api, retrier, pacer, state
         self.private, self.commit_prefix, self.dry_run = private, commit_prefix, dry_run
 
@@ -120,8 +131,12 @@ class Publisher:
         from huggingface_hub.errors import RepositoryNotFoundError
 
         try:
-            refs = self.retrier.call(f"list refs of {repo.repo_id}", self.api.list_repo_refs, repo.repo_id,
-                                     repo_type=repo.repo_type)
+            refs = self.retrier.call(
+                f"list refs of {repo.repo_id}",
+                self.api.list_repo_refs,
+                repo.repo_id,
+                repo_type=repo.repo_type,
+            )
         except SecretSafeError as error:
             if error.status == 404 or "RepositoryNotFound" in str(error):
                 return None
@@ -132,10 +147,14 @@ class Publisher:
 
     def tree(self, repo: RepoPlan, commit: str) -> Tree:
         def read() -> Tree:
-            entries = self.api.list_repo_tree(repo.repo_id, repo_type=repo.repo_type, revision=commit,
-                                              recursive=True)
-            return {e.path: RemoteEntry(e.blob_id, e.lfs.sha256 if e.lfs else None, e.size)
-                    for e in entries if hasattr(e, "blob_id")}
+            entries = self.api.list_repo_tree(
+                repo.repo_id, repo_type=repo.repo_type, revision=commit, recursive=True
+            )
+            return {
+                e.path: RemoteEntry(e.blob_id, e.lfs.sha256 if e.lfs else None, e.size)
+                for e in entries
+                if hasattr(e, "blob_id")
+            }
 
         return self.retrier.call(f"list files of {repo.repo_id}@{commit[:8]}", read)
 
@@ -144,14 +163,23 @@ class Publisher:
     def create_repo(self, repo: RepoPlan) -> None:
         self.pacer.wait()
         extra = {"space_sdk": "gradio"} if repo.repo_type == "space" else {}
-        self.retrier.call(f"create {repo.repo_id}", self.api.create_repo, repo.repo_id, repo_type=repo.repo_type,
-                          private=self.private, exist_ok=True, **extra)
+        self.retrier.call(
+            f"create {repo.repo_id}",
+            self.api.create_repo,
+            repo.repo_id,
+            repo_type=repo.repo_type,
+            private=self.private,
+            exist_ok=True,
+            **extra,
+        )
 
     def operations(self, plan: RevisionPlan, add: list[str], delete: list[str]) -> list[Any]:
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-        ops: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=plan.files[p].source
-                                             or plan.files[p].data) for p in add]
+        ops: list[Any] = [
+            CommitOperationAdd(path_in_repo=p, path_or_fileobj=plan.files[p].source or plan.files[p].data)
+            for p in add
+        ]
         return ops + [CommitOperationDelete(path_in_repo=p) for p in delete]
 
     def preupload(self, repo: RepoPlan, batches: list[list[Any]]) -> bool:
@@ -165,34 +193,60 @@ class Publisher:
         classes: dict[str, set[tuple[bool, bool]]] = {}
         for op in additions:
             classes.setdefault(op.path_in_repo, set()).add(
-                (op.upload_info.size >= LFS_SIZE_THRESHOLD, b"\0" in op.upload_info.sample))
+                (op.upload_info.size >= LFS_SIZE_THRESHOLD, b"\0" in op.upload_info.sample)
+            )
         if not additions or any(len(c) > 1 for c in classes.values()):
             return False
-        self.retrier.call(f"upload files of {repo.repo_id}", self.api.preupload_lfs_files, repo.repo_id,
-                          additions=additions, repo_type=repo.repo_type, revision="main")
+        self.retrier.call(
+            f"upload files of {repo.repo_id}",
+            self.api.preupload_lfs_files,
+            repo.repo_id,
+            additions=additions,
+            repo_type=repo.repo_type,
+            revision="main",
+        )
         for op in additions:
             # The remote oids came from main; our own diff decides what each revision changes, so
             # huggingface_hub must not drop an addition because it matches main's copy of that path.
             op._remote_oid = None
         return True
 
-    def commit(self, repo: RepoPlan, plan: RevisionPlan, add: list[str], delete: list[str], parent: str,
-               prepared: list[Any] | None = None) -> str:
+    def commit(
+        self,
+        repo: RepoPlan,
+        plan: RevisionPlan,
+        add: list[str],
+        delete: list[str],
+        parent: str,
+        prepared: list[Any] | None = None,
+    ) -> str:
         attempts = [prepared] if prepared is not None else []
 
         def attempt() -> str:
             # A retry builds fresh operations: huggingface_hub mutates them while committing.
             ops = attempts.pop() if attempts else self.operations(plan, add, delete)
-            info = self.api.create_commit(repo.repo_id, ops, repo_type=repo.repo_type, revision=plan.revision,
-                                          parent_commit=parent,
-                                          commit_message=f"{self.commit_prefix}: {plan.revision}")
+            info = self.api.create_commit(
+                repo.repo_id,
+                ops,
+                repo_type=repo.repo_type,
+                revision=plan.revision,
+                parent_commit=parent,
+                commit_message=f"{self.commit_prefix}: {plan.revision}",
+            )
             return info.oid
 
         return self.retrier.call(f"commit to {repo.repo_id}@{plan.revision}", attempt)
 
     def create_branch(self, repo: RepoPlan, branch: str, commit: str) -> None:
-        self.retrier.call(f"create branch {branch} of {repo.repo_id}", self.api.create_branch, repo.repo_id,
-                          repo_type=repo.repo_type, branch=branch, revision=commit, exist_ok=True)
+        self.retrier.call(
+            f"create branch {branch} of {repo.repo_id}",
+            self.api.create_branch,
+            repo.repo_id,
+            repo_type=repo.repo_type,
+            branch=branch,
+            revision=commit,
+            exist_ok=True,
+        )
 
     # ------------------------------------------------------------ one repo
 
@@ -254,8 +308,11 @@ class Publisher:
         main = expected_tree({}, repo.main.files)
         for plan in repo.revisions:
             add, delete = diff_tree(plan, {} if plan.revision == "main" else main)
-            result.diffs.append(RevisionDiff(plan.revision, add, delete, sum(plan.files[p].size for p in add),
-                                             plan.revision != "main"))
+            result.diffs.append(
+                RevisionDiff(
+                    plan.revision, add, delete, sum(plan.files[p].size for p in add), plan.revision != "main"
+                )
+            )
 
     def _diffs(self, repo: RepoPlan, refs: dict[str, str], trees: dict[str, Tree]) -> list[RevisionDiff]:
         """What each revision needs, read before any write. A missing branch will be created from main
@@ -274,8 +331,9 @@ class Publisher:
             else:
                 base = self._tree_cached(repo, commit, trees)
             add, delete = diff_tree(plan, base)
-            diffs.append(RevisionDiff(plan.revision, add, delete, sum(plan.files[p].size for p in add),
-                                      commit is None))
+            diffs.append(
+                RevisionDiff(plan.revision, add, delete, sum(plan.files[p].size for p in add), commit is None)
+            )
             if plan.revision == "main":
                 main_after = expected_tree(base, plan.files)
         return diffs
@@ -287,8 +345,11 @@ class Publisher:
 
     def _write(self, repo: RepoPlan, refs: dict[str, str], result: RepoResult) -> None:
         plans = {plan.revision: plan for plan in repo.revisions}
-        ops = {d.revision: self.operations(plans[d.revision], d.add, d.delete) for d in result.diffs
-               if d.add or d.delete}
+        ops = {
+            d.revision: self.operations(plans[d.revision], d.add, d.delete)
+            for d in result.diffs
+            if d.add or d.delete
+        }
         prepared = self.preupload(repo, list(ops.values()))
         main_commit = refs["main"]
         for diff in result.diffs:
@@ -297,8 +358,14 @@ class Publisher:
                 self.create_branch(repo, diff.revision, main_commit)
                 result.branches += 1
             if diff.add or diff.delete:
-                new = self.commit(repo, plans[diff.revision], diff.add, diff.delete, commit,
-                                  ops[diff.revision] if prepared else None)
+                new = self.commit(
+                    repo,
+                    plans[diff.revision],
+                    diff.add,
+                    diff.delete,
+                    commit,
+                    ops[diff.revision] if prepared else None,
+                )
                 result.commits += 1
                 result.files_sent += len(diff.add)
                 result.bytes_sent += diff.upload_bytes
@@ -320,15 +387,22 @@ class Publisher:
                     trees[commit] = self.tree(repo, commit)
                 add, delete = diff_tree(plan, trees[commit])
                 if add or delete:
-                    raise SecretSafeError(f"verification of {repo.repo_id}@{plan.revision} failed: differs in "
-                                          f"{sorted(add + delete)[:5]}", status=409)
+                    raise SecretSafeError(
+                        f"verification of {repo.repo_id}@{plan.revision} failed: differs in "
+                        f"{sorted(add + delete)[:5]}",
+                        status=409,
+                    )
             verified[plan.revision] = [commit, plan.digest]
         self.state.record(repo, verified)
         result.verified = len(verified)
 
 
-def run_all(publisher: Publisher, repos: list[RepoPlan], concurrency: int,
-            progress: Callable[[RepoResult], None] | None = None) -> list[RepoResult]:
+def run_all(
+    publisher: Publisher,
+    repos: list[RepoPlan],
+    concurrency: int,
+    progress: Callable[[RepoResult], None] | None = None,
+) -> list[RepoResult]:
     """Publish repos concurrently (each repo sequential); results in plan order."""
     results: dict[str, RepoResult] = {}
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="publish") as pool:

@@ -19,19 +19,51 @@ from training.spec import Job, LoraSettings
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
-def make_job(base_name: str, dataset: str, method: str, epochs: int = 2, data_size: int = 64,
-             lr_schedule: str = "cosine", seed: int = 0) -> Job:
-    lora = LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=("q_proj", "v_proj")) if method == "lora" else None
-    return Job(grid="release-test", base_model=f"local/{base_name}", base_model_name=base_name, dataset=dataset,
-               data_size=data_size, method=method, epochs=epochs, lr_schedule=lr_schedule, learning_rate=1e-3,
-               batch_size=8, checkpoint_epochs=tuple(range(1, epochs + 1)), seed=seed, lora=lora)
+def make_job(
+    base_name: str,
+    dataset: str,
+    method: str,
+    epochs: int = 2,
+    data_size: int = 64,
+    lr_schedule: str = "cosine",
+    seed: int = 0,
+) -> Job:
+    lora = (
+        LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=("q_proj", "v_proj"))
+        if method == "lora"
+        else None
+    )
+    return Job(
+        grid="release-test",
+        base_model=f"local/{base_name}",
+        base_model_name=base_name,
+        dataset=dataset,
+        data_size=data_size,
+        method=method,
+        epochs=epochs,
+        lr_schedule=lr_schedule,
+        learning_rate=1e-3,
+        batch_size=8,
+        checkpoint_epochs=tuple(range(1, epochs + 1)),
+        seed=seed,
+        lora=lora,
+    )
 
 
 def run_record(job: Job, epoch: int, base_folder: Path) -> dict[str, Any]:
-    return {"job": job.to_record(), "run_id": job.run_id, "epoch": epoch, "data_hash": f"demo{epoch:02d}abc",
-            "data_path": "/tmp/data.parquet", "num_samples": job.data_size, "seed": job.seed,
-            "base_model_path": str(base_folder), "versions": {"transformers": "test"},
-            "metrics": {"train_loss": 1.0 / epoch}, "wall_time_s": 1.0}
+    return {
+        "job": job.to_record(),
+        "run_id": job.run_id,
+        "epoch": epoch,
+        "data_hash": f"demo{epoch:02d}abc",
+        "data_path": "/tmp/data.parquet",
+        "num_samples": job.data_size,
+        "seed": job.seed,
+        "base_model_path": str(base_folder),
+        "versions": {"transformers": "test"},
+        "metrics": {"train_loss": 1.0 / epoch},
+        "wall_time_s": 1.0,
+    }
 
 
 def _perturbed_model(base_folder: Path, seed: int) -> Any:
@@ -55,8 +87,13 @@ def write_checkpoint(job: Job, epoch: int, root: Path, base_folder: Path) -> Pat
     if job.lora is not None:
         from peft import LoraConfig, get_peft_model
 
-        config = LoraConfig(r=job.lora.r, lora_alpha=job.lora.alpha, lora_dropout=job.lora.dropout,
-                            target_modules=list(job.lora.target_modules), init_lora_weights=False)
+        config = LoraConfig(
+            r=job.lora.r,
+            lora_alpha=job.lora.alpha,
+            lora_dropout=job.lora.dropout,
+            target_modules=list(job.lora.target_modules),
+            init_lora_weights=False,
+        )
         model = get_peft_model(_perturbed_model(base_folder, 0), config)
         model.peft_config["default"].base_model_name_or_path = str(base_folder)
     model.save_pretrained(folder)
@@ -65,13 +102,38 @@ def write_checkpoint(job: Job, epoch: int, root: Path, base_folder: Path) -> Pat
     return folder
 
 
-def score_rows(model_id: str, job: Job | None, epoch: int, base_name: str, values: dict[str, float]) -> list[dict]:
-    identity = ({"run_id": job.run_id, "dataset": job.dataset, "method": job.method, "data_size": job.data_size,
-                 "lr_schedule": job.lr_schedule} if job else
-                {"run_id": None, "dataset": "pretrain", "method": "base", "data_size": 0, "lr_schedule": "none"})
-    return [{"model_id": model_id, "base_model": f"local/{base_name}", "base_model_name": base_name,
-             "epoch": epoch, **identity, "benchmark": benchmark, "shots": 0, "metric": "acc", "value": value,
-             "source": "lm-eval", "harness_version": "test", "evaluated_at": "2025-01-01T00:00:00Z", "flags": ""} for benchmark, value in values.items()]
+def score_rows(
+    model_id: str, job: Job | None, epoch: int, base_name: str, values: dict[str, float]
+) -> list[dict]:
+    identity = (
+        {
+            "run_id": job.run_id,
+            "dataset": job.dataset,
+            "method": job.method,
+            "data_size": job.data_size,
+            "lr_schedule": job.lr_schedule,
+        }
+        if job
+        else {"run_id": None, "dataset": "pretrain", "method": "base", "data_size": 0, "lr_schedule": "none"}
+    )
+    return [
+        {
+            "model_id": model_id,
+            "base_model": f"local/{base_name}",
+            "base_model_name": base_name,
+            "epoch": epoch,
+            **identity,
+            "benchmark": benchmark,
+            "shots": 0,
+            "metric": "acc",
+            "value": value,
+            "source": "lm-eval",
+            "harness_version": "test",
+            "evaluated_at": "2025-01-01T00:00:00Z",
+            "flags": "",
+        }
+        for benchmark, value in values.items()
+    ]
 
 
 def build_root(root: Path, base_folder: Path, jobs: list[Job]) -> Path:
@@ -84,14 +146,20 @@ def build_root(root: Path, base_folder: Path, jobs: list[Job]) -> Path:
     for job in jobs:
         for epoch in job.checkpoint_epochs:
             write_checkpoint(job, epoch, root, target)
-            rows += score_rows(f"{job.run_id}/epoch-{epoch:02d}", job, epoch, base_name,
-                               {"demo_arithmetic": 10.0 + 5 * epoch, "demo_facts": 20.0 + epoch})
+            rows += score_rows(
+                f"{job.run_id}/epoch-{epoch:02d}",
+                job,
+                epoch,
+                base_name,
+                {"demo_arithmetic": 10.0 + 5 * epoch, "demo_facts": 20.0 + epoch},
+            )
     write_parquet(root / "scores.parquet", conform(pd.DataFrame(rows)))
     return root
 
 
-def synthetic_repo_root(root: Path, base_folder: Path, n_runs: int, epochs: int = 3, weight_bytes: int = 4096
-                        ) -> Path:
+def synthetic_repo_root(
+    root: Path, base_folder: Path, n_runs: int, epochs: int = 3, weight_bytes: int = 4096
+) -> Path:
     """Many cheap full-model runs for benchmarks: the base config and tokenizer, a small random
     ``model.safetensors`` per epoch (content differs per epoch), run.json. No scores."""
     import torch
@@ -109,7 +177,9 @@ def synthetic_repo_root(root: Path, base_folder: Path, n_runs: int, epochs: int 
                 if (base_folder / name).exists():
                     shutil.copy2(base_folder / name, folder / name)
             generator = torch.Generator().manual_seed(index * 100 + epoch)
-            save_file({"w": torch.randn(weight_bytes // 4, generator=generator)}, str(folder / "model.safetensors"))
+            save_file(
+                {"w": torch.randn(weight_bytes // 4, generator=generator)}, str(folder / "model.safetensors")
+            )
             write_json(folder / "run.json", run_record(job, epoch, root / "base_models" / base_name))
     return root
 
@@ -117,10 +187,14 @@ def synthetic_repo_root(root: Path, base_folder: Path, n_runs: int, epochs: int 
 def tree_fingerprint(api: Any, repo_id: str, repo_type: str = "model") -> dict[str, dict[str, str]]:
     """branch -> {path: sha256 (LFS) or git blob id}: the content of every branch of a repo."""
     refs = api.list_repo_refs(repo_id, repo_type=repo_type)
-    return {branch.name: {e.path: (e.lfs.sha256 if e.lfs else e.blob_id)
-                          for e in api.list_repo_tree(repo_id, repo_type=repo_type, revision=branch.name,
-                                                      recursive=True) if hasattr(e, "blob_id")}
-            for branch in refs.branches}
+    return {
+        branch.name: {
+            e.path: (e.lfs.sha256 if e.lfs else e.blob_id)
+            for e in api.list_repo_tree(repo_id, repo_type=repo_type, revision=branch.name, recursive=True)
+            if hasattr(e, "blob_id")
+        }
+        for branch in refs.branches
+    }
 
 
 __all__ = ["build_root", "make_job", "sha256_file", "synthetic_repo_root", "tree_fingerprint"]

@@ -67,13 +67,26 @@ class RequestStats:
 
     @property
     def commits(self) -> int:
-        return sum(n for kind, n in self.counts.items() if kind.startswith("POST") and kind.endswith("/commit"))
+        return sum(
+            n for kind, n in self.counts.items() if kind.startswith("POST") and kind.endswith("/commit")
+        )
 
 
 def _route(request: Any) -> str:
     path = request.url.path
-    for marker in ("/commit/", "/preupload/", "/tree/", "/paths-info/", "/branch/", "/refs", "/resolve/",
-                   "/info/lfs/objects/batch", "/api/repos/create", "/collections", "/validate-yaml"):
+    for marker in (
+        "/commit/",
+        "/preupload/",
+        "/tree/",
+        "/paths-info/",
+        "/branch/",
+        "/refs",
+        "/resolve/",
+        "/info/lfs/objects/batch",
+        "/api/repos/create",
+        "/collections",
+        "/validate-yaml",
+    ):
         if marker in path:
             return f"{request.method} {marker.rstrip('/')}"
     return f"{request.method} other"
@@ -112,9 +125,12 @@ def install_budget(budget: RequestBudget | None, timeout_s: float = 60.0) -> Req
     _ACTIVE["stats"] = stats
 
     def factory() -> Any:
-        return httpx2.Client(event_hooks={"request": [_on_request], "response": [_on_response]},
-                             follow_redirects=True, timeout=timeout_s,
-                             limits=httpx2.Limits(max_connections=64, max_keepalive_connections=64))
+        return httpx2.Client(
+            event_hooks={"request": [_on_request], "response": [_on_response]},
+            follow_redirects=True,
+            timeout=timeout_s,
+            limits=httpx2.Limits(max_connections=64, max_keepalive_connections=64),
+        )
 
     set_client_factory(factory)
     close_session()
@@ -166,14 +182,15 @@ def status_of(error: BaseException) -> int | None:
 
 
 class Retrier:
-    def __init__(self, policy: RetryPolicy, token: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, policy: RetryPolicy, token: str | None = None, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.policy, self.token, self.sleep = policy, token, sleep
         self.retries: Counter[str] = Counter()
         self.lock = threading.Lock()
 
     def delay(self, attempt: int, error: BaseException) -> float:
-        backoff = min(self.policy.max_delay_s, self.policy.base_delay_s * 2 ** attempt)
+        backoff = min(self.policy.max_delay_s, self.policy.base_delay_s * 2**attempt)
         backoff *= 1 + random.uniform(-self.policy.jitter, self.policy.jitter)
         asked = retry_after_seconds(error)
         return max(backoff, min(asked, self.policy.max_delay_s * 4)) if asked is not None else backoff

@@ -23,8 +23,12 @@ from common.schema import read_scores
 from release.config import ReleaseConfig, render_repo_id
 
 GROUP_KEYS = ("base_model", "base_model_name", "dataset", "method", "data_size", "lr_schedule")
-FULL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
+FULL_WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 
 
@@ -99,11 +103,15 @@ def _has_weights(folder: Path) -> bool:
 def read_checkpoint(folder: Path) -> Checkpoint:
     record_path = folder / "run.json"
     if not record_path.exists():
-        raise ReleaseInputError(f"checkpoint {folder} has no run.json (an interrupted export?); re-run "
-                                "`python -m training run` to finish it, or delete the folder")
+        raise ReleaseInputError(
+            f"checkpoint {folder} has no run.json (an interrupted export?); re-run "
+            "`python -m training run` to finish it, or delete the folder"
+        )
     if not _has_weights(folder):
-        raise ReleaseInputError(f"checkpoint {folder} has no weights (expected one of "
-                                f"{FULL_WEIGHTS[:1] + ADAPTER_WEIGHTS[:1]}); re-export it with training")
+        raise ReleaseInputError(
+            f"checkpoint {folder} has no weights (expected one of "
+            f"{FULL_WEIGHTS[:1] + ADAPTER_WEIGHTS[:1]}); re-export it with training"
+        )
     record = read_json(record_path)
     return Checkpoint(int(record["epoch"]), f"{record['run_id']}/{folder.name}", folder, record)
 
@@ -121,7 +129,9 @@ def _base_repo(config: ReleaseConfig, root: Path, base_model: str, name: str) ->
     """A locally built base (``local/<name>`` or a folder under base_models/) is published here."""
     folder = root / "base_models" / base_model.removeprefix("local/").split("/")[-1]
     if base_model.startswith("local/") or (folder / "config.json").exists():
-        repo = render_repo_id(config.base_repo_template, {"namespace": config.namespace, "base_model_name": name})
+        repo = render_repo_id(
+            config.base_repo_template, {"namespace": config.namespace, "base_model_name": name}
+        )
         return repo, folder
     return base_model, None
 
@@ -133,7 +143,8 @@ def _unique(groups: list[ModelGroup]) -> None:
             raise ReleaseInputError(
                 f"two models map to repo {group.repo_id}: {seen[group.repo_id].identity} and {group.identity} "
                 f"(runs {seen[group.repo_id].run_id}, {group.run_id}); add a distinguishing field such as "
-                "{epochs} or {seed} to repo_template")
+                "{epochs} or {seed} to repo_template"
+            )
         seen[group.repo_id] = group
 
 
@@ -150,9 +161,13 @@ def discover_weights(root: Path, config: ReleaseConfig) -> tuple[list[ModelGroup
         base_repo, base_folder = _base_repo(config, root, job["base_model"], job["base_model_name"])
         if base_folder is not None and config.include.base_models:
             if not (base_folder / "config.json").exists():
-                raise ReleaseInputError(f"base model folder {base_folder} is missing (needed to publish "
-                                        f"{job['base_model']}); rebuild it with `python -m training run`")
-            bases[base_repo] = BaseModelRelease(job["base_model_name"], job["base_model"], base_folder, base_repo)
+                raise ReleaseInputError(
+                    f"base model folder {base_folder} is missing (needed to publish "
+                    f"{job['base_model']}); rebuild it with `python -m training run`"
+                )
+            bases[base_repo] = BaseModelRelease(
+                job["base_model_name"], job["base_model"], base_folder, base_repo
+            )
         repo = render_repo_id(config.repo_template, _template_values(config, identity, job))
         groups.append(ModelGroup(repo, identity, checkpoints, base_repo, run_dir.name))
     return groups, sorted(bases.values(), key=lambda b: b.repo_id)
@@ -168,13 +183,23 @@ def discover_results_only(scores: pd.DataFrame, config: ReleaseConfig) -> list[M
     identity_rows = tuned.drop_duplicates("model_id")
     groups = []
     for key, rows in identity_rows.groupby(list(GROUP_KEYS), dropna=False, sort=True):
-        identity = {k: (None if pd.isna(v) else (int(v) if k == "data_size" else v)) for k, v in zip(GROUP_KEYS, key, strict=True)}
+        identity = {
+            k: (None if pd.isna(v) else (int(v) if k == "data_size" else v))
+            for k, v in zip(GROUP_KEYS, key, strict=True)
+        }
         # The importer names repeated metadata "<id>#2"; each repeat keeps its own branch (epoch-NN-v2).
-        checkpoints = sorted((Checkpoint(int(r.epoch), str(r.model_id), None, variant=_variant(str(r.model_id)))
-                              for r in rows.itertuples()), key=lambda c: (c.epoch, -c.variant))
+        checkpoints = sorted(
+            (
+                Checkpoint(int(r.epoch), str(r.model_id), None, variant=_variant(str(r.model_id)))
+                for r in rows.itertuples()
+            ),
+            key=lambda c: (c.epoch, -c.variant),
+        )
         if len({c.revision for c in checkpoints}) != len(checkpoints):
-            raise ReleaseInputError(f"results rows of {identity} repeat an epoch: each (base model, dataset, "
-                                    "method, size, schedule, epoch) must be one model id; check the table")
+            raise ReleaseInputError(
+                f"results rows of {identity} repeat an epoch: each (base model, dataset, "
+                "method, size, schedule, epoch) must be one model id; check the table"
+            )
         repo = render_repo_id(config.repo_template, _template_values(config, identity, {}))
         groups.append(ModelGroup(repo, identity, checkpoints, identity["base_model"] or ""))
     return groups
@@ -185,28 +210,34 @@ def check_scores(scores: pd.DataFrame, groups: list[ModelGroup], bases: list[Bas
     released = {c.model_id for g in groups for c in g.checkpoints}
     base_names = {g.identity["base_model_name"] for g in groups} | {b.name for b in bases}
     tuned = scores["method"] != "base"
-    orphan = scores[(tuned & ~scores["model_id"].isin(released))
-                    | (~tuned & ~scores["base_model_name"].isin(base_names))]
+    orphan = scores[
+        (tuned & ~scores["model_id"].isin(released)) | (~tuned & ~scores["base_model_name"].isin(base_names))
+    ]
     if len(orphan):
         examples = sorted(orphan["model_id"].unique())[:5]
         raise ReleaseInputError(
             f"{orphan['model_id'].nunique()} model(s) in scores.parquet are not in the release, e.g. {examples}: "
-            "their checkpoints are missing under runs/ (restore them), or drop their rows from scores.parquet")
+            "their checkpoints are missing under runs/ (restore them), or drop their rows from scores.parquet"
+        )
 
 
 def load_inputs(root: str | Path, config: ReleaseConfig) -> ReleaseInputs:
     """Read and check everything under ``root``; raises ReleaseInputError before any network use."""
     root = Path(root)
     if not root.is_dir():
-        raise ReleaseInputError(f"output root {root} does not exist; pass --root of a trained/evaluated study")
+        raise ReleaseInputError(
+            f"output root {root} does not exist; pass --root of a trained/evaluated study"
+        )
     scores = read_scores(root / "scores.parquet")
     groups, bases = discover_weights(root, config)
     mode = "weights"
     if not groups and len(scores):
         mode, groups = "results-only", discover_results_only(scores, config)
     if not groups and not bases:
-        raise ReleaseInputError(f"nothing to release under {root}: no runs/*/epoch-NN checkpoints and no "
-                                "scores.parquet; train (`python -m training run`) or import the released table")
+        raise ReleaseInputError(
+            f"nothing to release under {root}: no runs/*/epoch-NN checkpoints and no "
+            "scores.parquet; train (`python -m training run`) or import the released table"
+        )
     _unique(groups)
     check_scores(scores, groups, bases)
     return ReleaseInputs(root, mode, groups, bases, scores)

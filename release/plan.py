@@ -108,13 +108,19 @@ class RepoPlan:
 # ---------------------------------------------------------------- file sets
 
 
-def folder_files(folder: Path, hashes: HashCache, prefix: str = "", skip: frozenset[str] = SKIP_NAMES
-                 ) -> dict[str, LocalFile]:
+def folder_files(
+    folder: Path, hashes: HashCache, prefix: str = "", skip: frozenset[str] = SKIP_NAMES
+) -> dict[str, LocalFile]:
     files = {}
     for source in sorted(folder.rglob("*")):
         relative = source.relative_to(folder)
-        if (not source.is_file() or relative.name in skip or any(part.startswith(".") for part in relative.parts)
-                or any(part in SKIP_DIRS for part in relative.parts) or source.suffix == ".pyc"):
+        if (
+            not source.is_file()
+            or relative.name in skip
+            or any(part.startswith(".") for part in relative.parts)
+            or any(part in SKIP_DIRS for part in relative.parts)
+            or source.suffix == ".pyc"
+        ):
             continue
         path = f"{prefix}{relative.as_posix()}"
         files[path] = hashes.file(source, path)
@@ -149,28 +155,40 @@ def merged_folder(checkpoint: Checkpoint, base_folder: str, cache_root: Path) ->
     return target
 
 
-def checkpoint_files(group: ModelGroup, checkpoint: Checkpoint, inputs: ReleaseInputs, config: ReleaseConfig,
-                     hashes: HashCache, cache_root: Path) -> dict[str, LocalFile]:
+def checkpoint_files(
+    group: ModelGroup,
+    checkpoint: Checkpoint,
+    inputs: ReleaseInputs,
+    config: ReleaseConfig,
+    hashes: HashCache,
+    cache_root: Path,
+) -> dict[str, LocalFile]:
     files: dict[str, LocalFile] = {}
     if checkpoint.folder is not None:
         files = folder_files(checkpoint.folder, hashes)
         files["run.json"] = generated("run.json", _public_record(checkpoint.record))
         if checkpoint.is_adapter:
-            files["adapter_config.json"] = generated("adapter_config.json",
-                                                     _adapter_config(checkpoint.folder, group.base_repo))
+            files["adapter_config.json"] = generated(
+                "adapter_config.json", _adapter_config(checkpoint.folder, group.base_repo)
+            )
             if config.include.merged_lora:
                 base_folder = checkpoint.record.get("base_model_path") or group.base_repo
                 merged = merged_folder(checkpoint, base_folder, cache_root / "merged")
                 files.update(folder_files(merged, hashes, prefix="merged/"))
-    card = model_card(group=group, checkpoint=checkpoint, config=config, scores=inputs.scores, mode=inputs.mode)
+    card = model_card(
+        group=group, checkpoint=checkpoint, config=config, scores=inputs.scores, mode=inputs.mode
+    )
     files["README.md"] = generated("README.md", card)
     return files
 
 
-def model_repo_plan(group: ModelGroup, inputs: ReleaseInputs, config: ReleaseConfig, hashes: HashCache,
-                    cache_root: Path) -> RepoPlan:
-    revisions = [RevisionPlan(c.revision, checkpoint_files(group, c, inputs, config, hashes, cache_root))
-                 for c in group.checkpoints]
+def model_repo_plan(
+    group: ModelGroup, inputs: ReleaseInputs, config: ReleaseConfig, hashes: HashCache, cache_root: Path
+) -> RepoPlan:
+    revisions = [
+        RevisionPlan(c.revision, checkpoint_files(group, c, inputs, config, hashes, cache_root))
+        for c in group.checkpoints
+    ]
     main = RevisionPlan("main", dict(revisions[-1].files))
     return RepoPlan(group.repo_id, "model", "model", [main, *revisions])
 
@@ -190,8 +208,10 @@ def space_repo_plan(space_dir: Path, config: ReleaseConfig, hashes: HashCache, e
     """The Space: the app package under ``space/``, the shared ``common/`` modules it imports, a root
     ``app.py`` entry point, requirements, README metadata and where to read the results (no token)."""
     if not (space_dir / "app.py").exists():
-        raise FileNotFoundError(f"the Space source {space_dir}/app.py does not exist; set space_dir in the "
-                                "release config or turn include.space off")
+        raise FileNotFoundError(
+            f"the Space source {space_dir}/app.py does not exist; set space_dir in the "
+            "release config or turn include.space off"
+        )
     files = folder_files(space_dir, hashes, prefix="space/")
     common = space_dir.parent / "common"
     if common.is_dir():
@@ -199,8 +219,11 @@ def space_repo_plan(space_dir: Path, config: ReleaseConfig, hashes: HashCache, e
     if (space_dir / "requirements.txt").exists():
         files["requirements.txt"] = hashes.file(space_dir / "requirements.txt", "requirements.txt")
     files["app.py"] = generated("app.py", SPACE_ENTRY)
-    files["space_config.json"] = generated("space_config.json", json.dumps(
-        {"repo": config.results_repo(), "revision": "main", "endpoint": endpoint}, indent=2) + "\n")
+    files["space_config.json"] = generated(
+        "space_config.json",
+        json.dumps({"repo": config.results_repo(), "revision": "main", "endpoint": endpoint}, indent=2)
+        + "\n",
+    )
     files["README.md"] = generated("README.md", space_readme(config=config))
     return RepoPlan(config.space_repo(), "space", "space", [RevisionPlan("main", files)])
 
@@ -223,7 +246,22 @@ runpy.run_path(str(_here / "space" / "app.py"), run_name="__main__")
 
 
 def plan_summary(plans: list[RepoPlan]) -> dict[str, Any]:
-    return {"repos": [{"repo_id": p.repo_id, "repo_type": p.repo_type, "kind": p.kind,
-                       "revisions": [{"revision": r.revision, "digest": r.digest, "size": r.size,
-                                      "files": [f.summary() for f in r.files.values()]} for r in p.revisions]}
-                      for p in plans]}
+    return {
+        "repos": [
+            {
+                "repo_id": p.repo_id,
+                "repo_type": p.repo_type,
+                "kind": p.kind,
+                "revisions": [
+                    {
+                        "revision": r.revision,
+                        "digest": r.digest,
+                        "size": r.size,
+                        "files": [f.summary() for f in r.files.values()],
+                    }
+                    for r in p.revisions
+                ],
+            }
+            for p in plans
+        ]
+    }

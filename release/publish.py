@@ -81,23 +81,50 @@ class PublishOutcome:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--root", type=Path, required=True, help="output root of the study (runs/, scores.parquet...)")
-    parser.add_argument("--config", default="demo", help="release config: a YAML path or a name under configs/release/")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field (dotted keys, YAML values), e.g. retry.max_attempts=10")
+    parser.add_argument(
+        "--root", type=Path, required=True, help="output root of the study (runs/, scores.parquet...)"
+    )
+    parser.add_argument(
+        "--config", default="demo", help="release config: a YAML path or a name under configs/release/"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field (dotted keys, YAML values), e.g. retry.max_attempts=10",
+    )
     parser.add_argument("--namespace", help="user or organization to publish under (overrides the config)")
-    parser.add_argument("--endpoint", help="Hub endpoint (default: HF_ENDPOINT, else huggingface.co; none and "
-                        "no token: stage into a local Hub)")
-    parser.add_argument("--stage", action="store_true",
-                        help="stage into the local Hub folder even when HF_TOKEN or HF_ENDPOINT are set")
+    parser.add_argument(
+        "--endpoint",
+        help="Hub endpoint (default: HF_ENDPOINT, else huggingface.co; none and "
+        "no token: stage into a local Hub)",
+    )
+    parser.add_argument(
+        "--stage",
+        action="store_true",
+        help="stage into the local Hub folder even when HF_TOKEN or HF_ENDPOINT are set",
+    )
     parser.add_argument("--hub-root", type=Path, help="staging Hub folder (default: <root>/hub)")
-    parser.add_argument("--port", type=int, default=None, help="port of the staging Hub (default: a free one)")
+    parser.add_argument(
+        "--port", type=int, default=None, help="port of the staging Hub (default: a free one)"
+    )
     parser.add_argument("--concurrency", type=int, help="repos published at once (overrides the config)")
-    parser.add_argument("--dry-run", action="store_true", help="print and save the plan (what would change), "
-                        "write nothing to the Hub")
-    parser.add_argument("--plan-out", type=Path, help="where to save the plan JSON (default: <root>/.release/plan.json)")
-    parser.add_argument("--state", type=Path, help="state file of verified revisions (default: "
-                        "<root>/.release/state.json); delete it to force a full remote diff")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print and save the plan (what would change), write nothing to the Hub",
+    )
+    parser.add_argument(
+        "--plan-out", type=Path, help="where to save the plan JSON (default: <root>/.release/plan.json)"
+    )
+    parser.add_argument(
+        "--state",
+        type=Path,
+        help="state file of verified revisions (default: "
+        "<root>/.release/state.json); delete it to force a full remote diff",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (never shows the token)")
 
@@ -113,15 +140,21 @@ def resolve_target(args: argparse.Namespace) -> Target:
     if args.stage or (token is None and endpoint is None):
         return Target("", None, staging=True, hub_root=args.hub_root or args.root / "hub")
     if token is None and not args.dry_run:
-        raise ReleaseConfigError(f"no Hub token for {endpoint}: set HF_TOKEN or run `hf auth login` "
-                                 "(or unset HF_ENDPOINT to stage the release locally)")
+        raise ReleaseConfigError(
+            f"no Hub token for {endpoint}: set HF_TOKEN or run `hf auth login` "
+            "(or unset HF_ENDPOINT to stage the release locally)"
+        )
     return Target((endpoint or DEFAULT_ENDPOINT).rstrip("/"), token)
 
 
 def unpaced(config: ReleaseConfig) -> ReleaseConfig:
     """The staging Hub has no rate limits: pacing meant for the Hub would only slow staging down."""
-    return replace(config, repo_creation_interval_s=0.0, budget=RequestBudget(rate_per_s=1e6, burst=10**6),
-                   concurrency=max(config.concurrency, 8))
+    return replace(
+        config,
+        repo_creation_interval_s=0.0,
+        budget=RequestBudget(rate_per_s=1e6, burst=10**6),
+        concurrency=max(config.concurrency, 8),
+    )
 
 
 @contextmanager
@@ -140,8 +173,14 @@ def connected(target: Target, port: int | None) -> Iterator[Target]:
 # ---------------------------------------------------------------- plan
 
 
-def build_plans(inputs: ReleaseInputs, config: ReleaseConfig, work_dir: Path, endpoint: str,
-                hashes: HashCache, progress: bool) -> list[RepoPlan]:
+def build_plans(
+    inputs: ReleaseInputs,
+    config: ReleaseConfig,
+    work_dir: Path,
+    endpoint: str,
+    hashes: HashCache,
+    progress: bool,
+) -> list[RepoPlan]:
     from tqdm.auto import tqdm
 
     from release.results_dataset import build_results_dataset
@@ -171,27 +210,56 @@ def collection_items(plans: list[RepoPlan]) -> list[tuple[str, str]]:
 
 def sync_collection(api: Any, retrier: Retrier, config: ReleaseConfig, plans: list[RepoPlan]) -> str:
     """Create the collection once (found again by title) and add the items it lacks."""
-    existing = retrier.call("list collections", lambda: [
-        c for c in api.list_collections(owner=config.namespace, limit=100) if c.title == config.collection_title])
+    existing = retrier.call(
+        "list collections",
+        lambda: [
+            c
+            for c in api.list_collections(owner=config.namespace, limit=100)
+            if c.title == config.collection_title
+        ],
+    )
     if existing:
         slug = existing[0].slug
     else:
-        slug = retrier.call("create collection", api.create_collection, title=config.collection_title,
-                            namespace=config.namespace, description=config.collection_description,
-                            private=config.private, exists_ok=True).slug
-    have = {(item.item_id, item.item_type) for item in retrier.call("read collection", api.get_collection, slug).items}
+        slug = retrier.call(
+            "create collection",
+            api.create_collection,
+            title=config.collection_title,
+            namespace=config.namespace,
+            description=config.collection_description,
+            private=config.private,
+            exists_ok=True,
+        ).slug
+    have = {
+        (item.item_id, item.item_type)
+        for item in retrier.call("read collection", api.get_collection, slug).items
+    }
     for item_id, item_type in collection_items(plans):
         if (item_id, item_type) not in have:
-            retrier.call(f"add {item_id} to the collection", api.add_collection_item, slug, item_id=item_id,
-                         item_type=item_type, exists_ok=True)
+            retrier.call(
+                f"add {item_id} to the collection",
+                api.add_collection_item,
+                slug,
+                item_id=item_id,
+                item_type=item_type,
+                exists_ok=True,
+            )
     return slug
 
 
 # ---------------------------------------------------------------- run
 
 
-def publish(inputs: ReleaseInputs, config: ReleaseConfig, target: Target, *, dry_run: bool = False,
-            state_path: Path | None = None, work_dir: Path | None = None, progress: bool = True) -> PublishOutcome:
+def publish(
+    inputs: ReleaseInputs,
+    config: ReleaseConfig,
+    target: Target,
+    *,
+    dry_run: bool = False,
+    state_path: Path | None = None,
+    work_dir: Path | None = None,
+    progress: bool = True,
+) -> PublishOutcome:
     """Plan, diff and (unless ``dry_run``) publish; returns per-repo results. Never raises for one repo's
     failure: it is reported in the results (status ``failed``)."""
     from huggingface_hub import HfApi
@@ -202,7 +270,9 @@ def publish(inputs: ReleaseInputs, config: ReleaseConfig, target: Target, *, dry
     started = time.monotonic()
     work_dir = work_dir or inputs.root / ".release"
     hashes = HashCache(None if dry_run else work_dir / "hashes.json")
-    scratch = tempfile.TemporaryDirectory(prefix="release-dry-run-") if dry_run else nullcontext(str(work_dir))
+    scratch = (
+        tempfile.TemporaryDirectory(prefix="release-dry-run-") if dry_run else nullcontext(str(work_dir))
+    )
     with scratch as scratch_dir:
         plans = build_plans(inputs, config, Path(scratch_dir), target.endpoint, hashes, progress)
         hashes.save()
@@ -210,9 +280,18 @@ def publish(inputs: ReleaseInputs, config: ReleaseConfig, target: Target, *, dry
         api = HfApi(endpoint=target.endpoint, token=target.token or False)
         retrier = Retrier(config.retry, target.token)
         state = StateFile(None if dry_run else (state_path or work_dir / "state.json"), target.endpoint)
-        publisher = Publisher(api, retrier, Pacer(config.repo_creation_interval_s), state,
-                              private=config.private, commit_prefix=config.commit_prefix, dry_run=dry_run)
-        bar = tqdm(total=len(plans), desc="dry run" if dry_run else "publish", unit="repo", disable=not progress)
+        publisher = Publisher(
+            api,
+            retrier,
+            Pacer(config.repo_creation_interval_s),
+            state,
+            private=config.private,
+            commit_prefix=config.commit_prefix,
+            dry_run=dry_run,
+        )
+        bar = tqdm(
+            total=len(plans), desc="dry run" if dry_run else "publish", unit="repo", disable=not progress
+        )
         with bar:
             results = run_all(publisher, plans, config.concurrency, progress=lambda _r: bar.update())
     collection = None
@@ -238,22 +317,34 @@ def plan_table(outcome: PublishOutcome) -> str:
     for result in outcome.results:
         plan = plans.get((result.repo_type, result.repo_id))
         for diff in result.diffs:
-            action = ("create repo" if result.status == "created" and diff.revision == "main" else
-                      "create branch" if diff.branch_missing else "update" if diff.changed else "unchanged")
+            action = (
+                "create repo"
+                if result.status == "created" and diff.revision == "main"
+                else "create branch"
+                if diff.branch_missing
+                else "update"
+                if diff.changed
+                else "unchanged"
+            )
             total = len(plan.files_of(diff.revision)) if plan else 0
-            lines.append(f"{result.repo_id[:60]:60} {result.repo_type:8} {diff.revision:10} {action:14} "
-                         f"{len(diff.add):>3}/{total:<3}{_size(diff.upload_bytes):>9} {len(diff.delete):>6}")
+            lines.append(
+                f"{result.repo_id[:60]:60} {result.repo_type:8} {diff.revision:10} {action:14} "
+                f"{len(diff.add):>3}/{total:<3}{_size(diff.upload_bytes):>9} {len(diff.delete):>6}"
+            )
     return "\n".join(lines)
 
 
 def summary_table(outcome: PublishOutcome) -> str:
     counts = Counter(r.status for r in outcome.results)
-    lines = ["", f"{'status':10} {'repos':>6}"] + [f"{s:10} {counts.get(s, 0):>6}"
-                                                   for s in ("created", "updated", "skipped", "failed")]
-    lines.append(f"commits {outcome.commits}, branches created {sum(r.branches for r in outcome.results)}, "
-                 f"files sent {sum(r.files_sent for r in outcome.results)} "
-                 f"({_size(sum(r.bytes_sent for r in outcome.results))}), HTTP requests {outcome.stats.total}, "
-                 f"{outcome.seconds:.1f}s")
+    lines = ["", f"{'status':10} {'repos':>6}"] + [
+        f"{s:10} {counts.get(s, 0):>6}" for s in ("created", "updated", "skipped", "failed")
+    ]
+    lines.append(
+        f"commits {outcome.commits}, branches created {sum(r.branches for r in outcome.results)}, "
+        f"files sent {sum(r.files_sent for r in outcome.results)} "
+        f"({_size(sum(r.bytes_sent for r in outcome.results))}), HTTP requests {outcome.stats.total}, "
+        f"{outcome.seconds:.1f}s"
+    )
     lines += [f"FAILED {r.repo_id}: {r.error}" for r in outcome.failed]
     return "\n".join(lines)
 
@@ -267,10 +358,18 @@ def outcome_json(outcome: PublishOutcome, dry_run: bool) -> dict[str, Any]:
         changes = {d.revision: d for d in (result.diffs if result else [])}
         for revision in repo["revisions"]:
             diff = changes.get(revision["revision"])
-            revision.update(add=diff.add if diff else [], delete=diff.delete if diff else [],
-                            create_branch=bool(diff and diff.branch_missing))
-    summary.update(dry_run=dry_run, commits=outcome.commits, requests=dict(outcome.stats.counts),
-                   seconds=round(outcome.seconds, 3), collection=outcome.collection)
+            revision.update(
+                add=diff.add if diff else [],
+                delete=diff.delete if diff else [],
+                create_branch=bool(diff and diff.branch_missing),
+            )
+    summary.update(
+        dry_run=dry_run,
+        commits=outcome.commits,
+        requests=dict(outcome.stats.counts),
+        seconds=round(outcome.seconds, 3),
+        collection=outcome.collection,
+    )
     return summary
 
 
@@ -285,7 +384,9 @@ Staged into the local Hub folder {target.hub_root}. Browse and download while a 
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
     for noisy in ("httpx", "httpx2", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
@@ -303,12 +404,20 @@ def main(args: argparse.Namespace) -> int:
     try:
         with connected(target, args.port) as live:
             token = live.token
-            outcome = publish(inputs, config, live, dry_run=args.dry_run, state_path=args.state,
-                              progress=not args.no_progress)
+            outcome = publish(
+                inputs,
+                config,
+                live,
+                dry_run=args.dry_run,
+                state_path=args.state,
+                progress=not args.no_progress,
+            )
     except (SecretSafeError, ReleaseConfigError, ReleaseInputError, FileNotFoundError) as error:
         print(f"error: {scrub(str(error), token)}", file=sys.stderr)
         return 2
-    plan_out = args.plan_out or args.root / ".release" / ("plan.json" if args.dry_run else "last_publish.json")
+    plan_out = args.plan_out or args.root / ".release" / (
+        "plan.json" if args.dry_run else "last_publish.json"
+    )
     write_json(plan_out, outcome_json(outcome, args.dry_run))
     if args.dry_run:
         print(plan_table(outcome))

@@ -35,11 +35,19 @@ REPORT_FILES = ("report.md", "report.html")
 
 def _with_locations(frame: pd.DataFrame, locations: Locations) -> pd.DataFrame:
     frame = frame.copy()
-    frame.insert(len(IDENTITY_COLUMNS), "language", frame["base_model_name"].map(language_of).astype("string"))
-    frame.insert(len(IDENTITY_COLUMNS) + 1, "repo_id",
-                 pd.array([locations.get(m, (None, None))[0] for m in frame["model_id"]], dtype="string"))
-    frame.insert(len(IDENTITY_COLUMNS) + 2, "revision",
-                 pd.array([locations.get(m, (None, None))[1] for m in frame["model_id"]], dtype="string"))
+    frame.insert(
+        len(IDENTITY_COLUMNS), "language", frame["base_model_name"].map(language_of).astype("string")
+    )
+    frame.insert(
+        len(IDENTITY_COLUMNS) + 1,
+        "repo_id",
+        pd.array([locations.get(m, (None, None))[0] for m in frame["model_id"]], dtype="string"),
+    )
+    frame.insert(
+        len(IDENTITY_COLUMNS) + 2,
+        "revision",
+        pd.array([locations.get(m, (None, None))[1] for m in frame["model_id"]], dtype="string"),
+    )
     return frame
 
 
@@ -51,14 +59,33 @@ def _run_row(checkpoint: Any, group: Any) -> dict[str, Any]:
     record, job = checkpoint.record, checkpoint.record.get("job", {})
     lora = job.get("lora") or {}
     return {
-        "model_id": checkpoint.model_id, "run_id": record.get("run_id") or group.run_id,
-        **group.identity, "epoch": checkpoint.epoch,
-        **{k: job.get(k) for k in ("epochs", "learning_rate", "batch_size", "seed", "max_length",
-                                   "warmup_ratio", "weight_decay", "template", "loss_on", "grid")},
-        "lora_r": lora.get("r"), "lora_alpha": lora.get("alpha"), "lora_dropout": lora.get("dropout"),
+        "model_id": checkpoint.model_id,
+        "run_id": record.get("run_id") or group.run_id,
+        **group.identity,
+        "epoch": checkpoint.epoch,
+        **{
+            k: job.get(k)
+            for k in (
+                "epochs",
+                "learning_rate",
+                "batch_size",
+                "seed",
+                "max_length",
+                "warmup_ratio",
+                "weight_decay",
+                "template",
+                "loss_on",
+                "grid",
+            )
+        },
+        "lora_r": lora.get("r"),
+        "lora_alpha": lora.get("alpha"),
+        "lora_dropout": lora.get("dropout"),
         "lora_target_modules": ",".join(lora.get("target_modules", [])) or None,
-        "data_hash": record.get("data_hash"), "num_samples": record.get("num_samples"),
-        "train_loss": (record.get("metrics") or {}).get("train_loss"), "wall_time_s": record.get("wall_time_s"),
+        "data_hash": record.get("data_hash"),
+        "num_samples": record.get("num_samples"),
+        "train_loss": (record.get("metrics") or {}).get("train_loss"),
+        "wall_time_s": record.get("wall_time_s"),
     }
 
 
@@ -92,8 +119,12 @@ def _copy_report(report_dir: Path, out_dir: Path) -> list[str]:
     return copied
 
 
-def build_results_dataset(root_or_inputs: str | Path | Any, out_dir: str | Path,
-                          config: ReleaseConfig | None = None, locations: Locations | None = None) -> Path:
+def build_results_dataset(
+    root_or_inputs: str | Path | Any,
+    out_dir: str | Path,
+    config: ReleaseConfig | None = None,
+    locations: Locations | None = None,
+) -> Path:
     """Write the results dataset folder for an output root (or loaded ``ReleaseInputs``) into ``out_dir``.
 
     ``locations`` (model_id -> (repo_id, revision)) defaults to the repos the release config names; when
@@ -117,7 +148,8 @@ def build_results_dataset(root_or_inputs: str | Path | Any, out_dir: str | Path,
     shutil.rmtree(out_dir, ignore_errors=True)  # a stale file from an older build must not be published
     (out_dir / "data").mkdir(parents=True)
     tables: dict[str, pd.DataFrame] = {
-        "leaderboard": leaderboard_table(scores, locations), "scores": scores,
+        "leaderboard": leaderboard_table(scores, locations),
+        "scores": scores,
         "runs": runs_table(groups, scores, locations),
     }
     tables_dir = root / "report" / "tables"
@@ -143,6 +175,7 @@ def build_results_dataset(root_or_inputs: str | Path | Any, out_dir: str | Path,
     if config.include.report and (root / "report").is_dir():
         (out_dir / "report").mkdir(exist_ok=True)
         extra += _copy_report(root / "report", out_dir)
-    write_text(out_dir / "README.md", dataset_card(configs=configs, config=config, counts=counts,
-                                                   extra_files=extra))
+    write_text(
+        out_dir / "README.md", dataset_card(configs=configs, config=config, counts=counts, extra_files=extra)
+    )
     return out_dir

@@ -24,28 +24,50 @@ from space.config import SpaceConfig
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     defaults = SpaceConfig.from_env()
-    parser = argparse.ArgumentParser(prog="python -m space", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", help="local results folder / parquet file, or a Hub dataset repo id "
-                        f"(default: {defaults.repo or defaults.local_path or 'none'})")
+    parser = argparse.ArgumentParser(
+        prog="python -m space", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--results",
+        help="local results folder / parquet file, or a Hub dataset repo id "
+        f"(default: {defaults.repo or defaults.local_path or 'none'})",
+    )
     parser.add_argument("--endpoint", default=defaults.endpoint, help="Hub endpoint (default: %(default)s)")
     parser.add_argument("--revision", default=defaults.revision, help="revision of the results repo")
-    parser.add_argument("--fallback", type=Path, default=defaults.local_path,
-                        help="local results folder used when the Hub cannot be reached")
+    parser.add_argument(
+        "--fallback",
+        type=Path,
+        default=defaults.local_path,
+        help="local results folder used when the Hub cannot be reached",
+    )
     parser.add_argument("--host", default=defaults.host, help="interface to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=defaults.port, help="port (default: %(default)s)")
-    parser.add_argument("--max-rows", type=int, default=defaults.max_rows,
-                        help="rows rendered in the table; the CSV download has all (default: %(default)s)")
-    parser.add_argument("--weights-url", default=defaults.weights_url,
-                        help="link for models without a Hub repo (the release config's external_weights_url)")
+    parser.add_argument(
+        "--max-rows",
+        type=int,
+        default=defaults.max_rows,
+        help="rows rendered in the table; the CSV download has all (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--weights-url",
+        default=defaults.weights_url,
+        help="link for models without a Hub repo (the release config's external_weights_url)",
+    )
     return parser.parse_args(argv)
 
 
 def config_from_args(args: argparse.Namespace) -> SpaceConfig:
     base = SpaceConfig.from_env()
-    config = dataclasses.replace(base, endpoint=args.endpoint.rstrip("/"), revision=args.revision,
-                                 local_path=args.fallback, host=args.host, port=args.port,
-                                 max_rows=args.max_rows, weights_url=args.weights_url)
+    config = dataclasses.replace(
+        base,
+        endpoint=args.endpoint.rstrip("/"),
+        revision=args.revision,
+        local_path=args.fallback,
+        host=args.host,
+        port=args.port,
+        max_rows=args.max_rows,
+        weights_url=args.weights_url,
+    )
     return config.with_results(args.results)
 
 

@@ -49,26 +49,35 @@ def download_code(row: dict[str, Any] | None) -> str:
         return "# Pick a model above to get the code for it."
     repo, revision = row.get("repo_id"), row.get("revision")
     base_name = row.get("base_model_name") or ""
-    base = row.get("base_model") or (BASE_MODELS_BY_NAME[base_name].hf_id if base_name in BASE_MODELS_BY_NAME
-                                     else base_name)
+    base = row.get("base_model") or (
+        BASE_MODELS_BY_NAME[base_name].hf_id if base_name in BASE_MODELS_BY_NAME else base_name
+    )
     if not repo or pd.isna(repo):
-        return (f"# {row.get('model_id')} has no published repository (its weights are not on the Hub).\n"
-                f"# Its base model can be loaded with:\n"
-                f"from transformers import AutoModelForCausalLM\n"
-                f"model = AutoModelForCausalLM.from_pretrained({base!r})")
+        return (
+            f"# {row.get('model_id')} has no published repository (its weights are not on the Hub).\n"
+            f"# Its base model can be loaded with:\n"
+            f"from transformers import AutoModelForCausalLM\n"
+            f"model = AutoModelForCausalLM.from_pretrained({base!r})"
+        )
     revision_arg = f", revision={revision!r}" if revision and not pd.isna(revision) else ""
-    header = (f"from huggingface_hub import snapshot_download\n\n"
-              f"# the files of {row.get('model_id')} (epoch {row.get('epoch')})\n"
-              f"path = snapshot_download({repo!r}{revision_arg})\n\n")
+    header = (
+        f"from huggingface_hub import snapshot_download\n\n"
+        f"# the files of {row.get('model_id')} (epoch {row.get('epoch')})\n"
+        f"path = snapshot_download({repo!r}{revision_arg})\n\n"
+    )
     tokenizer = f"tokenizer = AutoTokenizer.from_pretrained({repo!r}{revision_arg})\n"
     if row.get("method") == "lora":
-        return header + ("from peft import PeftModel\n"
-                         "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-                         f"base = AutoModelForCausalLM.from_pretrained({base!r})\n"
-                         f"model = PeftModel.from_pretrained(base, {repo!r}{revision_arg})\n"
-                         "model = model.merge_and_unload()  # optional: a plain model without peft\n" + tokenizer)
-    return header + ("from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-                     f"model = AutoModelForCausalLM.from_pretrained({repo!r}{revision_arg})\n" + tokenizer)
+        return header + (
+            "from peft import PeftModel\n"
+            "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+            f"base = AutoModelForCausalLM.from_pretrained({base!r})\n"
+            f"model = PeftModel.from_pretrained(base, {repo!r}{revision_arg})\n"
+            "model = model.merge_and_unload()  # optional: a plain model without peft\n" + tokenizer
+        )
+    return header + (
+        "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+        f"model = AutoModelForCausalLM.from_pretrained({repo!r}{revision_arg})\n" + tokenizer
+    )
 
 
 def _finding_lines(findings: Any) -> list[str]:
@@ -94,7 +103,11 @@ def quality_markdown(quality: Any) -> str:
     summary = quality.get("summary") if isinstance(quality, dict) else None
     if isinstance(summary, list) and summary:
         # The importer's own one-line-per-finding summary (evaluation.quality.summary_lines).
-        return ("### Data-quality notes\nWhat the importer found in the released table (scores involved "
-                "are flagged in `data/scores.parquet`):\n\n" + "\n".join(f"- {line}" for line in summary))
-    return ("### Data-quality notes\nWhat the importer found in the released table (scores involved are "
-            "flagged in `data/scores.parquet`):\n\n" + "\n".join(_finding_lines(quality)))
+        return (
+            "### Data-quality notes\nWhat the importer found in the released table (scores involved "
+            "are flagged in `data/scores.parquet`):\n\n" + "\n".join(f"- {line}" for line in summary)
+        )
+    return (
+        "### Data-quality notes\nWhat the importer found in the released table (scores involved are "
+        "flagged in `data/scores.parquet`):\n\n" + "\n".join(_finding_lines(quality))
+    )

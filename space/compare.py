@@ -36,6 +36,7 @@ def compare_figure(table: pd.DataFrame) -> go.Figure:
     figure = go.Figure()
     for model in table.columns[1:]:
         figure.add_trace(go.Bar(name=model, x=table["benchmark"], y=table[model]))
-    figure.update_layout(barmode="group", height=460, margin={"b": 140},
-                         legend={"orientation": "h", "y": 1.15})
+    figure.update_layout(
+        barmode="group", height=460, margin={"b": 140}, legend={"orientation": "h", "y": 1.15}
+    )
     return figure

@@ -28,8 +28,16 @@ ANALYSIS_DIR = "analysis"
 # Only what the app shows is downloaded: the long scores table is not needed in the UI.
 HUB_PATTERNS = [LEADERBOARD_FILE, RUNS_FILE, QUALITY_FILE, f"{ANALYSIS_DIR}/*.parquet", "README.md"]
 META_COLUMNS = ("language", "repo_id", "revision")
-TEXT_COLUMNS = ("model_id", "base_model", "base_model_name", "language", "dataset", "method", "lr_schedule",
-                "repo_id")
+TEXT_COLUMNS = (
+    "model_id",
+    "base_model",
+    "base_model_name",
+    "language",
+    "dataset",
+    "method",
+    "lr_schedule",
+    "repo_id",
+)
 FAMILY_ORDER = list(dict.fromkeys(BENCHMARK_FAMILIES.values())) + ["demo", "other"]
 JUDGE_SHOTS = "judge"  # the "shot setting" of MT-Bench / AlpacaEval columns
 _SHOT_COLUMN = re.compile(r"^(?P<benchmark>.+)-(?P<shots>\d+)shot$")
@@ -83,6 +91,7 @@ class Results:
         names = [c.name for c in self.score_columns]
         self.raw_values = self.leaderboard[names].to_numpy(dtype="float64")
         self.gain_values = self.gains[names].to_numpy(dtype="float64")
+
     analysis: dict[str, pd.DataFrame] = field(default_factory=dict)
     runs: pd.DataFrame | None = None
     quality: Any = None
@@ -96,12 +105,24 @@ class Results:
     @classmethod
     def from_leaderboard(cls, leaderboard: pd.DataFrame, **extra: Any) -> Results:
         leaderboard = normalize_leaderboard(leaderboard)
-        columns = sorted((parse_score_column(c) for c in leaderboard.columns
-                          if c not in IDENTITY_COLUMNS and c not in META_COLUMNS), key=_column_order)
+        columns = sorted(
+            (
+                parse_score_column(c)
+                for c in leaderboard.columns
+                if c not in IDENTITY_COLUMNS and c not in META_COLUMNS
+            ),
+            key=_column_order,
+        )
         names = [c.name for c in columns]
         leaderboard = leaderboard[[*IDENTITY_COLUMNS, *META_COLUMNS, *names]]
-        return cls(leaderboard=leaderboard, score_columns=columns, gains=compute_gains(leaderboard, names),
-                   search_text=build_search_text(leaderboard), display=plain_columns(leaderboard), **extra)
+        return cls(
+            leaderboard=leaderboard,
+            score_columns=columns,
+            gains=compute_gains(leaderboard, names),
+            search_text=build_search_text(leaderboard),
+            display=plain_columns(leaderboard),
+            **extra,
+        )
 
 
 def plain_columns(leaderboard: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -120,8 +141,10 @@ def normalize_leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
     """Accept the published leaderboard, or a plain ``to_wide`` table without the release columns."""
     missing = [c for c in IDENTITY_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"the leaderboard table lacks identity columns {missing}; it should be "
-                         "common.schema.to_wide(scores) plus language, repo_id, revision")
+        raise ValueError(
+            f"the leaderboard table lacks identity columns {missing}; it should be "
+            "common.schema.to_wide(scores) plus language, repo_id, revision"
+        )
     frame = frame.reset_index(drop=True).copy()
     if "language" not in frame.columns:
         frame["language"] = [language_of(name) for name in frame["base_model_name"]]
@@ -163,13 +186,17 @@ def read_results_folder(folder: Path, source: str) -> Results:
         return Results.from_leaderboard(_read_table_file(folder), source=source)
     board_path = folder / LEADERBOARD_FILE
     if not board_path.exists():
-        raise ResultsNotFoundError(f"{board_path} does not exist: point --results at a results dataset "
-                                   "folder (built by `python -m release`) or a leaderboard parquet file")
+        raise ResultsNotFoundError(
+            f"{board_path} does not exist: point --results at a results dataset "
+            "folder (built by `python -m release`) or a leaderboard parquet file"
+        )
     analysis = {p.stem: pd.read_parquet(p) for p in sorted((folder / ANALYSIS_DIR).glob("*.parquet"))}
     runs_path = folder / RUNS_FILE
     quality_path = folder / QUALITY_FILE
     return Results.from_leaderboard(
-        pd.read_parquet(board_path), analysis=analysis, source=source,
+        pd.read_parquet(board_path),
+        analysis=analysis,
+        source=source,
         runs=pd.read_parquet(runs_path) if runs_path.exists() else None,
         quality=json.loads(quality_path.read_text(encoding="utf-8")) if quality_path.exists() else None,
     )
@@ -185,8 +212,15 @@ def download_results(config: SpaceConfig) -> Path:
     """Fetch the results dataset from the configured Hub (only the files the app shows)."""
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(config.repo, repo_type="dataset", revision=config.revision,
-                                  endpoint=config.endpoint, allow_patterns=HUB_PATTERNS))
+    return Path(
+        snapshot_download(
+            config.repo,
+            repo_type="dataset",
+            revision=config.revision,
+            endpoint=config.endpoint,
+            allow_patterns=HUB_PATTERNS,
+        )
+    )
 
 
 def load_results(config: SpaceConfig) -> Results:
@@ -194,7 +228,9 @@ def load_results(config: SpaceConfig) -> Results:
     rather than a crash when neither works, so the page always renders."""
     warnings: list[str] = []
     if config.repo:
-        where = f"{config.endpoint}/datasets/{config.repo}" + (f"@{config.revision}" if config.revision else "")
+        where = f"{config.endpoint}/datasets/{config.repo}" + (
+            f"@{config.revision}" if config.revision else ""
+        )
         try:
             return read_results_folder(download_results(config), source=where)
         except Exception as error:  # any Hub/network/format failure falls back to the local copy
@@ -208,10 +244,13 @@ def load_results(config: SpaceConfig) -> Results:
         except Exception as error:
             warnings.append(f"Could not read the local results {config.local_path} ({error}).")
     if not warnings:
-        warnings.append("No results configured: pass --results PATH_OR_REPO or set SPACE_RESULTS_REPO "
-                        "(Hub dataset) or SPACE_RESULTS_PATH (local folder).")
-    return Results.from_leaderboard(pd.DataFrame(columns=list(IDENTITY_COLUMNS)), source="none",
-                                    warnings=warnings)
+        warnings.append(
+            "No results configured: pass --results PATH_OR_REPO or set SPACE_RESULTS_REPO "
+            "(Hub dataset) or SPACE_RESULTS_PATH (local folder)."
+        )
+    return Results.from_leaderboard(
+        pd.DataFrame(columns=list(IDENTITY_COLUMNS)), source="none", warnings=warnings
+    )
 
 
 class ResultsStore:

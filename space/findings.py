@@ -22,15 +22,22 @@ MAIN_SIZE = 1000  # the main condition: 1k samples, cosine schedule, final epoch
 def note(text: str) -> go.Figure:
     """An empty figure that says why there is no plot."""
     figure = go.Figure()
-    figure.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                          font={"size": 14})
-    figure.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=260,
-                         margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    figure.add_annotation(
+        text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 14}
+    )
+    figure.update_layout(
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        height=260,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+    )
     return figure
 
 
 def missing(table: str, what: str) -> Plot:
-    text = f"No {what}: the results dataset has no analysis/{table}.parquet (run `python -m analysis report`)."
+    text = (
+        f"No {what}: the results dataset has no analysis/{table}.parquet (run `python -m analysis report`)."
+    )
     return note(text), f"*{text}*"
 
 
@@ -40,15 +47,20 @@ def long_gains(results: Results) -> pd.DataFrame:
     keep = board["method"].ne("base").fillna(False)
     identity = board.loc[keep, ["base_model_name", "method", "dataset", "data_size", "epoch", "lr_schedule"]]
     gains = pd.concat([identity, results.gains.loc[keep]], axis=1)
-    return gains.melt(id_vars=list(identity.columns), var_name="task", value_name="gain").dropna(subset=["gain"])
+    return gains.melt(id_vars=list(identity.columns), var_name="task", value_name="gain").dropna(
+        subset=["gain"]
+    )
 
 
 def synergy_table(results: Results) -> tuple[pd.DataFrame, str]:
     if "synergy" in results.analysis:
         return results.analysis["synergy"], "analysis/synergy.parquet"
     gains = long_gains(results)
-    main = gains[gains["dataset"].isin(PAPER_DATASETS) & gains["data_size"].eq(MAIN_SIZE)
-                 & gains["lr_schedule"].eq("cosine")]
+    main = gains[
+        gains["dataset"].isin(PAPER_DATASETS)
+        & gains["data_size"].eq(MAIN_SIZE)
+        & gains["lr_schedule"].eq("cosine")
+    ]
     final = main.groupby(["base_model_name", "method", "dataset"])["epoch"].transform("max")
     main = main[main["epoch"].eq(final)]
     table = main.groupby(["base_model_name", "method", "dataset", "task"], as_index=False)["gain"].mean()
@@ -58,8 +70,10 @@ def synergy_table(results: Results) -> tuple[pd.DataFrame, str]:
 def synergy_choices(results: Results) -> tuple[list[str], list[str]]:
     table, _ = synergy_table(results)
     paper_order = [m.table_name for m in PAPER_BASE_MODELS]
-    models = sorted(table["base_model_name"].dropna().unique(),
-                    key=lambda m: (paper_order.index(m) if m in paper_order else len(paper_order), m))
+    models = sorted(
+        table["base_model_name"].dropna().unique(),
+        key=lambda m: (paper_order.index(m) if m in paper_order else len(paper_order), m),
+    )
     return models, sorted(table["method"].dropna().unique())
 
 
@@ -75,11 +89,20 @@ def synergy_figure(results: Results, base_model: str | None, method: str | None)
         return note(f"No synergy cells for {base_model} / {method}."), f"*Source: {source}.*"
     matrix = cells.pivot_table(index="dataset", columns="task", values="gain", aggfunc="mean")
     matrix = matrix[_task_order(results, matrix.columns)]
-    figure = go.Figure(go.Heatmap(z=matrix.to_numpy(), x=list(matrix.columns), y=list(matrix.index),
-                                  colorscale=DIVERGING, zmid=0, colorbar={"title": "gain"},
-                                  hovertemplate="dataset %{y}<br>task %{x}<br>gain %{z:.2f}<extra></extra>"))
-    figure.update_layout(title=f"Gain over the base model: {base_model}, {method}", height=460,
-                         margin={"l": 140, "b": 120})
+    figure = go.Figure(
+        go.Heatmap(
+            z=matrix.to_numpy(),
+            x=list(matrix.columns),
+            y=list(matrix.index),
+            colorscale=DIVERGING,
+            zmid=0,
+            colorbar={"title": "gain"},
+            hovertemplate="dataset %{y}<br>task %{x}<br>gain %{z:.2f}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=f"Gain over the base model: {base_model}, {method}", height=460, margin={"l": 140, "b": 120}
+    )
     return figure, f"*Rows: SFT dataset; columns: benchmark. Source: {source}.*"
 
 
@@ -104,11 +127,23 @@ def consistency_figure(results: Results, method: str | None) -> Plot:
         source = "correlations of the synergy matrices computed in the app"
     if matrix.empty:
         return note(f"No cross-model correlations for {method}."), f"*Source: {source}.*"
-    figure = go.Figure(go.Heatmap(z=matrix.to_numpy(), x=list(matrix.columns), y=list(matrix.index),
-                                  colorscale=DIVERGING, zmin=-1, zmax=1, colorbar={"title": "Pearson r"},
-                                  hovertemplate="%{y} vs %{x}<br>r = %{z:.2f}<extra></extra>"))
-    figure.update_layout(title=f"How alike are the models' synergy matrices? ({method})", height=460,
-                         margin={"l": 170, "b": 150})
+    figure = go.Figure(
+        go.Heatmap(
+            z=matrix.to_numpy(),
+            x=list(matrix.columns),
+            y=list(matrix.index),
+            colorscale=DIVERGING,
+            zmin=-1,
+            zmax=1,
+            colorbar={"title": "Pearson r"},
+            hovertemplate="%{y} vs %{x}<br>r = %{z:.2f}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=f"How alike are the models' synergy matrices? ({method})",
+        height=460,
+        margin={"l": 170, "b": 150},
+    )
     return figure, f"*Pearson correlation of gains over (dataset, benchmark) cells. Source: {source}.*"
 
 
@@ -118,7 +153,8 @@ def epoch_table(results: Results) -> tuple[pd.DataFrame, str]:
     gains = long_gains(results)
     gains = gains[gains["lr_schedule"].eq("constant")].assign(study="size-constant")
     curves = gains.groupby(["study", "method", "data_size", "task", "epoch"], as_index=False).agg(
-        mean_gain=("gain", "mean"), n_models=("gain", "size"))
+        mean_gain=("gain", "mean"), n_models=("gain", "size")
+    )
     return curves, "mean gains computed in the app (constant-schedule checkpoints)"
 
 
@@ -130,11 +166,18 @@ def epoch_figure(results: Results, task: str | None) -> Plot:
     figure = go.Figure()
     for (study, method, size), line in curves.groupby(["study", "method", "data_size"]):
         line = line.sort_values("epoch")
-        figure.add_trace(go.Scatter(x=line["epoch"], y=line["mean_gain"], mode="lines+markers",
-                                    name=f"{study} · {method} · {int(size):,} samples"))
+        figure.add_trace(
+            go.Scatter(
+                x=line["epoch"],
+                y=line["mean_gain"],
+                mode="lines+markers",
+                name=f"{study} · {method} · {int(size):,} samples",
+            )
+        )
     figure.add_hline(y=0, line_dash="dot", line_color="gray")
-    figure.update_layout(title=f"Mean gain by epoch: {task}", xaxis_title="epoch", yaxis_title="mean gain",
-                         height=420)
+    figure.update_layout(
+        title=f"Mean gain by epoch: {task}", xaxis_title="epoch", yaxis_title="mean gain", height=420
+    )
     return figure, f"*Mean gain over base models and datasets. Source: {source}.*"
 
 
@@ -160,11 +203,20 @@ def lora_full_figure(results: Results) -> Plot:
         return note("No runs differ only in LoRA vs full fine-tuning."), f"*Source: {source}.*"
     table = table.set_index("task").loc[_task_order(results, pd.Index(table["task"]))].reset_index()
     first, second = table["level_a"].iloc[0], table["level_b"].iloc[0]
-    figure = go.Figure(go.Bar(x=table["task"], y=table["mean_diff"],
-                              marker_color=["#2b6cb0" if v >= 0 else "#c53030" for v in table["mean_diff"]],
-                              hovertemplate="%{x}<br>mean difference %{y:.2f}<extra></extra>"))
-    figure.update_layout(title=f"{first} minus {second}: mean score difference per benchmark",
-                         yaxis_title=f"{first} − {second}", height=420, margin={"b": 120})
+    figure = go.Figure(
+        go.Bar(
+            x=table["task"],
+            y=table["mean_diff"],
+            marker_color=["#2b6cb0" if v >= 0 else "#c53030" for v in table["mean_diff"]],
+            hovertemplate="%{x}<br>mean difference %{y:.2f}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=f"{first} minus {second}: mean score difference per benchmark",
+        yaxis_title=f"{first} − {second}",
+        height=420,
+        margin={"b": 120},
+    )
     return figure, f"*Positive bars: {first} fine-tuning is better. Source: {source}.*"
 
 
@@ -173,8 +225,14 @@ def predictor_options(results: Results) -> list[str]:
     if table is None:
         return []
     skip = {"gain", "n_datasets", "n_models"}
-    return [c for c in table.columns if c not in skip and pd.api.types.is_numeric_dtype(table[c])
-            and not pd.api.types.is_bool_dtype(table[c]) and table[c].notna().any()]
+    return [
+        c
+        for c in table.columns
+        if c not in skip
+        and pd.api.types.is_numeric_dtype(table[c])
+        and not pd.api.types.is_bool_dtype(table[c])
+        and table[c].notna().any()
+    ]
 
 
 def predictor_figure(results: Results, predictor: str | None, task: str | None) -> Plot:
@@ -182,19 +240,32 @@ def predictor_figure(results: Results, predictor: str | None, task: str | None) 
     if table is None:
         return missing("predictor_values", "predictor values")
     if not predictor_options(results):
-        text = ("The predictor table has no predictor values: perplexity and similarity need the "
-                "training data and base models (evaluation `perplexity`, analysis `--data-dir`).")
+        text = (
+            "The predictor table has no predictor values: perplexity and similarity need the "
+            "training data and base models (evaluation `perplexity`, analysis `--data-dir`)."
+        )
         return note(text), f"*{text}*"
     cells = table[table["task"].eq(task)] if task else table
     if predictor not in cells.columns or cells[predictor].isna().all():
         return note(f"No {predictor} values for {task}."), "*Source: analysis/predictor_values.parquet.*"
     figure = go.Figure()
     for model, points in cells.groupby("base_model_name"):
-        figure.add_trace(go.Scatter(x=points[predictor], y=points["gain"], mode="markers", name=model,
-                                    text=points["dataset"],
-                                    hovertemplate="%{text}<br>" + predictor + " %{x:.3g}<br>gain %{y:.2f}"))
-    figure.update_layout(title=f"Does {predictor} predict the gain on {task}?", xaxis_title=predictor,
-                         yaxis_title="gain", height=420)
+        figure.add_trace(
+            go.Scatter(
+                x=points[predictor],
+                y=points["gain"],
+                mode="markers",
+                name=model,
+                text=points["dataset"],
+                hovertemplate="%{text}<br>" + predictor + " %{x:.3g}<br>gain %{y:.2f}",
+            )
+        )
+    figure.update_layout(
+        title=f"Does {predictor} predict the gain on {task}?",
+        xaxis_title=predictor,
+        yaxis_title="gain",
+        height=420,
+    )
     return figure, "*One point per (base model, SFT dataset). Source: analysis/predictor_values.parquet.*"
 
 
@@ -206,14 +277,32 @@ def layers_figure(results: Results) -> Plot:
     figure = go.Figure()
     for column in ("pearson", "spearman"):
         if column in table.columns:
-            figure.add_trace(go.Scatter(x=table["depth_bin"], y=table[column], mode="lines+markers",
-                                        name=f"{column} (change vs gain)"))
+            figure.add_trace(
+                go.Scatter(
+                    x=table["depth_bin"],
+                    y=table[column],
+                    mode="lines+markers",
+                    name=f"{column} (change vs gain)",
+                )
+            )
     if "mean_relative" in table.columns:
-        figure.add_trace(go.Scatter(x=table["depth_bin"], y=table["mean_relative"], mode="lines",
-                                    name="mean relative change", yaxis="y2", line={"dash": "dash"}))
-    figure.update_layout(title="Weight change vs gain across layers", xaxis_title="normalized depth (0-1)",
-                         yaxis_title="correlation", height=420,
-                         yaxis2={"title": "relative change", "overlaying": "y", "side": "right"})
+        figure.add_trace(
+            go.Scatter(
+                x=table["depth_bin"],
+                y=table["mean_relative"],
+                mode="lines",
+                name="mean relative change",
+                yaxis="y2",
+                line={"dash": "dash"},
+            )
+        )
+    figure.update_layout(
+        title="Weight change vs gain across layers",
+        xaxis_title="normalized depth (0-1)",
+        yaxis_title="correlation",
+        height=420,
+        yaxis2={"title": "relative change", "overlaying": "y", "side": "right"},
+    )
     return figure, "*Source: analysis/layer_correlation.parquet.*"
 
 
@@ -225,15 +314,34 @@ def model_map_figure(results: Results) -> Plot:
     if table is None:
         return missing("model_map", "model map (it needs the model weights: `python -m analysis map`)")
     figure = go.Figure()
-    palette = dict(zip(sorted(table["base_model"].unique()), cycle(qualitative.Plotly)))  # a colour per family
+    palette = dict(
+        zip(sorted(table["base_model"].unique()), cycle(qualitative.Plotly))
+    )  # a colour per family
     for (base, method), rows in table.groupby(["base_model", "method"], sort=True):
-        figure.add_trace(go.Scatter(
-            x=rows["x"], y=rows["y"], mode="markers", name=f"{base} ({method})", text=rows["model_id"],
-            hovertemplate="%{text}<extra></extra>",
-            marker={"symbol": MAP_SYMBOLS.get(method, "square"), "size": 18 if method == "base" else 8,
-                    "color": palette[base], "line": {"width": 2, "color": palette[base]}}))
+        figure.add_trace(
+            go.Scatter(
+                x=rows["x"],
+                y=rows["y"],
+                mode="markers",
+                name=f"{base} ({method})",
+                text=rows["model_id"],
+                hovertemplate="%{text}<extra></extra>",
+                marker={
+                    "symbol": MAP_SYMBOLS.get(method, "square"),
+                    "size": 18 if method == "base" else 8,
+                    "color": palette[base],
+                    "line": {"width": 2, "color": palette[base]},
+                },
+            )
+        )
     first = table.iloc[0]
-    figure.update_layout(title="Model map: models placed by their log-likelihoods of a fixed text set", height=480,
-                         xaxis_title=f"PC1 of centred log-likelihoods ({first['x_variance']:.0%} of variance)",
-                         yaxis_title=f"PC2 ({first['y_variance']:.0%} of variance)")
-    return figure, "*Close models predict text alike; stars are base models. Source: analysis/model_map.parquet.*"
+    figure.update_layout(
+        title="Model map: models placed by their log-likelihoods of a fixed text set",
+        height=480,
+        xaxis_title=f"PC1 of centred log-likelihoods ({first['x_variance']:.0%} of variance)",
+        yaxis_title=f"PC2 ({first['y_variance']:.0%} of variance)",
+    )
+    return (
+        figure,
+        "*Close models predict text alike; stars are base models. Source: analysis/model_map.parquet.*",
+    )

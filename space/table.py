@@ -109,9 +109,12 @@ def row_mask(results: Results, filters: Filters) -> np.ndarray:
 
 
 def selected_columns(results: Results, filters: Filters) -> list[str]:
-    return [c.name for c in results.score_columns
-            if (filters.families is None or c.family in filters.families)
-            and (filters.shots is None or c.shots in filters.shots)]
+    return [
+        c.name
+        for c in results.score_columns
+        if (filters.families is None or c.family in filters.families)
+        and (filters.shots is None or c.shots in filters.shots)
+    ]
 
 
 def _sort_column(filters: Filters, scores: list[str]) -> str:
@@ -179,10 +182,13 @@ def frame_of(results: Results, selection: Selection, limit: int | None = None) -
     rank_values = np.array(np.nan_to_num(ranks).astype(np.int64).tolist(), dtype=object)
     rank_values[np.isnan(ranks)] = None
     columns: dict[str, pd.Series] = {RANK: _objects(rank_values)}
-    columns.update({name: _objects(results.display[column][rows]) for name, column in IDENTITY_DISPLAY.items()})
+    columns.update(
+        {name: _objects(results.display[column][rows]) for name, column in IDENTITY_DISPLAY.items()}
+    )
     columns[AVERAGE] = pd.Series(np.round(average[:end], 3))
-    columns.update({name: pd.Series(np.round(selection.matrix[:end, i], 3))
-                    for i, name in enumerate(selection.scores)})
+    columns.update(
+        {name: pd.Series(np.round(selection.matrix[:end, i], 3)) for i, name in enumerate(selection.scores)}
+    )
     columns["repo_id"] = _objects(results.display["repo_id"][rows])
     columns["revision"] = _objects(results.display["revision"][rows])
     return pd.DataFrame(columns)
@@ -217,8 +223,10 @@ def describe(filters: Filters, count: int, total: int, shown: int, scores: list[
     if count == 0:
         terms = search_terms(filters.search)
         hint = f" for the search {' + '.join(repr(t) for t in terms)}" if terms else ""
-        return (f"**No models match these filters{hint}.** Clear a filter or the search box "
-                f"(the leaderboard has {total:,} models).")
+        return (
+            f"**No models match these filters{hint}.** Clear a filter or the search box "
+            f"(the leaderboard has {total:,} models)."
+        )
     text = f"**{count:,}** of {total:,} models"
     if shown < count:
         text += f" · showing the first {shown:,} (download the CSV for all rows)"
@@ -232,9 +240,15 @@ def build_view(results: Results, filters: Filters, config: SpaceConfig) -> View:
     selection = select(results, filters)
     shown = render(frame_of(results, selection, config.max_rows), config)
     count, total = len(selection.rows), len(results.leaderboard)
-    return View(shown=shown, count=count, total=total, results=results, selection=selection,
-                message=describe(filters, count, total, len(shown), selection.scores),
-                score_columns=selection.scores)
+    return View(
+        shown=shown,
+        count=count,
+        total=total,
+        results=results,
+        selection=selection,
+        message=describe(filters, count, total, len(shown), selection.scores),
+        score_columns=selection.scores,
+    )
 
 
 def datatypes(shown: pd.DataFrame) -> list[str]:

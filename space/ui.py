@@ -36,22 +36,42 @@ def _epoch_bounds(results: Results) -> tuple[int, int]:
     return (int(epochs.min()), int(epochs.max())) if len(epochs) else (0, 10)
 
 
-def filters_from_widgets(results: Results, base: list, lang: list, dataset: list, method: list, size: list,
-                         schedule: list, epoch_min: float, epoch_max: float, search: str, families: list,
-                         shots: list, mode: str, sort_by: str, order: str) -> Filters:
+def filters_from_widgets(
+    results: Results,
+    base: list,
+    lang: list,
+    dataset: list,
+    method: list,
+    size: list,
+    schedule: list,
+    epoch_min: float,
+    epoch_max: float,
+    search: str,
+    families: list,
+    shots: list,
+    mode: str,
+    sort_by: str,
+    order: str,
+) -> Filters:
     """Widget values -> Filters; a widget left at "everything" maps to the default (short URLs)."""
     low, high = _epoch_bounds(results)
     known = choices(results)
     return Filters(
-        base_models=tuple(base or ()), languages=tuple(lang or ()), datasets=tuple(dataset or ()),
-        methods=tuple(method or ()), data_sizes=tuple(int(s) for s in size or ()),
+        base_models=tuple(base or ()),
+        languages=tuple(lang or ()),
+        datasets=tuple(dataset or ()),
+        methods=tuple(method or ()),
+        data_sizes=tuple(int(s) for s in size or ()),
         schedules=tuple(schedule or ()),
         epoch_min=None if epoch_min is None or epoch_min <= low else int(epoch_min),
         epoch_max=None if epoch_max is None or epoch_max >= high else int(epoch_max),
         search=search or "",
         families=None if set(families or ()) == set(known["families"]) else tuple(families or ()),
         shots=None if set(shots or ()) == set(known["shots"]) else tuple(shots or ()),
-        mode=GAIN if mode == GAIN else RAW, sort_by=sort_by or AVERAGE, descending=order != ASCENDING)
+        mode=GAIN if mode == GAIN else RAW,
+        sort_by=sort_by or AVERAGE,
+        descending=order != ASCENDING,
+    )
 
 
 def widget_updates(results: Results, filters: Filters) -> list[Any]:
@@ -71,8 +91,10 @@ def widget_updates(results: Results, filters: Filters) -> list[Any]:
         gr.update(minimum=low, maximum=high, value=low if filters.epoch_min is None else filters.epoch_min),
         gr.update(minimum=low, maximum=high, value=high if filters.epoch_max is None else filters.epoch_max),
         gr.update(value=filters.search),
-        gr.update(choices=known["families"],
-                  value=known["families"] if shown.families is None else list(shown.families)),
+        gr.update(
+            choices=known["families"],
+            value=known["families"] if shown.families is None else list(shown.families),
+        ),
         gr.update(choices=known["shots"], value=known["shots"] if shown.shots is None else list(shown.shots)),
         gr.update(value=filters.mode),
         gr.update(choices=sortable, value=filters.sort_by if filters.sort_by in sortable else AVERAGE),
@@ -86,8 +108,11 @@ def table_outputs(store: ResultsStore, filters: Filters, problems: list[str] | N
     shown, message = view.shown, view.message
     if problems:
         shown = shown.head(0)
-        message = ("**This link asks for something the leaderboard does not have**, so no models are shown: "
-                   + "; ".join(problems) + ". Change a filter, or open the page without parameters.")
+        message = (
+            "**This link asks for something the leaderboard does not have**, so no models are shown: "
+            + "; ".join(problems)
+            + ". Change a filter, or open the page without parameters."
+        )
     table = gr.Dataframe(value=shown, datatype=datatypes(shown))
     return [message, table, encode(filters)]
 
@@ -109,12 +134,18 @@ def export_csv(store: ResultsStore, filters: Filters) -> str:
 
 def build_app(store: ResultsStore) -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True) as demo:
-        gr.Markdown(f"# {TITLE}\nOver a thousand 7–9B models fine-tuned in the massive SFT study "
-                    "(Harada et al., EMNLP 2025): explore their scores, compare them and read the findings.")
+        gr.Markdown(
+            f"# {TITLE}\nOver a thousand 7–9B models fine-tuned in the massive SFT study "
+            "(Harada et al., EMNLP 2025): explore their scores, compare them and read the findings."
+        )
         source = gr.Markdown(banner(store.results), elem_id="results-source")
         with gr.Tabs():
-            loaders = [_leaderboard_tab(store, source), _findings_tab(store), _compare_tab(store),
-                       _about_tab(store)]
+            loaders = [
+                _leaderboard_tab(store, source),
+                _findings_tab(store),
+                _compare_tab(store),
+                _about_tab(store),
+            ]
         _load_once(demo, [loader for loader in loaders if loader is not None])
     return demo
 
@@ -139,8 +170,12 @@ def _load_once(demo: gr.Blocks, loaders: list[Loader]) -> None:
 def _leaderboard_tab(store: ResultsStore, source: gr.Markdown) -> Loader:
     with gr.Tab("Leaderboard", id="leaderboard"):
         with gr.Row():
-            search = gr.Textbox(label="Search (several terms: every one must match)", elem_id="search",
-                                placeholder="e.g. olmo lima lora", scale=4)
+            search = gr.Textbox(
+                label="Search (several terms: every one must match)",
+                elem_id="search",
+                placeholder="e.g. olmo lima lora",
+                scale=4,
+            )
             refresh = gr.Button("Reload results", scale=1, elem_id="refresh")
         with gr.Row():
             base = gr.Dropdown(label="Base model", multiselect=True, elem_id="f-base")
@@ -155,19 +190,43 @@ def _leaderboard_tab(store: ResultsStore, source: gr.Markdown) -> Loader:
             families = gr.CheckboxGroup(label="Benchmark families", elem_id="f-family", scale=2)
             shots = gr.CheckboxGroup(label="Shot settings", elem_id="f-shots", scale=2)
         with gr.Row():
-            mode = gr.Radio([("raw scores", RAW), ("gain over base model", GAIN)], value=RAW, label="Scores",
-                            elem_id="f-mode")
+            mode = gr.Radio(
+                [("raw scores", RAW), ("gain over base model", GAIN)],
+                value=RAW,
+                label="Scores",
+                elem_id="f-mode",
+            )
             sort_by = gr.Dropdown(label="Sort by", elem_id="f-sort")
             order = gr.Radio([DESCENDING, ASCENDING], value=DESCENDING, label="Order", elem_id="f-order")
         message = gr.Markdown(elem_id="view-message")
-        table = gr.Dataframe(interactive=False, elem_id="leaderboard-table", max_height=620,
-                             pinned_columns=2, column_widths=["60px", "360px"], buttons=["fullscreen", "copy"])
+        table = gr.Dataframe(
+            interactive=False,
+            elem_id="leaderboard-table",
+            max_height=620,
+            pinned_columns=2,
+            column_widths=["60px", "360px"],
+            buttons=["fullscreen", "copy"],
+        )
         with gr.Row():
             export = gr.Button("Download the current view as CSV", elem_id="export-csv", scale=1)
             csv_file = gr.File(label="CSV of the current view", elem_id="csv-file", scale=2)
         query = gr.Textbox(visible="hidden", elem_id="url-query")
-    inputs = [base, lang, dataset, method, size, schedule, epoch_min, epoch_max, search, families, shots,
-              mode, sort_by, order]
+    inputs = [
+        base,
+        lang,
+        dataset,
+        method,
+        size,
+        schedule,
+        epoch_min,
+        epoch_max,
+        search,
+        families,
+        shots,
+        mode,
+        sort_by,
+        order,
+    ]
     outputs = [message, table, query]
 
     def on_change(*values: Any) -> list[Any]:
@@ -186,9 +245,17 @@ def _leaderboard_tab(store: ResultsStore, source: gr.Markdown) -> Loader:
     def on_export(*values: Any) -> str:
         return export_csv(store, filters_from_widgets(store.results, *values))
 
-    gr.on([*(c.input for c in inputs), search.submit], on_change, inputs, outputs,
-          trigger_mode="always_last", show_progress="hidden").then(None, [query], None, js=REPLACE_URL_JS)
-    refresh.click(on_refresh, inputs, [source, *inputs, *outputs]).then(None, [query], None, js=REPLACE_URL_JS)
+    gr.on(
+        [*(c.input for c in inputs), search.submit],
+        on_change,
+        inputs,
+        outputs,
+        trigger_mode="always_last",
+        show_progress="hidden",
+    ).then(None, [query], None, js=REPLACE_URL_JS)
+    refresh.click(on_refresh, inputs, [source, *inputs, *outputs]).then(
+        None, [query], None, js=REPLACE_URL_JS
+    )
     export.click(on_export, inputs, csv_file)
     return on_load, [*inputs, *outputs]
 
@@ -202,21 +269,33 @@ def _findings_tab(store: ResultsStore) -> None:
             task = gr.Dropdown(label="Benchmark (epoch curves, predictors)", elem_id="fi-task")
             predictor = gr.Dropdown(label="Predictor", elem_id="fi-predictor")
         plots, captions = [], []
-        for title in ("Training–task synergy", "Cross-model consistency", "Epochs", "LoRA vs full fine-tuning",
-                      "Predictors of the gain", "Layer-wise change vs gain", "Model map"):
+        for title in (
+            "Training–task synergy",
+            "Cross-model consistency",
+            "Epochs",
+            "LoRA vs full fine-tuning",
+            "Predictors of the gain",
+            "Layer-wise change vs gain",
+            "Model map",
+        ):
             gr.Markdown(f"### {title}")
             plots.append(gr.Plot(elem_classes=["finding-plot"], show_label=False))
             captions.append(gr.Markdown())
     selectors = [base, method, task, predictor]
 
-    def figures(base_model: str | None, method_name: str | None, task_name: str | None,
-                predictor_name: str | None) -> list[Any]:
+    def figures(
+        base_model: str | None, method_name: str | None, task_name: str | None, predictor_name: str | None
+    ) -> list[Any]:
         results = store.results
-        made = [findings.synergy_figure(results, base_model, method_name),
-                findings.consistency_figure(results, method_name),
-                findings.epoch_figure(results, task_name), findings.lora_full_figure(results),
-                findings.predictor_figure(results, predictor_name, task_name), findings.layers_figure(results),
-                findings.model_map_figure(results)]
+        made = [
+            findings.synergy_figure(results, base_model, method_name),
+            findings.consistency_figure(results, method_name),
+            findings.epoch_figure(results, task_name),
+            findings.lora_full_figure(results),
+            findings.predictor_figure(results, predictor_name, task_name),
+            findings.layers_figure(results),
+            findings.model_map_figure(results),
+        ]
         return [f for f, _ in made] + [c for _, c in made]
 
     def on_open() -> list[Any]:
@@ -224,10 +303,16 @@ def _findings_tab(store: ResultsStore) -> None:
         models, methods = findings.synergy_choices(results)
         tasks = results.score_names
         predictors = findings.predictor_options(results)
-        picks = [models[0] if models else None, "full" if "full" in methods else (methods or [None])[0],
-                 "gsm8k-4shot" if "gsm8k-4shot" in tasks else (tasks or [None])[0],
-                 predictors[0] if predictors else None]
-        updates = [gr.update(choices=c, value=v) for c, v in zip([models, methods, tasks, predictors], picks, strict=True)]
+        picks = [
+            models[0] if models else None,
+            "full" if "full" in methods else (methods or [None])[0],
+            "gsm8k-4shot" if "gsm8k-4shot" in tasks else (tasks or [None])[0],
+            predictors[0] if predictors else None,
+        ]
+        updates = [
+            gr.update(choices=c, value=v)
+            for c, v in zip([models, methods, tasks, predictors], picks, strict=True)
+        ]
         return updates + figures(*picks)
 
     tab.select(on_open, None, [*selectors, *plots, *captions])
@@ -237,8 +322,13 @@ def _findings_tab(store: ResultsStore) -> None:
 def _compare_tab(store: ResultsStore) -> None:
     with gr.Tab("Compare", id="compare") as tab:
         with gr.Row():
-            models = gr.Dropdown(label="Models (2 to 4)", multiselect=True, max_choices=compare.MAX_MODELS,
-                                 elem_id="c-models", scale=4)
+            models = gr.Dropdown(
+                label="Models (2 to 4)",
+                multiselect=True,
+                max_choices=compare.MAX_MODELS,
+                elem_id="c-models",
+                scale=4,
+            )
             mode = gr.Radio([("raw scores", RAW), ("gain over base model", GAIN)], value=RAW, label="Scores")
         message = gr.Markdown(elem_id="c-message")
         table = gr.Dataframe(interactive=False, elem_id="c-table")
@@ -279,7 +369,10 @@ def _about_tab(store: ResultsStore) -> None:
         return python_block(about.download_code(rows.iloc[0].to_dict() if len(rows) else None))
 
     def on_open() -> list[Any]:
-        return [gr.update(choices=_model_choices(store.results)), about.quality_markdown(store.results.quality)]
+        return [
+            gr.update(choices=_model_choices(store.results)),
+            about.quality_markdown(store.results.quality),
+        ]
 
     model.input(on_model, model, code)
     tab.select(on_open, None, [model, quality])
@@ -288,8 +381,14 @@ def _about_tab(store: ResultsStore) -> None:
 def launch(demo: gr.Blocks, config: SpaceConfig, **kwargs: Any) -> Any:
     """Serve with nothing fetched from outside: no analytics, no SSR node server, local fonts."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    options: dict[str, Any] = {"server_name": config.host, "server_port": config.port, "ssr_mode": False,
-                               "show_error": False, "css": CSS, "theme": gr.themes.Default(),
-                               "allowed_paths": [str(Path(tempfile.gettempdir()) / "massive-sft-space")]}
+    options: dict[str, Any] = {
+        "server_name": config.host,
+        "server_port": config.port,
+        "ssr_mode": False,
+        "show_error": False,
+        "css": CSS,
+        "theme": gr.themes.Default(),
+        "allowed_paths": [str(Path(tempfile.gettempdir()) / "massive-sft-space")],
+    }
     options.update(kwargs)
     return demo.launch(**options)

@@ -12,9 +12,17 @@ from space.table import AVERAGE, GAIN, IDENTITY_DISPLAY, RANK, RAW, Filters
 
 # Filters field -> query parameter name.
 PARAMS: dict[str, str] = {
-    "base_models": "base", "languages": "lang", "datasets": "dataset", "methods": "method",
-    "data_sizes": "size", "schedules": "schedule", "search": "q", "families": "family", "shots": "shots",
-    "mode": "mode", "sort_by": "sort",
+    "base_models": "base",
+    "languages": "lang",
+    "datasets": "dataset",
+    "methods": "method",
+    "data_sizes": "size",
+    "schedules": "schedule",
+    "search": "q",
+    "families": "family",
+    "shots": "shots",
+    "mode": "mode",
+    "sort_by": "sort",
 }
 EPOCHS, ORDER = "epochs", "order"
 SEP = ","
@@ -28,12 +36,17 @@ def choices(results: Results) -> dict[str, list]:
         return sorted(board[column].dropna().unique().tolist())
 
     return {
-        "base_models": distinct("base_model_name"), "languages": distinct("language"),
-        "datasets": distinct("dataset"), "methods": distinct("method"),
-        "data_sizes": [int(v) for v in distinct("data_size")], "schedules": distinct("lr_schedule"),
+        "base_models": distinct("base_model_name"),
+        "languages": distinct("language"),
+        "datasets": distinct("dataset"),
+        "methods": distinct("method"),
+        "data_sizes": [int(v) for v in distinct("data_size")],
+        "schedules": distinct("lr_schedule"),
         "families": list(dict.fromkeys(c.family for c in results.score_columns)),
-        "shots": sorted({c.shots for c in results.score_columns},
-                        key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s)),
+        "shots": sorted(
+            {c.shots for c in results.score_columns},
+            key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s),
+        ),
     }
 
 
@@ -81,8 +94,10 @@ def decode(params: Mapping[str, str], results: Results) -> tuple[Filters, list[s
                 problems += [f"{param}={v!r} is not a number" for v in bad]
             unknown = [v for v in items if v not in known[name]]
             if unknown:
-                problems.append(f"{param}: unknown value(s) {', '.join(map(repr, unknown))} "
-                                f"(known: {', '.join(map(str, known[name]))})")
+                problems.append(
+                    f"{param}: unknown value(s) {', '.join(map(repr, unknown))} "
+                    f"(known: {', '.join(map(str, known[name]))})"
+                )
             values[name] = items
         elif name == "mode":
             if raw in (RAW, GAIN):
@@ -114,6 +129,9 @@ def decode(params: Mapping[str, str], results: Results) -> tuple[Filters, list[s
 def valid_only(filters: Filters, results: Results) -> Filters:
     """The filters with unknown choice values dropped: what the UI widgets can display."""
     known = choices(results)
-    cleaned = {name: tuple(v for v in getattr(filters, name) if v in allowed)
-               for name, allowed in known.items() if getattr(filters, name) is not None}
+    cleaned = {
+        name: tuple(v for v in getattr(filters, name) if v in allowed)
+        for name, allowed in known.items()
+        if getattr(filters, name) is not None
+    }
     return filters.replace(**cleaned)

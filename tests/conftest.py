@@ -19,16 +19,18 @@ def _free_port() -> int:
 
 HUB_PORT = _free_port()
 _HF_HOME = tempfile.mkdtemp(prefix="massive-sft-hf-home-")
-os.environ.update({
-    "HF_ENDPOINT": f"http://127.0.0.1:{HUB_PORT}",
-    "HF_HUB_DISABLE_XET": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "HF_HOME": _HF_HOME,
-    "TOKENIZERS_PARALLELISM": "false",
-    "WANDB_DISABLED": "true",
-    "DO_NOT_TRACK": "1",
-    "GRADIO_ANALYTICS_ENABLED": "False",
-})
+os.environ.update(
+    {
+        "HF_ENDPOINT": f"http://127.0.0.1:{HUB_PORT}",
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HOME": _HF_HOME,
+        "TOKENIZERS_PARALLELISM": "false",
+        "WANDB_DISABLED": "true",
+        "DO_NOT_TRACK": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+)
 os.environ.pop("HF_TOKEN", None)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

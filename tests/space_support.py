@@ -20,8 +20,9 @@ def released_import(csv_path: Path) -> tuple[pd.DataFrame, dict]:
     return result.scores, result.findings
 
 
-def write_results_folder(scores: pd.DataFrame, findings: dict, folder: Path,
-                         tables: dict[str, pd.DataFrame] | None = None) -> Path:
+def write_results_folder(
+    scores: pd.DataFrame, findings: dict, folder: Path, tables: dict[str, pd.DataFrame] | None = None
+) -> Path:
     """The published results dataset (docs/ARCHITECTURE.md) built by the release stage from an output
     root holding ``scores``, ``findings`` and, when given, analysis ``tables`` (name -> frame)."""
     from release.results_dataset import build_results_dataset

@@ -27,15 +27,17 @@ from tests.analysis_tables import row, synergy_scores, table
 
 
 def test_gain_is_score_minus_same_base_benchmark_and_shots():
-    scores = table([
-        row("A", "A", "pretrain", "base", "gsm8k", 40.0, shots=4),
-        row("A", "A", "pretrain", "base", "gsm8k", 30.0, shots=0, flags="scale_suspect"),
-        row("B", "B", "pretrain", "base", "gsm8k", 10.0, shots=4),
-        row("A/d1", "A", "d1", "full", "gsm8k", 45.5, shots=4),
-        row("A/d1", "A", "d1", "full", "gsm8k", 29.0, shots=0),
-        row("B/d1", "B", "d1", "lora", "gsm8k", 12.0, shots=4),
-        row("C/d1", "C", "d1", "lora", "gsm8k", 12.0, shots=4),  # no base row: no gain
-    ])
+    scores = table(
+        [
+            row("A", "A", "pretrain", "base", "gsm8k", 40.0, shots=4),
+            row("A", "A", "pretrain", "base", "gsm8k", 30.0, shots=0, flags="scale_suspect"),
+            row("B", "B", "pretrain", "base", "gsm8k", 10.0, shots=4),
+            row("A/d1", "A", "d1", "full", "gsm8k", 45.5, shots=4),
+            row("A/d1", "A", "d1", "full", "gsm8k", 29.0, shots=0),
+            row("B/d1", "B", "d1", "lora", "gsm8k", 12.0, shots=4),
+            row("C/d1", "C", "d1", "lora", "gsm8k", 12.0, shots=4),  # no base row: no gain
+        ]
+    )
     gains = compute_gains(scores).set_index(["model_id", "task"])
     assert gains.loc[("A/d1", "gsm8k-4shot"), "gain"] == pytest.approx(5.5)
     assert gains.loc[("A/d1", "gsm8k-0shot"), "gain"] == pytest.approx(-1.0)
@@ -51,9 +53,17 @@ def test_no_base_rows_is_a_clear_error():
         compute_gains(scores)
 
 
-SYNERGY = {("A", "d1", "b1"): 1.0, ("B", "d1", "b1"): 2.0, ("C", "d1", "b1"): 3.0,
-           ("A", "d2", "b1"): 1.0, ("B", "d2", "b1"): -1.0, ("C", "d2", "b1"): 2.0,
-           ("A", "d3", "b1"): -2.0, ("B", "d3", "b1"): -1.0, ("C", "d3", "b1"): -4.0}
+SYNERGY = {
+    ("A", "d1", "b1"): 1.0,
+    ("B", "d1", "b1"): 2.0,
+    ("C", "d1", "b1"): 3.0,
+    ("A", "d2", "b1"): 1.0,
+    ("B", "d2", "b1"): -1.0,
+    ("C", "d2", "b1"): 2.0,
+    ("A", "d3", "b1"): -2.0,
+    ("B", "d3", "b1"): -1.0,
+    ("C", "d3", "b1"): -4.0,
+}
 
 
 def test_synergy_sign_shares_and_universal_cells():
@@ -69,11 +79,17 @@ def test_synergy_sign_shares_and_universal_cells():
 
 
 def test_main_condition_excludes_other_epochs_sizes_and_schedules():
-    scores = pd.concat([synergy_scores(SYNERGY),
-                        synergy_scores({("A", "d1", "b1"): 99.0}, epoch=3).query("method != 'base'"),
-                        synergy_scores({("A", "d1", "b1"): 99.0}, size=20000).query("method != 'base'")])
-    scores["model_id"] = [f"{m}/{i}" if meth != "base" else m for i, (m, meth) in
-                          enumerate(zip(scores["model_id"], scores["method"], strict=False))]
+    scores = pd.concat(
+        [
+            synergy_scores(SYNERGY),
+            synergy_scores({("A", "d1", "b1"): 99.0}, epoch=3).query("method != 'base'"),
+            synergy_scores({("A", "d1", "b1"): 99.0}, size=20000).query("method != 'base'"),
+        ]
+    )
+    scores["model_id"] = [
+        f"{m}/{i}" if meth != "base" else m
+        for i, (m, meth) in enumerate(zip(scores["model_id"], scores["method"], strict=False))
+    ]
     gains = compute_gains(table(scores.to_dict("records")))
     synergy = synergy_table(gains, resolve_main_condition(gains))
     assert synergy.set_index(["base_model_name", "dataset"]).loc[("A", "d1"), "gain"] == pytest.approx(1.0)
@@ -81,10 +97,20 @@ def test_main_condition_excludes_other_epochs_sizes_and_schedules():
 
 def test_model_correlations_and_variance_decomposition():
     # gain = dataset effect (-1, +1) + model effect (-2, +2): no interaction; shares 0.2 / 0.8 / 0
-    gains_in = {("A", "d1", "b1"): -3.0, ("B", "d1", "b1"): 1.0, ("A", "d2", "b1"): -1.0, ("B", "d2", "b1"): 3.0,
-                ("A", "d1", "b2"): 1.0, ("B", "d1", "b2"): 2.0, ("A", "d2", "b2"): 5.0, ("B", "d2", "b2"): 3.0}
-    synergy = synergy_table(compute_gains(synergy_scores(gains_in)), resolve_main_condition(
-        compute_gains(synergy_scores(gains_in))))
+    gains_in = {
+        ("A", "d1", "b1"): -3.0,
+        ("B", "d1", "b1"): 1.0,
+        ("A", "d2", "b1"): -1.0,
+        ("B", "d2", "b1"): 3.0,
+        ("A", "d1", "b2"): 1.0,
+        ("B", "d1", "b2"): 2.0,
+        ("A", "d2", "b2"): 5.0,
+        ("B", "d2", "b2"): 3.0,
+    }
+    synergy = synergy_table(
+        compute_gains(synergy_scores(gains_in)),
+        resolve_main_condition(compute_gains(synergy_scores(gains_in))),
+    )
     decomposition = variance_decomposition(synergy).set_index("task")
     assert decomposition.loc["b1-0shot", "share_dataset"] == pytest.approx(0.2)
     assert decomposition.loc["b1-0shot", "share_model"] == pytest.approx(0.8)
@@ -97,8 +123,11 @@ def test_model_correlations_and_variance_decomposition():
 
 
 def test_correlation_needs_enough_cells():
-    synergy = synergy_table(*(lambda g: (g, resolve_main_condition(g)))(compute_gains(synergy_scores(
-        {("A", "d1", "b1"): 1.0, ("B", "d1", "b1"): 2.0}))))
+    synergy = synergy_table(
+        *(lambda g: (g, resolve_main_condition(g)))(
+            compute_gains(synergy_scores({("A", "d1", "b1"): 1.0, ("B", "d1", "b1"): 2.0}))
+        )
+    )
     pairs = model_correlations(synergy, min_cells=3)
     assert math.isnan(pairs["pearson"].iloc[0]) and pairs["n_cells"].iloc[0] == 1
 
@@ -112,8 +141,10 @@ def test_pca_explained_variance_of_rank_one_gains():
             score = rng.normal()
             for t, weight in enumerate(loadings):
                 gains_in[(model, f"d{d}", f"b{t}")] = score * weight
-    synergy = synergy_table(compute_gains(synergy_scores(gains_in)),
-                            resolve_main_condition(compute_gains(synergy_scores(gains_in))))
+    synergy = synergy_table(
+        compute_gains(synergy_scores(gains_in)),
+        resolve_main_condition(compute_gains(synergy_scores(gains_in))),
+    )
     explained, scores = gain_pca(synergy)
     assert explained["explained_variance_ratio"].iloc[0] == pytest.approx(1.0)
     assert len(scores) == 12
@@ -141,8 +172,10 @@ def test_lora_vs_full_wilcoxon_and_win_shares():
 def test_epoch_curves_mean_and_spread():
     rows = [row(b, b, "pretrain", "base", "b1", 50.0) for b in "AB"]
     for epoch, (ga, gb) in {1: (1.0, 3.0), 2: (4.0, 8.0)}.items():
-        rows += [row(f"A/all/e{epoch}", "A", "all", "full", "b1", 50 + ga, epoch=epoch, size=10000),
-                 row(f"B/all/e{epoch}", "B", "all", "full", "b1", 50 + gb, epoch=epoch, size=10000)]
+        rows += [
+            row(f"A/all/e{epoch}", "A", "all", "full", "b1", 50 + ga, epoch=epoch, size=10000),
+            row(f"B/all/e{epoch}", "B", "all", "full", "b1", 50 + gb, epoch=epoch, size=10000),
+        ]
     curves = epoch_curves(compute_gains(table(rows))).set_index("epoch")
     assert set(curves["study"]) == {"all-cosine"}
     assert curves.loc[1, "mean_gain"] == pytest.approx(2.0)
@@ -154,10 +187,27 @@ def test_epoch_curves_mean_and_spread():
 def test_epoch_curves_of_runs_that_kept_several_epochs():
     rows = [row("A", "A", "pretrain", "base", "b1", 50.0)]
     for epoch, gain in {2: 1.0, 4: 5.0}.items():
-        rows.append({**row(f"run-a/epoch-{epoch:02d}", "A", "demo_facts", "lora", "b1", 50 + gain, epoch=epoch,
-                           size=200), "run_id": "run-a"})
-    rows.append({**row("run-b/epoch-04", "A", "demo_strings", "lora", "b1", 40.0, epoch=4, size=200),
-                 "run_id": "run-b"})  # one kept epoch: no curve of its own
+        rows.append(
+            {
+                **row(
+                    f"run-a/epoch-{epoch:02d}",
+                    "A",
+                    "demo_facts",
+                    "lora",
+                    "b1",
+                    50 + gain,
+                    epoch=epoch,
+                    size=200,
+                ),
+                "run_id": "run-a",
+            }
+        )
+    rows.append(
+        {
+            **row("run-b/epoch-04", "A", "demo_strings", "lora", "b1", 40.0, epoch=4, size=200),
+            "run_id": "run-b",
+        }
+    )  # one kept epoch: no curve of its own
     curves = epoch_curves(compute_gains(table(rows))).set_index("epoch")
     assert set(curves["study"]) == {"kept-checkpoints"}
     assert curves.loc[2, "mean_gain"] == pytest.approx(1.0)
@@ -169,14 +219,17 @@ def test_cross_lingual_correlation():
     mmlu = [1.0, 2.0, 3.0, 5.0]
     rows = [row("A", "A", "pretrain", "base", b, 30.0) for b in ("mmlu", "cmmlu", "jmmlu")]
     for i, g in enumerate(mmlu):
-        rows += [row(f"A/{i}", "A", f"d{i}", "full", "mmlu", 30 + g),
-                 row(f"A/{i}", "A", f"d{i}", "full", "cmmlu", 30 + 2 * g + 1),
-                 row(f"A/{i}", "A", f"d{i}", "full", "jmmlu", 30 - g * g)]
+        rows += [
+            row(f"A/{i}", "A", f"d{i}", "full", "mmlu", 30 + g),
+            row(f"A/{i}", "A", f"d{i}", "full", "cmmlu", 30 + 2 * g + 1),
+            row(f"A/{i}", "A", f"d{i}", "full", "jmmlu", 30 - g * g),
+        ]
     result = cross_lingual(compute_gains(table(rows))).set_index(["base_model_name", "target_task"])
     assert result.loc[("all", "cmmlu-0shot"), "pearson"] == pytest.approx(1.0)
     assert result.loc[("all", "jmmlu-0shot"), "spearman"] == pytest.approx(-1.0)
     assert result.loc[("all", "jmmlu-0shot"), "pearson"] == pytest.approx(
-        stats.pearsonr(mmlu, [-g * g for g in mmlu])[0])
+        stats.pearsonr(mmlu, [-g * g for g in mmlu])[0]
+    )
 
 
 def test_cross_lingual_with_too_few_models_is_nan():
@@ -193,8 +246,16 @@ def _predictor_world(noise: float = 0.0):
     for offset, base in zip((0.0, 5.0, -2.0), "ABC", strict=False):
         for d in range(5):
             log_ppl = rng.uniform(0.5, 3.0)
-            ppl.append({"base_model_name": base, "dataset": f"d{d}", "scope": "response",
-                        "perplexity": math.exp(log_ppl), "n_tokens": 100 * (d + 1), "n_samples": 10})
+            ppl.append(
+                {
+                    "base_model_name": base,
+                    "dataset": f"d{d}",
+                    "scope": "response",
+                    "perplexity": math.exp(log_ppl),
+                    "n_tokens": 100 * (d + 1),
+                    "n_samples": 10,
+                }
+            )
             for t in ("b1", "b2"):
                 gains_in[(base, f"d{d}", t)] = offset - 3 * log_ppl + noise * rng.normal()
     gains = compute_gains(synergy_scores(gains_in))
@@ -231,8 +292,17 @@ def test_layer_correlation_per_depth_bin():
             # bottom half: change follows the gain; top half: constant change (no correlation)
             relative = 0.01 * gain if layer < 2 else 0.05 + 0.001 * (model == "m1")
             for module in ("q_proj", "mlp"):
-                rows.append({"model_id": model, "layer": layer, "depth": depth, "module": module,
-                             "frobenius": relative * 10, "relative": relative, "n_params": 100})
+                rows.append(
+                    {
+                        "model_id": model,
+                        "layer": layer,
+                        "depth": depth,
+                        "module": module,
+                        "frobenius": relative * 10,
+                        "relative": relative,
+                        "n_params": 100,
+                    }
+                )
     result = layer_gain_correlation(pd.DataFrame(rows), gains, bins=2, min_models=3).set_index("depth_bin")
     assert result.loc[0.25, "pearson"] == pytest.approx(1.0)
     assert result.loc[0.75, "pearson"] < 0

@@ -39,8 +39,13 @@ def test_real_table_gains_match_the_csv(real_report, released_table):
     base = csv[(csv["model_name"] == "Meta-Llama-3-8B") & (csv["data_name"] == "pretrain")].iloc[0]
     tuned = csv.iloc[1]  # Meta-Llama-3-8B, all, LoRA, epoch 7, cosine
     expected = tuned["mbpp_4shot"] - base["mbpp_4shot"]
-    hit = gains[(gains["base_model_name"] == "Meta-Llama-3-8B") & (gains["dataset"] == "all")
-                & (gains["method"] == "lora") & (gains["epoch"] == 7) & (gains["task"] == "mbpp-4shot")]
+    hit = gains[
+        (gains["base_model_name"] == "Meta-Llama-3-8B")
+        & (gains["dataset"] == "all")
+        & (gains["method"] == "lora")
+        & (gains["epoch"] == 7)
+        & (gains["task"] == "mbpp-4shot")
+    ]
     assert hit["gain"].iloc[0] == pytest.approx(expected)
 
 
@@ -56,10 +61,18 @@ def test_real_table_findings_and_figures(real_report):
     comparisons = pd.read_parquet(out / "tables" / "factor_comparisons.parquet")
     assert set(comparisons["factor"]) == {"method", "data_size", "lr_schedule"}
     transfer = pd.read_parquet(out / "tables" / "cross_lingual.parquet").set_index(
-        ["base_model_name", "target_task"])
+        ["base_model_name", "target_task"]
+    )
     assert 0.5 < transfer.loc[("all", "jmmlu-0shot"), "pearson"] < 0.9
-    for name in ("gains_distribution", "synergy_agreement_full", "model_correlation_full", "pca", "factors",
-                 "epochs", "cross_lingual"):
+    for name in (
+        "gains_distribution",
+        "synergy_agreement_full",
+        "model_correlation_full",
+        "pca",
+        "factors",
+        "epochs",
+        "cross_lingual",
+    ):
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000
     markdown = (out / "report.md").read_text()
     assert "Main condition: 1000 samples, epoch 10, cosine schedule; 11 base models, 10 datasets" in markdown
@@ -74,7 +87,9 @@ def test_real_table_findings_and_figures(real_report):
 
 
 def test_scores_without_base_rows_still_give_a_report(tmp_path, capsys):
-    scores = table([row("A/d1", "A", "d1", "full", "gsm8k", 45.0), row("A/d2", "A", "d2", "full", "gsm8k", 44.0)])
+    scores = table(
+        [row("A/d1", "A", "d1", "full", "gsm8k", 45.0), row("A/d2", "A", "d2", "full", "gsm8k", 44.0)]
+    )
     build_report(Inputs(scores=scores), tmp_path)
     markdown = (tmp_path / "report.md").read_text()
     assert "no base-model rows" in markdown
@@ -84,9 +99,21 @@ def test_scores_without_base_rows_still_give_a_report(tmp_path, capsys):
 
 
 def test_one_dataset_with_perplexity_names_why_there_is_no_prediction(tmp_path, capsys):
-    scores = table([row("A", "A", "pretrain", "base", "gsm8k", 40.0), row("A/d1", "A", "d1", "full", "gsm8k", 45.0)])
-    ppl = pd.DataFrame([{"base_model_name": "A", "dataset": "d1", "scope": "response", "perplexity": 3.0,
-                         "n_tokens": 100, "n_samples": 10}])
+    scores = table(
+        [row("A", "A", "pretrain", "base", "gsm8k", 40.0), row("A/d1", "A", "d1", "full", "gsm8k", 45.0)]
+    )
+    ppl = pd.DataFrame(
+        [
+            {
+                "base_model_name": "A",
+                "dataset": "d1",
+                "scope": "response",
+                "perplexity": 3.0,
+                "n_tokens": 100,
+                "n_samples": 10,
+            }
+        ]
+    )
     report = build_report(Inputs(scores=scores, perplexity=ppl), tmp_path)
     notes = [n for section in report.sections for n in section.notes if n]
     assert not any("failed" in n for n in notes), notes
@@ -95,9 +122,12 @@ def test_one_dataset_with_perplexity_names_why_there_is_no_prediction(tmp_path, 
 
 def _demo_grid() -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    gains = {(b, d, t): float(rng.normal(2, 3)) for b in ("tiny-llama", "tiny-qwen2", "tiny-x")
-             for d in ("demo_arithmetic", "demo_strings", "demo_facts", "demo_mix") for t in
-             ("demo_arithmetic", "demo_strings", "demo_facts")}
+    gains = {
+        (b, d, t): float(rng.normal(2, 3))
+        for b in ("tiny-llama", "tiny-qwen2", "tiny-x")
+        for d in ("demo_arithmetic", "demo_strings", "demo_facts", "demo_mix")
+        for t in ("demo_arithmetic", "demo_strings", "demo_facts")
+    }
     full = synergy_scores(gains, epoch=3, size=64)
     lora = synergy_scores({k: v - 1 for k, v in gains.items()}, method="lora", epoch=3, size=64)
     return table(pd.concat([full, lora[lora["method"] == "lora"]]).to_dict("records"))
@@ -113,23 +143,57 @@ def test_demo_grid_report_with_every_optional_input(tmp_path):
     for name in ("demo_arithmetic", "demo_strings", "demo_facts", "demo_mix"):
         source = name if name != "demo_mix" else "demo_facts"
         examples = demo_examples(source, "train", 20)
-        frame = pd.DataFrame({"id": [str(i) for i in range(20)], "dataset": name,
-                              "text": [f"###Question: {e['instruction']}\n###Answer: {e['response']}" for e in examples]})
+        frame = pd.DataFrame(
+            {
+                "id": [str(i) for i in range(20)],
+                "dataset": name,
+                "text": [f"###Question: {e['instruction']}\n###Answer: {e['response']}" for e in examples],
+            }
+        )
         frame.to_parquet(data_dir / f"{name}__20__abc.parquet")
         texts[name] = frame["text"].tolist()
-    bench = {b: [e["instruction"] for e in demo_examples(b, "test", 10)] for b in
-             ("demo_arithmetic", "demo_strings", "demo_facts")}
-    ppl = pd.DataFrame([{"base_model_name": b, "dataset": d, "scope": "response", "perplexity": 2.0 + i + j,
-                         "n_tokens": 100 * (i + 1), "n_samples": 20}
-                        for j, b in enumerate(("tiny-llama", "tiny-qwen2", "tiny-x"))
-                        for i, d in enumerate(texts)])
-    layer_rows = [{"model_id": m, "layer": layer, "depth": layer / 3, "module": "q_proj", "frobenius": 0.1,
-                   "relative": 0.01 * (1 + layer) * (1 + k), "n_params": 10}
-                  for k, m in enumerate(scores.loc[scores["method"] == "full", "model_id"].unique())
-                  for layer in range(4)]
+    bench = {
+        b: [e["instruction"] for e in demo_examples(b, "test", 10)]
+        for b in ("demo_arithmetic", "demo_strings", "demo_facts")
+    }
+    ppl = pd.DataFrame(
+        [
+            {
+                "base_model_name": b,
+                "dataset": d,
+                "scope": "response",
+                "perplexity": 2.0 + i + j,
+                "n_tokens": 100 * (i + 1),
+                "n_samples": 20,
+            }
+            for j, b in enumerate(("tiny-llama", "tiny-qwen2", "tiny-x"))
+            for i, d in enumerate(texts)
+        ]
+    )
+    layer_rows = [
+        {
+            "model_id": m,
+            "layer": layer,
+            "depth": layer / 3,
+            "module": "q_proj",
+            "frobenius": 0.1,
+            "relative": 0.01 * (1 + layer) * (1 + k),
+            "n_params": 10,
+        }
+        for k, m in enumerate(scores.loc[scores["method"] == "full", "model_id"].unique())
+        for layer in range(4)
+    ]
     out = tmp_path / "report"
-    report = build_report(Inputs(scores=scores, perplexity=ppl, layers=pd.DataFrame(layer_rows),
-                                 training_texts=texts, benchmark_texts=bench), out)
+    report = build_report(
+        Inputs(
+            scores=scores,
+            perplexity=ppl,
+            layers=pd.DataFrame(layer_rows),
+            training_texts=texts,
+            benchmark_texts=bench,
+        ),
+        out,
+    )
     notes = [n for s in report.sections for n in s.notes if n]
     assert not any("failed" in n for n in notes), notes
     values = pd.read_parquet(out / "tables" / "predictor_values.parquet")
@@ -142,14 +206,30 @@ def test_demo_grid_report_with_every_optional_input(tmp_path):
     assert (out / "cache" / "embeddings").is_dir() and any((out / "cache" / "embeddings").iterdir())
     for name in ("predictor_summary", "prediction_lodo", "layer_correlation", "variance_decomposition"):
         assert not pd.read_parquet(out / "tables" / f"{name}.parquet").empty, name
-    assert "Main condition adapted to the data: no 1000-sample runs, using 64" in (out / "report.md").read_text()
+    assert (
+        "Main condition adapted to the data: no 1000-sample runs, using 64" in (out / "report.md").read_text()
+    )
 
 
 @pytest.mark.slow
 def test_report_cli_on_released_csv_names_missing_optional_inputs(released_table, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "analysis", "report", "--scores", str(released_table),
-                             "--out", str(tmp_path), "--layers", str(tmp_path / "nope.parquet")],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "report",
+            "--scores",
+            str(released_table),
+            "--out",
+            str(tmp_path),
+            "--layers",
+            str(tmp_path / "nope.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     assert "layers file" in result.stderr and "does not exist" in result.stderr
     assert (tmp_path / "report.html").exists() and (tmp_path / "tables" / "gains.parquet").exists()
@@ -162,17 +242,48 @@ def test_predict_cli_on_tiny_model(tiny_llama, tmp_path):
     datasets = ("d0", "d1", "d2", "d3", "d4")
     rng = np.random.default_rng(3)
     log_ppl = {(b, d): float(rng.uniform(1, 4)) for b in ("tiny-llama", "other") for d in datasets}
-    gains = {(b, d, t): 1.0 - 2.0 * log_ppl[(b, d)] for (b, d) in log_ppl for t in ("demo_facts", "demo_strings")}
+    gains = {
+        (b, d, t): 1.0 - 2.0 * log_ppl[(b, d)] for (b, d) in log_ppl for t in ("demo_facts", "demo_strings")
+    }
     scores = synergy_scores(gains)
     scores.to_parquet(tmp_path / "scores.parquet")
-    pd.DataFrame([{"base_model_name": b, "dataset": d, "scope": "response", "perplexity": float(np.exp(v)),
-                   "n_tokens": 50, "n_samples": 10} for (b, d), v in log_ppl.items()]).to_parquet(tmp_path / "ppl.parquet")
+    pd.DataFrame(
+        [
+            {
+                "base_model_name": b,
+                "dataset": d,
+                "scope": "response",
+                "perplexity": float(np.exp(v)),
+                "n_tokens": 50,
+                "n_samples": 10,
+            }
+            for (b, d), v in log_ppl.items()
+        ]
+    ).to_parquet(tmp_path / "ppl.parquet")
     data = tmp_path / "new.jsonl"
     data.write_text("\n".join(json.dumps(e) for e in demo_examples("demo_facts", "train", 8)))
-    result = subprocess.run([sys.executable, "-m", "analysis", "predict", "--base-model", str(tiny_llama),
-                             "--base-model-name", "tiny-llama", "--data", str(data), "--scores",
-                             str(tmp_path / "scores.parquet"), "--perplexity", str(tmp_path / "ppl.parquet"),
-                             "--json"], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "predict",
+            "--base-model",
+            str(tiny_llama),
+            "--base-model-name",
+            "tiny-llama",
+            "--data",
+            str(data),
+            "--scores",
+            str(tmp_path / "scores.parquet"),
+            "--perplexity",
+            str(tmp_path / "ppl.parquet"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     header, payload = result.stdout.strip().splitlines()[-2:]
     assert "tiny-llama (fitted)" in header
@@ -180,5 +291,9 @@ def test_predict_cli_on_tiny_model(tiny_llama, tmp_path):
     assert set(table_out.index) == {"demo_facts-0shot", "demo_strings-0shot"}
     perplexity = float(re.search(r"perplexity ([0-9.]+)", header).group(1))
     # the fitted relation is exact (gain = 1 - 2 log ppl, same offset for every model): the prediction follows it
-    assert table_out.loc["demo_facts-0shot", "predicted_gain"] == pytest.approx(1 - 2 * np.log(perplexity), abs=0.05)
-    assert (table_out["low"] <= table_out["predicted_gain"]).all() and (table_out["high"] >= table_out["predicted_gain"]).all()
+    assert table_out.loc["demo_facts-0shot", "predicted_gain"] == pytest.approx(
+        1 - 2 * np.log(perplexity), abs=0.05
+    )
+    assert (table_out["low"] <= table_out["predicted_gain"]).all() and (
+        table_out["high"] >= table_out["predicted_gain"]
+    ).all()

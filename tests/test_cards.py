@@ -18,24 +18,57 @@ NASTY = 'evil "name": #1 | *bold* <script>alert(1)</script>\nsecond: line'
 
 
 def _scores(model_id: str, dataset: str) -> pd.DataFrame:
-    rows = [{"model_id": mid, "base_model": "org/base", "base_model_name": "base", "dataset": ds, "method": method,
-             "data_size": size, "epoch": epoch, "lr_schedule": sched, "benchmark": "gsm8k", "shots": 4,
-             "metric": "exact_match", "value": value, "source": "lm-eval", "harness_version": "x",
-             "evaluated_at": "2025-01-01", "flags": ""}
-            for mid, ds, method, size, epoch, sched, value in
-            [(model_id, dataset, "full", 1000, 2, "cosine", 42.5), ("base", "pretrain", "base", 0, 0, "none", 40.0)]]
+    rows = [
+        {
+            "model_id": mid,
+            "base_model": "org/base",
+            "base_model_name": "base",
+            "dataset": ds,
+            "method": method,
+            "data_size": size,
+            "epoch": epoch,
+            "lr_schedule": sched,
+            "benchmark": "gsm8k",
+            "shots": 4,
+            "metric": "exact_match",
+            "value": value,
+            "source": "lm-eval",
+            "harness_version": "x",
+            "evaluated_at": "2025-01-01",
+            "flags": "",
+        }
+        for mid, ds, method, size, epoch, sched, value in [
+            (model_id, dataset, "full", 1000, 2, "cosine", 42.5),
+            ("base", "pretrain", "base", 0, 0, "none", 40.0),
+        ]
+    ]
     return conform(pd.DataFrame(rows))
 
 
 def _card(dataset: str = NASTY, base_name: str = "base", **record) -> tuple[str, str]:
-    identity = {"base_model": "org/base", "base_model_name": base_name, "dataset": dataset, "method": "full",
-                "data_size": 1000, "lr_schedule": "cosine"}
+    identity = {
+        "base_model": "org/base",
+        "base_model_name": base_name,
+        "dataset": dataset,
+        "method": "full",
+        "data_size": 1000,
+        "lr_schedule": "cosine",
+    }
     checkpoint = Checkpoint(2, "run/epoch-02", None, {"job": {"epochs": 2, "learning_rate": 1e-5}, **record})
-    group = ModelGroup("ns/base-evil-full-1000-cosine", identity, [Checkpoint(1, "run/epoch-01", None), checkpoint],
-                       "org/base")
+    group = ModelGroup(
+        "ns/base-evil-full-1000-cosine",
+        identity,
+        [Checkpoint(1, "run/epoch-01", None), checkpoint],
+        "org/base",
+    )
     config = ReleaseConfig(namespace="ns")
-    return model_card(group=group, checkpoint=checkpoint, config=config, scores=_scores("run/epoch-02", dataset),
-                      mode="weights"), dataset
+    return model_card(
+        group=group,
+        checkpoint=checkpoint,
+        config=config,
+        scores=_scores("run/epoch-02", dataset),
+        mode="weights",
+    ), dataset
 
 
 def test_front_matter_round_trips_special_characters(tmp_path: Path) -> None:
@@ -71,14 +104,22 @@ def test_md_escape_single_line() -> None:
 
 
 def test_adapter_card_metadata() -> None:
-    identity = {"base_model": "local/b", "base_model_name": "b", "dataset": "lima", "method": "lora",
-                "data_size": 1000, "lr_schedule": "cosine"}
+    identity = {
+        "base_model": "local/b",
+        "base_model_name": "b",
+        "dataset": "lima",
+        "method": "lora",
+        "data_size": 1000,
+        "lr_schedule": "cosine",
+    }
     checkpoint = Checkpoint(1, "m", None)
     group = ModelGroup("ns/x", identity, [checkpoint], "ns/b")
-    config = ReleaseConfig(namespace="ns", external_weights_url="https://example.org/weights",
-                           dataset_ids={"lima": "GAIR/lima"})
-    text = model_card(group=group, checkpoint=checkpoint, config=config, scores=_scores("zz", "lima"),
-                      mode="results-only")
+    config = ReleaseConfig(
+        namespace="ns", external_weights_url="https://example.org/weights", dataset_ids={"lima": "GAIR/lima"}
+    )
+    text = model_card(
+        group=group, checkpoint=checkpoint, config=config, scores=_scores("zz", "lima"), mode="results-only"
+    )
     meta = yaml.safe_load(text.split("---\n")[1])
     assert meta["base_model_relation"] == "adapter" and meta["library_name"] == "peft"
     assert meta["datasets"] == ["GAIR/lima"] and "model-index" not in meta

@@ -30,8 +30,18 @@ SOURCES = {
     "flan2021": FIXTURES / "flan2021_submix_original",  # one key for the three FLAN splits
 }
 # Usable rows per fixture after preprocessing.
-USABLE = {"alpaca_cleaned": 5, "lima": 4, "ultrachat": 3, "code_alpaca": 3, "magicoder": 2, "openmath": 2,
-          "math": 2, "flan_knowledge": 3, "flan_reasoning": 6, "flan_comprehension": 2}
+USABLE = {
+    "alpaca_cleaned": 5,
+    "lima": 4,
+    "ultrachat": 3,
+    "code_alpaca": 3,
+    "magicoder": 2,
+    "openmath": 2,
+    "math": 2,
+    "flan_knowledge": 3,
+    "flan_reasoning": 6,
+    "flan_comprehension": 2,
+}
 
 
 def _by_instruction(dataset: str) -> dict[str, object]:
@@ -91,8 +101,13 @@ def test_flan_split_by_task_zero_shot_no_options_and_none_dropped():
     assert all(e.response.strip().lower() != "none" for e in knowledge.values())
     assert not any("must be ignored" in i for i in knowledge)  # few-shot and with-options templates
     reasoning = _by_instruction("flan_reasoning")
-    assert {e.source for e in reasoning.values()} == {"arc_easy", "arc_challenge", "hellaswag", "winogrande",
-                                                      "piqa"}
+    assert {e.source for e in reasoning.values()} == {
+        "arc_easy",
+        "arc_challenge",
+        "hellaswag",
+        "winogrande",
+        "piqa",
+    }
     comprehension = _by_instruction("flan_comprehension")
     assert {e.response for e in comprehension.values()} == {"in Ohio", "The Nile"}  # "none"/"NONE" dropped
     everything = {**knowledge, **reasoning, **comprehension}
@@ -101,7 +116,9 @@ def test_flan_split_by_task_zero_shot_no_options_and_none_dropped():
 
 @pytest.fixture()
 def big_alpaca(tmp_path: Path) -> Path:
-    rows = [{"instruction": f"Question number {i}?", "input": "", "output": f"Answer {i}."} for i in range(100)]
+    rows = [
+        {"instruction": f"Question number {i}?", "input": "", "output": f"Answer {i}."} for i in range(100)
+    ]
     path = tmp_path / "alpaca" / "alpaca_data_cleaned.json"
     path.parent.mkdir()
     path.write_text(json.dumps(rows))
@@ -130,8 +147,9 @@ def test_prepared_file_layout_hash_and_columns(tmp_path, big_alpaca):
     assert row["prompt"] == render_prompt(row["instruction"])
     assert row["text"] == render_sample(row["instruction"], row["response"])
     assert row["id"].startswith("alpaca_cleaned-") and row["source"] == "alpaca_cleaned"
-    other_root = prepare_dataset("alpaca_cleaned", 10, tmp_path / "b", seed=0,
-                                 sources={"alpaca_cleaned": big_alpaca})
+    other_root = prepare_dataset(
+        "alpaca_cleaned", 10, tmp_path / "b", seed=0, sources={"alpaca_cleaned": big_alpaca}
+    )
     assert other_root.data_hash == data.data_hash  # a content hash: same rows, same hash
     reseeded = prepare_dataset("alpaca_cleaned", 10, tmp_path, seed=1, sources={"alpaca_cleaned": big_alpaca})
     assert reseeded.data_hash != data.data_hash and reseeded.path != data.path
@@ -181,8 +199,10 @@ def test_demo_datasets_go_through_the_same_function(tmp_path):
     assert frame["text"].str.startswith("###Question: What is the capital of").all()
 
 
-CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
-                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
 
 
 def test_chat_template_rendering(tmp_path):
@@ -221,13 +241,20 @@ models: [{name: tiny-llama, build: {architecture: llama}}]
 blocks:
   - {name: b, datasets: [lima, flan_knowledge, demo_strings], data_sizes: [3], epochs: 1}
 """)
-    args = argparse.Namespace(grid=str(recipe), only=None, root=tmp_path / "out",
-                              source=[f"lima={SOURCES['lima']}", f"flan2021={SOURCES['flan2021']}"])
+    args = argparse.Namespace(
+        grid=str(recipe),
+        only=None,
+        root=tmp_path / "out",
+        source=[f"lima={SOURCES['lima']}", f"flan2021={SOURCES['flan2021']}"],
+    )
     assert cli_prepare.main(args) == 0
     out = capsys.readouterr()
     assert "3 training set(s) ready" in out.out and "preparing datasets" in out.err  # tqdm progress
     assert sorted(p.name.split("__")[0] for p in (tmp_path / "out" / "data").glob("*.parquet")) == [
-        "demo_strings", "flan_knowledge", "lima"]
+        "demo_strings",
+        "flan_knowledge",
+        "lima",
+    ]
     args.source = ["lima"]
     assert cli_prepare.main(args) == 2
     assert "expected DATASET=PATH" in capsys.readouterr().err

@@ -23,16 +23,45 @@ CANNED_DOCS: dict[str, dict] = {
     "paper_math": {"problem": "Compute $1+1$.", "solution": "$\\boxed{2}$", "answer": "2"},
     "paper_humaneval": {"prompt": "def f(x):\n", "entry_point": "f", "test": "", "canonical_solution": ""},
     "paper_mbpp": {"prompt": "Write f.", "test_list": ["assert f(1) == 1"], "code": "def f(x): return x"},
-    "paper_hellaswag": {"activity_label": "Cooking", "ctx_a": "A man cuts.", "ctx_b": "he", "label": "1",
-                        "endings": ["a", "b", "c", "d"]},
+    "paper_hellaswag": {
+        "activity_label": "Cooking",
+        "ctx_a": "A man cuts.",
+        "ctx_b": "he",
+        "label": "1",
+        "endings": ["a", "b", "c", "d"],
+    },
     "paper_nq": {"question": "who wrote hamlet", "answer": ["Shakespeare"]},
     "paper_boolq": {"passage": "Cats are mammals.", "question": "are cats mammals", "label": 1},
     "paper_mmlu": {"question": "2+2?", "choices": ["1", "2", "3", "4"], "answer": 3},
-    "paper_truthfulqa": {"question": "Is the earth flat?", "mc1_targets": {"choices": ["No", "Yes"], "labels": [1, 0]}},
-    "paper_jmmlu": {"question": "日本の首都は?", "A": "東京", "B": "大阪", "C": "京都", "D": "札幌", "answer": "A"},
-    "paper_cmmlu": {"Question": "中国的首都是?", "A": "北京", "B": "上海", "C": "广州", "D": "深圳", "Answer": "A"},
-    "paper_longbench_v2": {"context": "Long text.", "question": "Q?", "choice_A": "a", "choice_B": "b",
-                           "choice_C": "c", "choice_D": "d", "answer": "C"},
+    "paper_truthfulqa": {
+        "question": "Is the earth flat?",
+        "mc1_targets": {"choices": ["No", "Yes"], "labels": [1, 0]},
+    },
+    "paper_jmmlu": {
+        "question": "日本の首都は?",
+        "A": "東京",
+        "B": "大阪",
+        "C": "京都",
+        "D": "札幌",
+        "answer": "A",
+    },
+    "paper_cmmlu": {
+        "Question": "中国的首都是?",
+        "A": "北京",
+        "B": "上海",
+        "C": "广州",
+        "D": "深圳",
+        "Answer": "A",
+    },
+    "paper_longbench_v2": {
+        "context": "Long text.",
+        "question": "Q?",
+        "choice_A": "a",
+        "choice_B": "b",
+        "choice_C": "c",
+        "choice_D": "d",
+        "answer": "C",
+    },
 }
 
 
@@ -74,13 +103,19 @@ def test_paper_suite_excludes_judged_benchmarks() -> None:
     assert "import-released" in (PAPER_DIR.parents[2] / "configs" / "suites" / "paper.yaml").read_text()
 
 
-@pytest.mark.parametrize(("entry", "message"), [
-    ({"benchmark": "gsm8kk", "task": "t", "shots": 0, "metric": "acc"}, "unknown benchmark 'gsm8kk'"),
-    ({"benchmark": "gsm8k", "task": "t", "shots": 0}, "missing field(s) ['metric']"),
-    ({"benchmark": "gsm8k", "task": "t", "shots": -1, "metric": "acc"}, "shots must be an integer"),
-    ({"benchmark": "mtbench", "task": "t", "shots": 0, "metric": "total"}, "import-released"),
-    ({"benchmark": "gsm8k", "task": "t", "shots": 0, "metric": "acc", "metrc": "x"}, "unknown field(s) ['metrc']"),
-])
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"benchmark": "gsm8kk", "task": "t", "shots": 0, "metric": "acc"}, "unknown benchmark 'gsm8kk'"),
+        ({"benchmark": "gsm8k", "task": "t", "shots": 0}, "missing field(s) ['metric']"),
+        ({"benchmark": "gsm8k", "task": "t", "shots": -1, "metric": "acc"}, "shots must be an integer"),
+        ({"benchmark": "mtbench", "task": "t", "shots": 0, "metric": "total"}, "import-released"),
+        (
+            {"benchmark": "gsm8k", "task": "t", "shots": 0, "metric": "acc", "metrc": "x"},
+            "unknown field(s) ['metrc']",
+        ),
+    ],
+)
 def test_bad_suite_entries_fail_clearly(tmp_path: Path, entry: dict, message: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"name": "bad", "entries": [entry]}))
@@ -116,10 +151,20 @@ def test_demo_benchmark_texts_are_paper_prompts(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- end to end on trained tiny models
 
-FACTS_SUITE = {"name": "facts", "prepare": "demo", "entries": [
-    {"benchmark": "demo_facts", "task": "demo_facts_mc", "shots": 0, "metric": "acc", "limit": None},
-    {"benchmark": "demo_facts_gen", "task": "demo_facts_gen", "shots": 0, "metric": "exact_match", "limit": None},
-]}
+FACTS_SUITE = {
+    "name": "facts",
+    "prepare": "demo",
+    "entries": [
+        {"benchmark": "demo_facts", "task": "demo_facts_mc", "shots": 0, "metric": "acc", "limit": None},
+        {
+            "benchmark": "demo_facts_gen",
+            "task": "demo_facts_gen",
+            "shots": 0,
+            "metric": "exact_match",
+            "limit": None,
+        },
+    ],
+}
 
 
 def _files(root: Path) -> set[Path]:
@@ -137,8 +182,12 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict:
     for job in jobs:
         # Longer and faster than the demo recipe so that the tiny model surely learns its 16 facts.
         epochs = 4 if job.method == "full" else 1
-        train_job(dataclasses.replace(job, epochs=epochs, checkpoint_epochs=(epochs,), learning_rate=3e-3,
-                                      batch_size=8), root)
+        train_job(
+            dataclasses.replace(
+                job, epochs=epochs, checkpoint_epochs=(epochs,), learning_rate=3e-3, batch_size=8
+            ),
+            root,
+        )
     suite = root / "facts.yaml"
     suite.write_text(yaml.safe_dump(FACTS_SUITE))
     before = _files(root)
@@ -148,7 +197,9 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def _scores(root: Path) -> dict[tuple[str, str], float]:
     scores = read_scores(root / "scores.parquet")
-    return {(m, b): v for m, b, v in zip(scores["model_id"], scores["benchmark"], scores["value"], strict=True)}
+    return {
+        (m, b): v for m, b, v in zip(scores["model_id"], scores["benchmark"], scores["value"], strict=True)
+    }
 
 
 @pytest.mark.slow
@@ -157,16 +208,25 @@ def test_trained_model_beats_its_base_on_demo_facts(evaluated: dict) -> None:
     scores = read_scores(root / "scores.parquet")
     assert len(scores) == 3 * 2 and evaluated["summary"].failed == []
     base = scores[scores["method"] == "base"].iloc[0]
-    assert (base["model_id"], base["dataset"], base["epoch"], base["data_size"], base["lr_schedule"]) == \
-        ("tiny-llama", "pretrain", 0, 0, "none")
+    assert (base["model_id"], base["dataset"], base["epoch"], base["data_size"], base["lr_schedule"]) == (
+        "tiny-llama",
+        "pretrain",
+        0,
+        0,
+        "none",
+    )
     full = scores[scores["method"] == "full"]
     assert full["model_id"].str.fullmatch(r"tiny-llama__demo_facts__full__.*/epoch-04").all()
     assert (scores["source"] == "lm-eval").all() and scores["value"].between(0, 100).all()
     assert (scores["n_samples"] == 16).all() and scores["harness_version"].str.match(r"\d+\.\d+").all()
     values = _scores(root)
     full_id = full["model_id"].iloc[0]
-    gain = (values[(full_id, "demo_facts")] - values[("tiny-llama", "demo_facts")]
-            + values[(full_id, "demo_facts_gen")] - values[("tiny-llama", "demo_facts_gen")])
+    gain = (
+        values[(full_id, "demo_facts")]
+        - values[("tiny-llama", "demo_facts")]
+        + values[(full_id, "demo_facts_gen")]
+        - values[("tiny-llama", "demo_facts_gen")]
+    )
     assert values[(full_id, "demo_facts")] > values[("tiny-llama", "demo_facts")]
     assert gain > 20
 
@@ -183,7 +243,10 @@ def test_lora_adapter_evaluated_without_merged_weights(evaluated: dict) -> None:
     assert not [p for p in new if p.suffix in (".safetensors", ".bin", ".pt")]
     assert all(p.parts[0] in ("scores.parquet", ".scores.lock", "eval_data") for p in new), new
     values = _scores(root)
-    lora_scores = (values[(lora_model.model_id, "demo_facts")], values[(lora_model.model_id, "demo_facts_gen")])
+    lora_scores = (
+        values[(lora_model.model_id, "demo_facts")],
+        values[(lora_model.model_id, "demo_facts_gen")],
+    )
     base_scores = (values[("tiny-llama", "demo_facts")], values[("tiny-llama", "demo_facts_gen")])
     assert lora_scores != base_scores
 
@@ -205,8 +268,14 @@ def test_models_spread_over_local_workers_give_the_same_scores(evaluated: dict, 
 
     root = tmp_path / "root"
     shutil.copytree(evaluated["root"], root, ignore=shutil.ignore_patterns("scores.parquet", ".scores.lock"))
-    summary = run_suite_distributed(root, evaluated["suite"], options=RunOptions(batch_size=16), executor="local",
-                                    workers=2, resources=Resources(gpus=0, cpus=1))
+    summary = run_suite_distributed(
+        root,
+        evaluated["suite"],
+        options=RunOptions(batch_size=16),
+        executor="local",
+        workers=2,
+        resources=Resources(gpus=0, cpus=1),
+    )
     assert summary.keys("done") and not summary.keys("failed"), summary
     assert len(summary.keys("done")) == 3  # one task per model: base, full, LoRA
     assert _scores(root) == pytest.approx(_scores(evaluated["root"]))

@@ -47,8 +47,12 @@ def die() -> str:
 
 
 def test_local_executor_isolates_failures(tmp_path):
-    tasks = [Task("ok", succeed, (str(tmp_path / "ok.txt"),)), Task("boom", fail, ("bad input X",)),
-             Task("killed", die), Task("cached", skip)]
+    tasks = [
+        Task("ok", succeed, (str(tmp_path / "ok.txt"),)),
+        Task("boom", fail, ("bad input X",)),
+        Task("killed", die),
+        Task("cached", skip),
+    ]
     summary = run_tasks(tasks, tmp_path, workers=2)
     assert summary.done == ["ok"] and summary.skipped == ["cached"] and not summary.ok
     failed = {result.key: result for result in summary.failed}
@@ -68,9 +72,13 @@ def test_run_tasks_rejects_bad_arguments(tmp_path):
 
 
 def test_manifest_updates_from_parallel_processes(tmp_path):
-    code = ("import sys; from training.manifest import set_status\n"
-            "for i in range(20): set_status(sys.argv[1], f'{sys.argv[2]}-{i}', 'running')\n")
-    children = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), f"w{w}"], cwd=REPO) for w in range(3)]
+    code = (
+        "import sys; from training.manifest import set_status\n"
+        "for i in range(20): set_status(sys.argv[1], f'{sys.argv[2]}-{i}', 'running')\n"
+    )
+    children = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path), f"w{w}"], cwd=REPO) for w in range(3)
+    ]
     assert all(child.wait() == 0 for child in children)
     assert len(statuses(tmp_path)) == 60  # no lost update
     set_status(tmp_path, "w0-0", "done")
@@ -83,11 +91,23 @@ def test_manifest_updates_from_parallel_processes(tmp_path):
 
 
 def _job(base_model: str, **overrides) -> Job:
-    fields = dict(grid="test", base_model=base_model, base_model_name="tiny-llama", dataset="demo_strings",
-                  data_size=32, method="lora", epochs=1, lr_schedule="constant", learning_rate=3e-3,
-                  batch_size=16, checkpoint_epochs=(1,), max_length=48, warmup_ratio=0.0,
-                  lora=LoraSettings(r=4, alpha=8, dropout=0.0),
-                  resources=Resources(gpus=0, cpus=1, mem_gb=2, time_min=20))
+    fields = dict(
+        grid="test",
+        base_model=base_model,
+        base_model_name="tiny-llama",
+        dataset="demo_strings",
+        data_size=32,
+        method="lora",
+        epochs=1,
+        lr_schedule="constant",
+        learning_rate=3e-3,
+        batch_size=16,
+        checkpoint_epochs=(1,),
+        max_length=48,
+        warmup_ratio=0.0,
+        lora=LoraSettings(r=4, alpha=8, dropout=0.0),
+        resources=Resources(gpus=0, cpus=1, mem_gb=2, time_min=20),
+    )
     return Job(**{**fields, **overrides})
 
 
@@ -97,7 +117,11 @@ def test_training_grid_with_a_failing_job_then_skip(tmp_path, tiny_llama):
     summary = run_jobs([bad, good], tmp_path)
     assert summary.done == [good.run_id]
     [failure] = summary.failed
-    assert failure.key == bad.run_id and "BaseModelError" in failure.error and "base_model_build" in failure.error
+    assert (
+        failure.key == bad.run_id
+        and "BaseModelError" in failure.error
+        and "base_model_build" in failure.error
+    )
     manifest = read_manifest(tmp_path)["jobs"]
     assert manifest[good.run_id]["status"] == "done"
     assert manifest[bad.run_id]["status"] == "failed" and "base_model_build" in manifest[bad.run_id]["error"]
@@ -120,18 +144,28 @@ def test_slurm_executor_through_submitit_local(tmp_path, tiny_llama):
 
 
 def test_slurm_parameters_and_sbatch_script(tmp_path):
-    resources = Resources(gpus=8, cpus=64, mem_gb=512, time_min=2880, partition="a100",
-                          deepspeed_config="zero3.json")
-    options = SlurmOptions(partition="default", account="proj", array_parallelism=16,
-                           setup=("source .venv/bin/activate",))
+    resources = Resources(
+        gpus=8, cpus=64, mem_gb=512, time_min=2880, partition="a100", deepspeed_config="zero3.json"
+    )
+    options = SlurmOptions(
+        partition="default", account="proj", array_parallelism=16, setup=("source .venv/bin/activate",)
+    )
     parameters = slurm_parameters(resources, options)
     assert parameters["gpus_per_node"] == 8 and parameters["mem"] == "512GB" and parameters["time"] == 2880
     assert parameters["partition"] == "a100"  # the recipe's partition wins over the CLI default
     assert slurm_parameters(Resources(), options)["partition"] == "default"
     script = sbatch_script(resources, options, tmp_path / "%j", array_size=40)
-    for line in ("#SBATCH --gpus-per-node=8", "#SBATCH --cpus-per-task=64", "#SBATCH --mem=512GB",
-                 "#SBATCH --time=2880", "#SBATCH --partition=a100", "#SBATCH --account=proj",
-                 "#SBATCH --array=0-39%16", "#SBATCH --ntasks-per-node=1", "source .venv/bin/activate"):
+    for line in (
+        "#SBATCH --gpus-per-node=8",
+        "#SBATCH --cpus-per-task=64",
+        "#SBATCH --mem=512GB",
+        "#SBATCH --time=2880",
+        "#SBATCH --partition=a100",
+        "#SBATCH --account=proj",
+        "#SBATCH --array=0-39%16",
+        "#SBATCH --ntasks-per-node=1",
+        "source .venv/bin/activate",
+    ):
         assert line in script, f"{line!r} missing from\n{script}"
     assert "submitit.core._submit" in script
 
@@ -158,15 +192,49 @@ def test_multi_gpu_tasks_launch_through_accelerate_with_deepspeed(tmp_path):
 
 
 def test_cli_dry_run_prints_one_array_per_resource_request(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "training", "run", "--grid", "paper", "--root", str(tmp_path),
-                             "--executor", "slurm", "--slurm-partition", "gpu", "--dry-run",
-                             "--only", "method=full,dataset=lima"], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "run",
+            "--grid",
+            "paper",
+            "--root",
+            str(tmp_path),
+            "--executor",
+            "slurm",
+            "--slurm-partition",
+            "gpu",
+            "--dry-run",
+            "--only",
+            "method=full,dataset=lima",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "#SBATCH --array=0-" in result.stdout and "#SBATCH --gpus-per-node=" in result.stdout
     assert not (tmp_path / "manifest.json").exists()  # nothing submitted
 
 
 def test_cli_rejects_a_filter_matching_nothing(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "training", "run", "--grid", "demo", "--root", str(tmp_path),
-                             "--only", "dataset=nope"], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "run",
+            "--grid",
+            "demo",
+            "--root",
+            str(tmp_path),
+            "--only",
+            "dataset=nope",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "no job of grid 'demo'" in result.stdout

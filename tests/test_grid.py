@@ -32,7 +32,11 @@ def test_paper_grid_counts_and_breakdown(paper_jobs):
     assert len(paper_jobs) == 557
     assert models_count(paper_jobs) == 1070
     assert Counter(job.block for job in paper_jobs) == {
-        "core-single": 240, "core-all": 240, "size-study": 57, "leave-one-out": 20}
+        "core-single": 240,
+        "core-all": 240,
+        "size-study": 57,
+        "leave-one-out": 20,
+    }
     models_by_block = Counter()
     for job in paper_jobs:
         models_by_block[job.block] += len(job.checkpoint_epochs)
@@ -42,12 +46,14 @@ def test_paper_grid_counts_and_breakdown(paper_jobs):
 
 
 def test_paper_grid_follows_the_paper(paper_jobs):
-    assert {(j.base_model_name, j.base_model) for j in paper_jobs} == {(m.table_name, m.hf_id)
-                                                                       for m in PAPER_BASE_MODELS}
+    assert {(j.base_model_name, j.base_model) for j in paper_jobs} == {
+        (m.table_name, m.hf_id) for m in PAPER_BASE_MODELS
+    }
     single = [j for j in paper_jobs if j.block == "core-single"]
     assert {j.dataset for j in single} == set(PAPER_DATASETS)
     assert {(j.data_size, j.epochs, j.checkpoint_epochs, j.lr_schedule) for j in single} == {
-        (1000, 10, (10,), "cosine")}
+        (1000, 10, (10,), "cosine")
+    }
     mixture = [j for j in paper_jobs if j.block == "core-all"]
     assert {j.dataset for j in mixture} == {"all"} and {j.data_size for j in mixture} == {10000}
     per_model_method = Counter((j.base_model_name, j.method) for j in mixture)
@@ -56,7 +62,8 @@ def test_paper_grid_follows_the_paper(paper_jobs):
     size = [j for j in paper_jobs if j.block == "size-study"]
     assert {j.base_model_name for j in size} == {"LLM-jp-3-7B", "Qwen2.5-7B", "OLMo-7B-hf"}
     assert {(j.method, j.lr_schedule, j.checkpoint_epochs) for j in size} == {
-        ("full", "constant", tuple(range(1, 11)))}
+        ("full", "constant", tuple(range(1, 11)))
+    }
     assert {(j.dataset, j.data_size) for j in size if j.dataset == "lima"} == {("lima", 1000)}
     assert Counter(j.data_size for j in size if j.dataset != "lima") == {1000: 27, 20000: 27}
     loo = [j for j in paper_jobs if j.block == "leave-one-out"]
@@ -67,7 +74,9 @@ def test_paper_grid_follows_the_paper(paper_jobs):
 
 def test_paper_hyperparameters(paper_jobs):
     assert {(j.method, j.learning_rate, j.batch_size, j.weight_decay) for j in paper_jobs} == {
-        ("full", 1e-5, 32, 0.0), ("lora", 2e-6, 128, 0.0)}
+        ("full", 1e-5, 32, 0.0),
+        ("lora", 2e-6, 128, 0.0),
+    }
     assert all(j.lora is None for j in paper_jobs if j.method == "full")
     assert {j.lora for j in paper_jobs if j.method == "lora"} == {LoraSettings()}  # the documented defaults
     assert all(j.resources.gpus == 8 and j.resources.deepspeed_config for j in paper_jobs)
@@ -80,12 +89,26 @@ def test_run_ids_are_unique_and_stable(paper_jobs):
     assert ids == [job.run_id for job in load_grid(str(configs_dir() / "grids" / "paper.yaml"))]
 
 
-@pytest.mark.parametrize("change", [
-    {"learning_rate": 2e-5}, {"batch_size": 64}, {"epochs": 9}, {"seed": 1}, {"max_length": 1024},
-    {"warmup_ratio": 0.1}, {"weight_decay": 0.1}, {"lr_schedule": "constant"}, {"data_size": 2000},
-    {"checkpoint_epochs": (5, 10)}, {"template": "chat"}, {"loss_on": "all"}, {"dataset": "lima"},
-    {"base_model": "other/model"}, {"lora": LoraSettings(r=8)},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"learning_rate": 2e-5},
+        {"batch_size": 64},
+        {"epochs": 9},
+        {"seed": 1},
+        {"max_length": 1024},
+        {"warmup_ratio": 0.1},
+        {"weight_decay": 0.1},
+        {"lr_schedule": "constant"},
+        {"data_size": 2000},
+        {"checkpoint_epochs": (5, 10)},
+        {"template": "chat"},
+        {"loss_on": "all"},
+        {"dataset": "lima"},
+        {"base_model": "other/model"},
+        {"lora": LoraSettings(r=8)},
+    ],
+)
 def test_run_id_changes_with_any_training_setting(paper_jobs, change):
     job = paper_jobs[0]
     assert dataclasses.replace(job, **change).run_id != job.run_id
@@ -93,13 +116,16 @@ def test_run_id_changes_with_any_training_setting(paper_jobs, change):
 
 def test_run_id_ignores_where_the_job_runs(paper_jobs):
     job = paper_jobs[0]
-    moved = dataclasses.replace(job, grid="other", block="x",
-                                resources=dataclasses.replace(job.resources, gpus=1, time_min=5))
+    moved = dataclasses.replace(
+        job, grid="other", block="x", resources=dataclasses.replace(job.resources, gpus=1, time_min=5)
+    )
     assert moved.run_id == job.run_id
 
 
 def _plan(capsys, **kwargs) -> tuple[int, str, str]:
-    args = argparse.Namespace(**{"grid": "paper", "only": None, "format": "table", "verbose": False, **kwargs})
+    args = argparse.Namespace(
+        **{"grid": "paper", "only": None, "format": "table", "verbose": False, **kwargs}
+    )
     code = cli_plan.main(args)
     out = capsys.readouterr()
     return code, out.out, out.err
@@ -109,8 +135,19 @@ def test_plan_jsonl_has_one_record_per_job(capsys, paper_jobs):
     code, out, _ = _plan(capsys, format="jsonl")
     records = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and len(records) == 557
-    required = {"run_id", "base_model", "base_model_name", "dataset", "data_size", "method", "epochs",
-                "lr_schedule", "learning_rate", "batch_size", "checkpoint_epochs"}
+    required = {
+        "run_id",
+        "base_model",
+        "base_model_name",
+        "dataset",
+        "data_size",
+        "method",
+        "epochs",
+        "lr_schedule",
+        "learning_rate",
+        "batch_size",
+        "checkpoint_epochs",
+    }
     assert all(required <= set(record) for record in records)
     assert records[0] == paper_jobs[0].to_record()
     assert sum(len(r["checkpoint_epochs"]) for r in records) == 1070
@@ -154,17 +191,22 @@ def test_filter_jobs():
     lora = filter_jobs(jobs, "dataset=demo_*,method=lora")
     assert len(lora) == 6 and {j.method for j in lora} == {"lora"}
     either = filter_jobs(jobs, "dataset=demo_facts,dataset=demo_strings,base_model_name=tiny-qwen2")
-    assert {(j.dataset, j.base_model_name) for j in either} == {("demo_facts", "tiny-qwen2"),
-                                                                 ("demo_strings", "tiny-qwen2")}
+    assert {(j.dataset, j.base_model_name) for j in either} == {
+        ("demo_facts", "tiny-qwen2"),
+        ("demo_strings", "tiny-qwen2"),
+    }
     assert filter_jobs(jobs, "data_size=200") == jobs
     assert filter_jobs(jobs, "dataset=nothing*") == []
     assert filter_jobs(jobs, None) == jobs
 
 
-@pytest.mark.parametrize("only, field, allowed", [
-    ("methd=lora", "--only", "method"),
-    ("lora", "--only", "dataset"),
-])
+@pytest.mark.parametrize(
+    "only, field, allowed",
+    [
+        ("methd=lora", "--only", "method"),
+        ("lora", "--only", "dataset"),
+    ],
+)
 def test_bad_filter_names_the_allowed_keys(only, field, allowed):
     with pytest.raises(GridError) as error:
         filter_jobs(load_grid("demo"), only)
@@ -172,6 +214,7 @@ def test_bad_filter_names_the_allowed_keys(only, field, allowed):
 
 
 # ---------------------------------------------------------------- bad recipes
+
 
 def _demo_recipe() -> dict:
     return yaml.safe_load((configs_dir() / "grids" / "demo.yaml").read_text())
@@ -268,8 +311,13 @@ def test_cli_prints_grid_errors_without_traceback(tmp_path):
     path = tmp_path / "lima20k.yaml"
     path.write_text(yaml.safe_dump(recipe))
     for extra in (["--grid", str(path)], ["--grid", "demo", "--only", "methd=lora"]):
-        result = subprocess.run([sys.executable, "-m", "training", "plan", *extra], cwd=REPO,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "training", "plan", *extra],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 2
         assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
         assert "allowed:" in result.stderr
@@ -283,8 +331,11 @@ def test_recipes_name_existing_deepspeed_configs():
 
 def test_plan_piped_into_a_reader_that_stops_early_is_not_an_error():
     # `python -m training plan --grid paper --format jsonl | head -1`
-    plan = subprocess.Popen([sys.executable, "-m", "training", "plan", "--grid", "paper", "--format", "jsonl"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    plan = subprocess.Popen(
+        [sys.executable, "-m", "training", "plan", "--grid", "paper", "--format", "jsonl"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     first = plan.stdout.readline()
     plan.stdout.close()
     assert plan.wait(timeout=60) == 0

@@ -59,18 +59,37 @@ def test_metadata_is_parsed(imported, raw):
         assert mine["base_model_name"] == theirs["model_name"] and mine["dataset"] == theirs["data_name"]
         assert mine["epoch"] == theirs["epoch"] and mine["data_size"] == theirs["data_size"]
         if theirs["data_name"] == "pretrain":
-            assert (mine["method"], mine["lr_schedule"], mine["epoch"], mine["data_size"]) == ("base", "none", 0, 0)
+            assert (mine["method"], mine["lr_schedule"], mine["epoch"], mine["data_size"]) == (
+                "base",
+                "none",
+                0,
+                0,
+            )
         else:
-            assert mine["method"] == ("lora" if theirs["lora"] is True or theirs["lora"] == "True" else "full")
+            assert mine["method"] == (
+                "lora" if theirs["lora"] is True or theirs["lora"] == "True" else "full"
+            )
             assert mine["lr_schedule"] == theirs["lr_strategy"]
     scores = imported.scores
     assert set(scores["benchmark"]) <= set(BENCHMARK_FAMILIES)
     assert set(scores["source"]) == {"released-table"}
     olmo = scores[scores["model_id"] == "OLMo-7B-hf/alpaca_cleaned/full/1000/cosine/epoch-10"]
     assert set(olmo["base_model"]) == {"allenai/OLMo-7B-hf"}
-    assert scores.loc[scores["model_id"] == "OLMo-7B-hf/w_o-lima/lora/9000/cosine/epoch-10", "dataset"].iloc[0] == "w/o-lima"
+    assert (
+        scores.loc[scores["model_id"] == "OLMo-7B-hf/w_o-lima/lora/9000/cosine/epoch-10", "dataset"].iloc[0]
+        == "w/o-lima"
+    )
     assert set(scores.loc[scores["benchmark"] == "mtbench", "metric"]) == {
-        "total", "writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities"}
+        "total",
+        "writing",
+        "roleplay",
+        "reasoning",
+        "math",
+        "coding",
+        "extraction",
+        "stem",
+        "humanities",
+    }
 
 
 def test_import_of_the_real_table_is_fast(released_table):
@@ -88,13 +107,17 @@ def test_quality_findings_on_the_real_table(imported):
     assert block["n_rows"] == 20 and block["base_models"] == {"Mistral-7B-v0.1": 20}
     assert missing["alpaca_eval_v2-total"] == 4  # Gemma2-9B all/lora epochs 1-4
     assert [s["column"] for s in f["sparse_columns"]] == ["LongBench-v2-0shot"]
-    assert f["sparse_columns"][0]["filled"] == 33 and f["sparse_columns"][0]["distinct_values"] == [0.0, 12.72]
+    assert f["sparse_columns"][0]["filled"] == 33 and f["sparse_columns"][0]["distinct_values"] == [
+        0.0,
+        12.72,
+    ]
     assert [s["column"] for s in f["scale_suspect"]] == ["Truthful_QA-0shot"]
     assert f["scale_suspect"][0]["max"] == 0.18
     assert f["out_of_range"] == [] and f["duplicate_metadata"] == [] and f["mtbench_inconsistent"] == []
     # Two different base models with one score vector: a copy-paste in the released table.
-    assert f["duplicate_score_vectors"] == [{"model_ids": ["Mistral-7B-v0.1", "Chinese-Mistral-7B-v0.1"],
-                                             "n_models": 2}]
+    assert f["duplicate_score_vectors"] == [
+        {"model_ids": ["Mistral-7B-v0.1", "Chinese-Mistral-7B-v0.1"], "n_models": 2}
+    ]
 
 
 def test_shared_scores_between_different_models(imported):
@@ -103,20 +126,29 @@ def test_shared_scores_between_different_models(imported):
     llmjp_olmo = pairs[("LLM-jp-3-7B", "OLMo-7B-hf")]  # two different base models, one 0-shot block
     assert llmjp_olmo["n_equal"] == 12 and "mmlu-0shot" in llmjp_olmo["columns"]
     # Constant-schedule runs whose 0-shot block equals the cosine epoch-10 run of the same data.
-    constant = [p for p in pairs.values() if any("/constant/" in m for m in p["model_ids"])
-                and any("/cosine/epoch-10" in m for m in p["model_ids"])]
+    constant = [
+        p
+        for p in pairs.values()
+        if any("/constant/" in m for m in p["model_ids"])
+        and any("/cosine/epoch-10" in m for m in p["model_ids"])
+    ]
     assert len(constant) == 28
-    assert ("OLMo-7B-hf/code_alpaca/full/1000/constant/epoch-10",
-            "OLMo-7B-hf/code_alpaca/full/1000/cosine/epoch-10") in pairs
+    assert (
+        "OLMo-7B-hf/code_alpaca/full/1000/constant/epoch-10",
+        "OLMo-7B-hf/code_alpaca/full/1000/cosine/epoch-10",
+    ) in pairs
 
 
 def test_design_and_base_rows(imported):
     design, base = imported.findings["design"], imported.findings["base_rows"]
-    assert base["fine_tuned_without_pretrain_row"] == [] and base["catalog_models_absent"] == ["Swallow-Mistral-7B"]
+    assert base["fine_tuned_without_pretrain_row"] == [] and base["catalog_models_absent"] == [
+        "Swallow-Mistral-7B"
+    ]
     assert design["off_design"] == [] and design["expected_rows"] == 1082
     assert sorted(design["missing_explained"].values()) == [11, 41]
-    assert [(g["model"], g["dataset"], g["lr_schedule"], g["epoch"]) for g in design["missing_unexplained"]] == [
-        (m, "lima", "constant", 10) for m in ("LLM-jp-3-7B", "OLMo-7B-hf", "Qwen2.5-7B")]
+    assert [
+        (g["model"], g["dataset"], g["lr_schedule"], g["epoch"]) for g in design["missing_unexplained"]
+    ] == [(m, "lima", "constant", 10) for m in ("LLM-jp-3-7B", "OLMo-7B-hf", "Qwen2.5-7B")]
 
 
 def test_flags_are_attached_to_rows(imported):
@@ -133,7 +165,7 @@ def test_flags_are_attached_to_rows(imported):
 def _rows(released_table: Path, n: int = 40) -> list[list[str]]:
     """Header + the first ``n`` data rows + every pretrain row, as CSV cells."""
     rows = list(csv.reader(released_table.read_text(encoding="utf-8").splitlines()))
-    return rows[:1] + rows[1:n + 1] + [r for r in rows[n + 1:] if r[2] == "pretrain"]
+    return rows[:1] + rows[1 : n + 1] + [r for r in rows[n + 1 :] if r[2] == "pretrain"]
 
 
 def _write(tmp_path: Path, rows: list[list[str]]) -> Path:
@@ -156,7 +188,10 @@ def _set(rows, row, column, value):
 
 
 BAD_INPUTS = {
-    "renamed column": (lambda r: [[*r[0][:5], "gsm8k-8shot", *r[0][6:]], *r[1:]], ["gsm8k-8shot", "gsm8k-4shot"]),
+    "renamed column": (
+        lambda r: [[*r[0][:5], "gsm8k-8shot", *r[0][6:]], *r[1:]],
+        ["gsm8k-8shot", "gsm8k-4shot"],
+    ),
     "missing column": (lambda r: [row[:-1] for row in r], ["cmmlu-0shot", "missing"]),
     "non-numeric score": (lambda r: _set(r, 3, "mmlu-5shot", "n/a"), ["row 3", "'mmlu-5shot'", "'n/a'"]),
     "unknown model": (lambda r: _set(r, 5, "model_name", "GPT-5"), ["row 5", "'model_name'", "GPT-5"]),
@@ -229,7 +264,10 @@ def test_duplicates_and_out_of_range_are_flagged(released_table, tmp_path):
     first = result.table["model_id"].iloc[0]
     assert f["duplicate_metadata"] == sorted([first, f"{first}#2"])
     assert [first, f"{first}#2"] in [g["model_ids"] for g in f["duplicate_score_vectors"]]
-    assert {(o["row"], o["column"]) for o in f["out_of_range"]} == {("2", "mtbench-total"), ("3", "gsm8k-4shot")}
+    assert {(o["row"], o["column"]) for o in f["out_of_range"]} == {
+        ("2", "mtbench-total"),
+        ("3", "gsm8k-4shot"),
+    }
     flags = result.scores.set_index(["model_id", "benchmark", "shots", "metric"])["flags"]
     assert "duplicate_metadata" in flags[(f"{first}#2", "nq", 1, "exact_match")]
     third = result.table["model_id"].iloc[2]

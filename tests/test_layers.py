@@ -57,7 +57,7 @@ def _reference(finetuned_model, base_model) -> dict[tuple[int, str], tuple[float
         base = base_params[name].detach().double()
         key = locate(name, n_layers)
         sums[key][0] += float(((param.detach().double() - base) ** 2).sum())
-        sums[key][1] += float((base ** 2).sum())
+        sums[key][1] += float((base**2).sum())
     return {k: (math.sqrt(c), math.sqrt(c) / math.sqrt(b)) for k, (c, b) in sums.items()}
 
 
@@ -106,8 +106,14 @@ def _adapter(base: Path, out: Path, use_rslora: bool = False) -> Path:
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(1)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
-                        init_lora_weights=False, use_rslora=use_rslora, rank_pattern={"down_proj": 2})
+    config = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "v_proj", "down_proj"],
+        init_lora_weights=False,
+        use_rslora=use_rslora,
+        rank_pattern={"down_proj": 2},
+    )
     model = get_peft_model(_load(base), config)
     model.save_pretrained(out)
     return out
@@ -131,16 +137,21 @@ def test_shape_mismatch_names_tensor_and_shapes(tiny_llama, tmp_path):
     from training.tiny import build_tiny_model
 
     other = build_tiny_model(tmp_path / "wide", hidden_size=32)
-    with pytest.raises(LayerShapeError, match=r"'lm_head.weight' has shape \[\d+, 32\] in the checkpoint but "
-                                              r"\[\d+, 64\] in the base model"):
+    with pytest.raises(
+        LayerShapeError,
+        match=r"'lm_head.weight' has shape \[\d+, 32\] in the checkpoint but "
+        r"\[\d+, 64\] in the base model",
+    ):
         layer_changes(other, tiny_llama)
 
 
 def _run(root: Path, name: str, checkpoint: Path, base: Path) -> None:
     folder = root / "runs" / name / "epoch-01"
     shutil.copytree(checkpoint, folder)
-    write_json(folder / "run.json", {"run_id": name, "epoch": 1, "base_model_path": str(base),
-                                     "job": {"base_model": "local/tiny-llama"}})
+    write_json(
+        folder / "run.json",
+        {"run_id": name, "epoch": 1, "base_model_path": str(base), "job": {"base_model": "local/tiny-llama"}},
+    )
 
 
 def _cli(root: Path, *options: str) -> int:
@@ -162,9 +173,21 @@ def test_cli_writes_resumes_and_skips_mismatched(tiny_llama, tmp_path, capsys):
     assert "2 checkpoint(s) analysed, 0 already done, 1 skipped" in captured.out
     table = pd.read_parquet(root / "layers.parquet")
     assert sorted(set(table["model_id"])) == ["full-run/epoch-01", "lora-run/epoch-01"]
-    assert set(table["base_model"]) == {"local/tiny-llama"} and set(table["run_id"]) == {"full-run", "lora-run"}
-    assert {"model_id", "run_id", "base_model", "layer", "depth", "module", "frobenius", "relative",
-            "n_params"} <= set(table.columns)
+    assert set(table["base_model"]) == {"local/tiny-llama"} and set(table["run_id"]) == {
+        "full-run",
+        "lora-run",
+    }
+    assert {
+        "model_id",
+        "run_id",
+        "base_model",
+        "layer",
+        "depth",
+        "module",
+        "frobenius",
+        "relative",
+        "n_params",
+    } <= set(table.columns)
     assert _cli(root) == 0
     assert "0 checkpoint(s) analysed, 2 already done, 1 skipped" in capsys.readouterr().out
     assert len(pd.read_parquet(root / "layers.parquet")) == len(table)
@@ -175,11 +198,31 @@ def test_without_a_compiler_auto_falls_back_and_compiled_fails_clearly(tiny_llam
     eager numbers, ``compiled`` stops with the fix and writes nothing."""
     root = tmp_path / "root"
     _run(root, "full-run", _finetuned(tiny_llama, tmp_path / "ft"), tiny_llama)
-    env = {**os.environ, "CXX": str(tmp_path / "no-such-compiler"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "CXX": str(tmp_path / "no-such-compiler"),
+        "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache"),
+    }
 
     def cli(kernel: str, out: Path) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "analysis", "layers", "--root", str(root), "--out", str(out),
-                               "--kernel", kernel], env=env, capture_output=True, text=True, timeout=600)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "analysis",
+                "layers",
+                "--root",
+                str(root),
+                "--out",
+                str(out),
+                "--kernel",
+                kernel,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
     failed = cli("compiled", tmp_path / "compiled.parquet")
     assert failed.returncode == 2, failed.stderr
@@ -187,6 +230,10 @@ def test_without_a_compiler_auto_falls_back_and_compiled_fails_clearly(tiny_llam
     assert not (tmp_path / "compiled.parquet").exists()
     fallback = cli("auto", tmp_path / "auto.parquet")
     assert fallback.returncode == 0, fallback.stderr
-    assert "torch.compile is unavailable here" in fallback.stderr and "using the eager kernel" in fallback.stderr
+    assert (
+        "torch.compile is unavailable here" in fallback.stderr and "using the eager kernel" in fallback.stderr
+    )
     assert _cli(root, "--out", str(tmp_path / "eager.parquet"), "--kernel", "eager") == 0
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "auto.parquet"), pd.read_parquet(tmp_path / "eager.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "auto.parquet"), pd.read_parquet(tmp_path / "eager.parquet")
+    )

@@ -41,10 +41,11 @@ def new_repo(api: HfApi, repo_type: str = "model", **kwargs) -> str:
 
 
 def preupload_mode(local_hub, repo_id: str, path: str, data: bytes) -> dict:
-    response = httpx.post(f"{local_hub.endpoint}/api/models/{repo_id}/preupload/main",
-                          headers={"authorization": f"Bearer {local_hub.token}"},
-                          json={"files": [{"path": path, "size": len(data),
-                                           "sample": base64.b64encode(data[:512]).decode()}]})
+    response = httpx.post(
+        f"{local_hub.endpoint}/api/models/{repo_id}/preupload/main",
+        headers={"authorization": f"Bearer {local_hub.token}"},
+        json={"files": [{"path": path, "size": len(data), "sample": base64.b64encode(data[:512]).decode()}]},
+    )
     response.raise_for_status()
     return response.json()["files"][0]
 
@@ -66,8 +67,11 @@ def test_create_repo_of_each_type_with_exist_ok_semantics(api: HfApi) -> None:
 
 
 def test_invalid_repo_name_is_a_clear_400(api: HfApi, local_hub) -> None:
-    response = httpx.post(f"{local_hub.endpoint}/api/repos/create", json={"name": "bad name!", "type": "model"},
-                          headers={"authorization": f"Bearer {local_hub.token}"})
+    response = httpx.post(
+        f"{local_hub.endpoint}/api/repos/create",
+        json={"name": "bad name!", "type": "model"},
+        headers={"authorization": f"Bearer {local_hub.token}"},
+    )
     assert response.status_code == 400 and "Invalid repo id" in response.json()["error"]
 
 
@@ -99,16 +103,25 @@ def test_regular_and_lfs_uploads_round_trip_with_hub_headers(api: HfApi, local_h
 def test_lfs_upload_with_wrong_content_is_refused(api: HfApi, local_hub) -> None:
     repo_id = new_repo(api)
     oid = "ab" * 32
-    batch = httpx.post(f"{local_hub.endpoint}/{repo_id}.git/info/lfs/objects/batch",
-                       headers={"authorization": f"Bearer {local_hub.token}"},
-                       json={"operation": "upload", "objects": [{"oid": oid, "size": 3}]}).json()
+    batch = httpx.post(
+        f"{local_hub.endpoint}/{repo_id}.git/info/lfs/objects/batch",
+        headers={"authorization": f"Bearer {local_hub.token}"},
+        json={"operation": "upload", "objects": [{"oid": oid, "size": 3}]},
+    ).json()
     href = batch["objects"][0]["actions"]["upload"]["href"]
     response = httpx.put(href, content=b"abc")
     assert response.status_code == 400 and "hashes to sha256" in response.json()["error"]
-    commit = "\n".join(['{"key": "header", "value": {"summary": "x"}}',
-                        f'{{"key": "lfsFile", "value": {{"path": "w.bin", "algo": "sha256", "oid": "{oid}"}}}}'])
-    response = httpx.post(f"{local_hub.endpoint}/api/models/{repo_id}/commit/main", content=commit,
-                          headers={"authorization": f"Bearer {local_hub.token}"})
+    commit = "\n".join(
+        [
+            '{"key": "header", "value": {"summary": "x"}}',
+            f'{{"key": "lfsFile", "value": {{"path": "w.bin", "algo": "sha256", "oid": "{oid}"}}}}',
+        ]
+    )
+    response = httpx.post(
+        f"{local_hub.endpoint}/api/models/{repo_id}/commit/main",
+        content=commit,
+        headers={"authorization": f"Bearer {local_hub.token}"},
+    )
     assert response.status_code == 400 and "never uploaded" in response.json()["error"]
 
 
@@ -117,8 +130,9 @@ def test_stale_parent_commit_is_rejected_with_412(api: HfApi) -> None:
     parent = api.repo_info(repo_id).sha
     api.upload_file(path_or_fileobj=b"1", path_in_repo="a.txt", repo_id=repo_id, parent_commit=parent)
     with pytest.raises(HfHubHTTPError) as err:
-        api.create_commit(repo_id, [CommitOperationAdd("b.txt", b"2")], commit_message="stale",
-                          parent_commit=parent)
+        api.create_commit(
+            repo_id, [CommitOperationAdd("b.txt", b"2")], commit_message="stale", parent_commit=parent
+        )
     assert err.value.response.status_code == 412
     assert api.list_repo_files(repo_id) == [".gitattributes", "a.txt"]
 
@@ -129,7 +143,9 @@ def test_branches_tags_and_revisions(api: HfApi) -> None:
     api.create_branch(repo_id, branch="epoch-01")
     api.create_branch(repo_id, branch="epoch-01", exist_ok=True)
     api.upload_file(path_or_fileobj=b"epoch-1", path_in_repo="w.txt", repo_id=repo_id, revision="epoch-01")
-    api.upload_file(path_or_fileobj=b"x", path_in_repo="only-branch.txt", repo_id=repo_id, revision="epoch-01")
+    api.upload_file(
+        path_or_fileobj=b"x", path_in_repo="only-branch.txt", repo_id=repo_id, revision="epoch-01"
+    )
     api.create_tag(repo_id, tag="v1", revision="epoch-01")
     refs = api.list_repo_refs(repo_id)
     assert {b.name for b in refs.branches} == {"main", "epoch-01"} and [t.name for t in refs.tags] == ["v1"]
@@ -149,7 +165,9 @@ def test_branches_tags_and_revisions(api: HfApi) -> None:
     assert api.list_repo_files(repo_id, revision=refs.tags[0].target_commit)[-1] == "w.txt"
 
 
-def test_snapshot_download_is_served_from_cache_until_a_new_commit(api: HfApi, clean_faults, tmp_path) -> None:
+def test_snapshot_download_is_served_from_cache_until_a_new_commit(
+    api: HfApi, clean_faults, tmp_path
+) -> None:
     repo_id = new_repo(api)
     api.upload_folder(folder_path=_folder(tmp_path, {"a.txt": "1", "sub/b.txt": "2"}), repo_id=repo_id)
     first = Path(snapshot_download(repo_id))
@@ -184,20 +202,25 @@ def test_repo_info_exposes_sha_siblings_and_card_data(api: HfApi) -> None:
     assert model.library_name == "transformers" and "license:apache-2.0" in model.tags
     assert {s.rfilename: s.size for s in model.siblings}["README.md"] == len(card)
     dataset_id = new_repo(api, "dataset")
-    assert api.dataset_info(dataset_id).sha == api.list_repo_commits(dataset_id, repo_type="dataset")[0].commit_id
+    assert (
+        api.dataset_info(dataset_id).sha
+        == api.list_repo_commits(dataset_id, repo_type="dataset")[0].commit_id
+    )
 
 
 def test_invalid_readme_yaml_is_refused_before_upload(api: HfApi) -> None:
     repo_id = new_repo(api)
     with pytest.raises(ValueError, match="Invalid metadata"):
-        api.upload_file(path_or_fileobj=b"---\nlicense: [unclosed\n---\n", path_in_repo="README.md",
-                        repo_id=repo_id)
+        api.upload_file(
+            path_or_fileobj=b"---\nlicense: [unclosed\n---\n", path_in_repo="README.md", repo_id=repo_id
+        )
 
 
 def test_deletions_and_commit_listing(api: HfApi, tmp_path: Path) -> None:
     repo_id = new_repo(api)
-    api.upload_folder(folder_path=_folder(tmp_path, {"keep.txt": "k", "old/a.txt": "a", "old/b.txt": "b"}),
-                      repo_id=repo_id)
+    api.upload_folder(
+        folder_path=_folder(tmp_path, {"keep.txt": "k", "old/a.txt": "a", "old/b.txt": "b"}), repo_id=repo_id
+    )
     api.create_commit(repo_id, [CommitOperationDelete("old/")], commit_message="drop old")
     assert api.list_repo_files(repo_id) == [".gitattributes", "keep.txt"]
     with pytest.raises(EntryNotFoundError):
@@ -207,8 +230,9 @@ def test_deletions_and_commit_listing(api: HfApi, tmp_path: Path) -> None:
 
 def test_tree_pagination_expand_and_range_requests(api: HfApi, local_hub, tmp_path: Path) -> None:
     repo_id = new_repo(api)
-    api.upload_folder(folder_path=_folder(tmp_path, {f"f{i}.txt": f"content {i}" for i in range(5)}),
-                      repo_id=repo_id)
+    api.upload_folder(
+        folder_path=_folder(tmp_path, {f"f{i}.txt": f"content {i}" for i in range(5)}), repo_id=repo_id
+    )
     url, seen = f"{local_hub.endpoint}/api/models/{repo_id}/tree/main?limit=2", []
     while url:
         response = httpx.get(url)
@@ -217,15 +241,19 @@ def test_tree_pagination_expand_and_range_requests(api: HfApi, local_hub, tmp_pa
     assert seen == [".gitattributes"] + [f"f{i}.txt" for i in range(5)]
     expanded = list(api.list_repo_tree(repo_id, expand=True))
     assert all(f.last_commit is not None for f in expanded)
-    assert expanded[0].last_commit.title == "initial commit" and expanded[1].last_commit.title != "initial commit"
+    assert (
+        expanded[0].last_commit.title == "initial commit"
+        and expanded[1].last_commit.title != "initial commit"
+    )
     response = httpx.get(hf_hub_url(repo_id, "f3.txt"), headers={"Range": "bytes=2-5"})
     assert response.status_code == 206 and response.content == b"nten"
 
 
 def test_hf_file_system_reads_through_paths_info_and_tree(api: HfApi, tmp_path: Path) -> None:
     repo_id = new_repo(api, "dataset")
-    api.upload_folder(folder_path=_folder(tmp_path, {"data/x.csv": "a,b\n1,2\n"}), repo_id=repo_id,
-                      repo_type="dataset")
+    api.upload_folder(
+        folder_path=_folder(tmp_path, {"data/x.csv": "a,b\n1,2\n"}), repo_id=repo_id, repo_type="dataset"
+    )
     fs = HfFileSystem()
     assert fs.ls(f"datasets/{repo_id}/data", detail=False) == [f"datasets/{repo_id}/data/x.csv"]
     assert fs.info(f"datasets/{repo_id}/data/x.csv")["size"] == 8
@@ -250,10 +278,11 @@ def test_collections(api: HfApi) -> None:
 def test_writes_need_a_valid_token_reads_of_public_repos_do_not(api: HfApi, local_hub) -> None:
     repo_id = new_repo(api)
     anonymous = HfApi(token=False)
-    for attempt in (lambda: anonymous.create_repo(f"{DEFAULT_USER}/anon-{uuid.uuid4().hex[:6]}"),
-                    lambda: anonymous.upload_file(path_or_fileobj=b"x", path_in_repo="x", repo_id=repo_id),
-                    lambda: HfApi(token="hf_wrong").upload_file(path_or_fileobj=b"x", path_in_repo="x",
-                                                                repo_id=repo_id)):
+    for attempt in (
+        lambda: anonymous.create_repo(f"{DEFAULT_USER}/anon-{uuid.uuid4().hex[:6]}"),
+        lambda: anonymous.upload_file(path_or_fileobj=b"x", path_in_repo="x", repo_id=repo_id),
+        lambda: HfApi(token="hf_wrong").upload_file(path_or_fileobj=b"x", path_in_repo="x", repo_id=repo_id),
+    ):
         with pytest.raises(HfHubHTTPError) as err:
             attempt()
         assert err.value.response.status_code == 401

@@ -45,7 +45,9 @@ def test_transformers_loads_main_and_an_epoch_branch(api: HfApi, tiny_llama: Pat
     name, weight = next(iter(local.state_dict().items()))
     assert torch.equal(main.state_dict()[name], weight)
     assert torch.allclose(epoch.state_dict()[name], weight + 1.0)
-    assert tokenizer.decode(tokenizer("###Answer: 42")["input_ids"], skip_special_tokens=True) == "###Answer: 42"
+    assert (
+        tokenizer.decode(tokenizer("###Answer: 42")["input_ids"], skip_special_tokens=True) == "###Answer: 42"
+    )
 
 
 def test_peft_loads_an_adapter_from_the_hub(api: HfApi, tiny_llama: Path, tmp_path: Path) -> None:
@@ -53,8 +55,10 @@ def test_peft_loads_an_adapter_from_the_hub(api: HfApi, tiny_llama: Path, tmp_pa
     from transformers import AutoModelForCausalLM
 
     repo_id = _repo(api)
-    lora = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_llama),
-                          LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    lora = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_llama),
+        LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
     lora.save_pretrained(tmp_path / "adapter")
     api.upload_folder(folder_path=tmp_path / "adapter", repo_id=repo_id)
     loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), repo_id)
@@ -73,7 +77,8 @@ def test_datasets_loads_parquet_configs_from_the_card(api: HfApi, tmp_path: Path
     pd.DataFrame({"model": ["a"], "benchmark": ["mmlu"]}).to_parquet(folder / "data/scores.parquet")
     (folder / "README.md").write_text(
         "---\nconfigs:\n- config_name: leaderboard\n  data_files: data/leaderboard.parquet\n  default: true\n"
-        "- config_name: scores\n  data_files: data/scores.parquet\n---\n# Results\n")
+        "- config_name: scores\n  data_files: data/scores.parquet\n---\n# Results\n"
+    )
     api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="dataset")
 
     leaderboard = datasets.load_dataset(repo_id, split="train")

@@ -17,8 +17,13 @@ from analysis.report import Inputs, build_report
 
 
 def _loglik(vectors: dict[str, np.ndarray]) -> pd.DataFrame:
-    return pd.DataFrame([{"model_id": model, "text_id": f"t{i}", "loglik": value, "n_tokens": 5}
-                         for model, vector in vectors.items() for i, value in enumerate(vector)])
+    return pd.DataFrame(
+        [
+            {"model_id": model, "text_id": f"t{i}", "loglik": value, "n_tokens": 5}
+            for model, vector in vectors.items()
+            for i, value in enumerate(vector)
+        ]
+    )
 
 
 def _two_families(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -33,8 +38,15 @@ def _two_families(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
             for method, step in (("full", 2.0), ("lora", 0.3)):
                 model_id = f"{base}-{method}-{k}"
                 vectors[model_id] = centre + rng.normal(0, step, size=12)
-                labels.append({"model_id": model_id, "base_model": base, "method": method, "dataset": f"d{k}",
-                               "epoch": 1})
+                labels.append(
+                    {
+                        "model_id": model_id,
+                        "base_model": base,
+                        "method": method,
+                        "dataset": f"d{k}",
+                        "epoch": 1,
+                    }
+                )
     return _loglik(vectors), pd.DataFrame(labels)
 
 
@@ -50,7 +62,9 @@ def test_map_separates_base_models_and_lora_stays_closer():
     assert summary.to_base["lora"] < summary.to_base["full"]
     # PC1 is the direction between the two families: its sign splits them
     sides = frame.groupby("base_model")["x"].agg(["min", "max"])
-    assert (sides.loc["llama", "max"] < sides.loc["qwen", "min"]) or (sides.loc["qwen", "max"] < sides.loc["llama", "min"])
+    assert (sides.loc["llama", "max"] < sides.loc["qwen", "min"]) or (
+        sides.loc["qwen", "max"] < sides.loc["llama", "min"]
+    )
 
 
 def test_projection_ignores_what_all_models_share():
@@ -65,8 +79,15 @@ def test_projection_ignores_what_all_models_share():
 
 def test_mixed_base_models_are_not_called_clusters():
     """Two base models whose checkpoints interleave along one line: neighbours disagree, no cluster claim."""
-    coords = pd.DataFrame({"model_id": list("abcdef"), "base_model": ["p", "q"] * 3, "method": "full",
-                           "x": np.arange(6.0), "y": 0.0})
+    coords = pd.DataFrame(
+        {
+            "model_id": list("abcdef"),
+            "base_model": ["p", "q"] * 3,
+            "method": "full",
+            "x": np.arange(6.0),
+            "y": 0.0,
+        }
+    )
     summary = summarise(coords)
     assert summary.neighbour_agreement == 0 and not summary.clusters_by_base
     assert summary.chance_agreement == pytest.approx(2 * 3 * 2 / 30)
@@ -121,6 +142,7 @@ def test_report_states_the_map_finding(tmp_path, released_table):
 
 # ---------------------------------------------------------------- CLI on tiny real models
 
+
 def _kept(root: Path, base: Path, base_name: str, method: str) -> str:
     """Epoch 1 of a real job's run, as training leaves it (release.fixtures: perturbed weights, run.json)."""
     from release.fixtures import make_job, write_checkpoint
@@ -143,13 +165,16 @@ def test_cli_maps_base_full_and_lora_models_and_resumes(tiny_llama, tiny_qwen2, 
     llama_full, llama_lora = (_kept(root, tiny_llama, "tiny-llama", method) for method in ("full", "lora"))
     qwen_full = _kept(root, tiny_qwen2, "tiny-qwen2", "full")
     texts = tmp_path / "texts.jsonl"
-    pd.DataFrame({"text": [f"###Question: what is {i} plus {i}?\n###Answer: {2 * i}" for i in range(6)]}).to_json(
-        texts, orient="records", lines=True)
+    pd.DataFrame(
+        {"text": [f"###Question: what is {i} plus {i}?\n###Answer: {2 * i}" for i in range(6)]}
+    ).to_json(texts, orient="records", lines=True)
 
     assert _cli("--root", str(root), "--texts", str(texts), "--batch-size", "4") == 0
     assert "5 model(s) scored on 6 texts, 0 already done; map of 5 models" in capsys.readouterr().out
     frame = pd.read_parquet(root / "model_map.parquet")
-    assert sorted(frame["model_id"]) == sorted([llama_full, llama_lora, qwen_full, "tiny-llama", "tiny-qwen2"])
+    assert sorted(frame["model_id"]) == sorted(
+        [llama_full, llama_lora, qwen_full, "tiny-llama", "tiny-qwen2"]
+    )
     assert frame.set_index("model_id").loc[llama_lora, "method"] == "lora"
     assert np.isfinite(frame[["x", "y", "mean_loglik"]].to_numpy()).all()
 

@@ -25,9 +25,17 @@ def _prepared(tmp_path: Path, name: str, n: int, long_every: int = 3) -> Path:
     rows = []
     for i, example in enumerate(demo_examples(name, "train", n)):
         response = example["response"] + (" and so on" * (i % 7) if i % long_every == 0 else "")
-        rows.append({"id": f"{name}-{i}", "dataset": name, "source": name, "instruction": example["instruction"],
-                     "response": response, "prompt": render_prompt(example["instruction"]),
-                     "text": render_sample(example["instruction"], response)})
+        rows.append(
+            {
+                "id": f"{name}-{i}",
+                "dataset": name,
+                "source": name,
+                "instruction": example["instruction"],
+                "response": response,
+                "prompt": render_prompt(example["instruction"]),
+                "text": render_sample(example["instruction"], response),
+            }
+        )
     path = tmp_path / f"{name}__{n}__abc123.parquet"
     pd.DataFrame(rows).to_parquet(path)
     return path
@@ -90,8 +98,9 @@ def test_truncation_and_bad_input(tiny_llama, tmp_path):
 def _cli(root: Path, only: str) -> int:
     parser = argparse.ArgumentParser()
     cli_perplexity.configure(parser)
-    return cli_perplexity.main(parser.parse_args(["--grid", "demo", "--root", str(root), "--only", only,
-                                                  "--batch-size", "16"]))
+    return cli_perplexity.main(
+        parser.parse_args(["--grid", "demo", "--root", str(root), "--only", only, "--batch-size", "16"])
+    )
 
 
 def test_cli_on_demo_grid_is_resumable(tmp_path, capsys):

@@ -22,8 +22,15 @@ import pytest
 
 READY_LINE = "Press Ctrl-C"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 DEMO_ONLY = "base_model_name=tiny-llama,dataset=demo_facts"
 
 
@@ -40,8 +47,21 @@ def serving_pipeline(args: list[str], timeout_s: float) -> Iterator[tuple[str, s
     env = {**os.environ, "HF_TOKEN": "", "PYTHONUNBUFFERED": "1"}
     env.pop("HF_ENDPOINT", None)  # no token and no endpoint: the release is staged locally
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args, "--hub-port", str(hub_port), "--space-port", str(space_port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            *args,
+            "--hub-port",
+            str(hub_port),
+            "--space-port",
+            str(space_port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     output: list[str] = []
     deadline = time.monotonic() + timeout_s
     try:
@@ -62,8 +82,9 @@ def serving_pipeline(args: list[str], timeout_s: float) -> Iterator[tuple[str, s
 def run_as_user(hub_url: str, code: str) -> dict:
     """Run ``code`` in a fresh interpreter pointed at the staging Hub; it prints one JSON object."""
     env = {**os.environ, "HF_ENDPOINT": hub_url, "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": ""}
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                            env=env, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -88,8 +109,9 @@ def space_status(space_url: str, expected: str) -> str:
         page = browser.new_page()
         page.set_default_timeout(60_000)
         page.goto(space_url)
-        page.wait_for_function("t => (document.querySelector('#view-message') || {}).innerText?.includes(t)",
-                               arg=expected)
+        page.wait_for_function(
+            "t => (document.querySelector('#view-message') || {}).innerText?.includes(t)", arg=expected
+        )
         text = page.inner_text("#view-message")
         browser.close()
     return text
@@ -100,11 +122,21 @@ def test_demo_pipeline_stages_a_complete_release(tmp_path: Path) -> None:
     root = tmp_path / "demo"
     args = ["demo", "--root", str(root), "--only", DEMO_ONLY, "--limit", "8"]
     with serving_pipeline(args, timeout_s=1500) as (hub_url, space_url, output):
-        for stage in ("prepare data", "train", "evaluate", "perplexity", "layer statistics",
-                      "model map", "analysis report", "stage the release"):
+        for stage in (
+            "prepare data",
+            "train",
+            "evaluate",
+            "perplexity",
+            "layer statistics",
+            "model map",
+            "analysis report",
+            "stage the release",
+        ):
             assert f"=== {stage}: done" in output
         assert (root / "report" / "report.html").exists()
-        found = run_as_user(hub_url, """
+        found = run_as_user(
+            hub_url,
+            """
             import json
             import datasets
             from huggingface_hub import HfApi
@@ -123,7 +155,8 @@ def test_demo_pipeline_stages_a_complete_release(tmp_path: Path) -> None:
             print(json.dumps({"branches": sorted(b.name for b in api.list_repo_refs(full).branches),
                               "params": model.num_parameters(), "adapter": type(adapter).__name__,
                               "models": sorted(board["model_id"])}))
-        """)
+        """,
+        )
         assert found["branches"] == ["epoch-02", "epoch-04", "main"]
         assert found["params"] > 0 and found["adapter"] == "PeftModelForCausalLM"
         # the base model and both kept epochs of both runs
@@ -134,8 +167,13 @@ def test_demo_pipeline_stages_a_complete_release(tmp_path: Path) -> None:
     # Terminating the pipeline stops the servers it started.
     assert _stops_answering(hub_url) and _stops_answering(space_url)
 
-    rerun = subprocess.run([sys.executable, "-m", "pipeline", *args, "--no-serve"], capture_output=True,
-                           text=True, env={**os.environ, "HF_TOKEN": ""}, timeout=900)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args, "--no-serve"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_TOKEN": ""},
+        timeout=900,
+    )
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert re.search(r"done\s+0\s+skipped\s+2\s+failed\s+0", rerun.stdout), rerun.stdout[-3000:]
     assert "evaluated 0 (model, benchmark, shots)" in rerun.stdout
@@ -146,11 +184,14 @@ def test_demo_pipeline_stages_a_complete_release(tmp_path: Path) -> None:
 def test_study_pipeline_serves_the_released_models(tmp_path: Path, released_table: Path) -> None:
     args = ["study", "--csv", str(released_table), "--root", str(tmp_path / "study")]
     with serving_pipeline(args, timeout_s=1500) as (hub_url, space_url, _):
-        found = run_as_user(hub_url, """
+        found = run_as_user(
+            hub_url,
+            """
             import json
             import datasets
             board = datasets.load_dataset("massive-sft/massive-sft-results", "leaderboard", split="train")
             print(json.dumps({"models": board.num_rows, "bases": sum(m == "base" for m in board["method"])}))
-        """)
+        """,
+        )
         assert found == {"models": 1027, "bases": 11}
         assert "of 1,027 models" in space_status(space_url, "of 1,027 models")

@@ -11,7 +11,10 @@ from pipeline.stages import Stage, StageFailed, run_stages
 
 
 def test_a_failing_stage_is_named_and_later_stages_do_not_run(tmp_path, capsys) -> None:
-    stages = [Stage("first", ("json.tool", str(tmp_path / "missing.json"))), Stage("second", ("json.tool", "-h"))]
+    stages = [
+        Stage("first", ("json.tool", str(tmp_path / "missing.json"))),
+        Stage("second", ("json.tool", "-h")),
+    ]
     with pytest.raises(StageFailed) as failure:
         run_stages(stages)
     assert failure.value.stage == "first"
@@ -20,8 +23,12 @@ def test_a_failing_stage_is_named_and_later_stages_do_not_run(tmp_path, capsys) 
 
 
 def test_pipeline_cli_names_the_failing_stage_and_its_cause(tmp_path) -> None:
-    result = subprocess.run([sys.executable, "-m", "pipeline", "demo", "--root", str(tmp_path), "--grid", "nope",
-                             "--no-serve"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "demo", "--root", str(tmp_path), "--grid", "nope", "--no-serve"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1
     assert "error: stage 'prepare data' failed" in result.stdout
     assert "nope" in result.stderr + result.stdout  # the grid error names the unknown recipe

@@ -25,8 +25,9 @@ def run_publish(root: Path, namespace: str, *extra: str) -> int:
     parser = argparse.ArgumentParser()
     publish_cli.configure(parser)
     space = ["--set", f"space_dir={root.parent / 'src' / 'space'}"]
-    return publish_cli.main(parser.parse_args(["--root", str(root), "--namespace", namespace, "--no-progress",
-                                               *space, *extra]))
+    return publish_cli.main(
+        parser.parse_args(["--root", str(root), "--namespace", namespace, "--no-progress", *space, *extra])
+    )
 
 
 def copy_root(release_root: Path, tmp_path: Path) -> Path:
@@ -36,14 +37,21 @@ def copy_root(release_root: Path, tmp_path: Path) -> Path:
     root = tmp_path / "root"
     shutil.copytree(release_root, root, ignore=shutil.ignore_patterns(".release", "hub"))
     for package in ("space", "common"):
-        shutil.copytree(PROJECT_ROOT / package, tmp_path / "src" / package,
-                        ignore=shutil.ignore_patterns("__pycache__", ".*"))
+        shutil.copytree(
+            PROJECT_ROOT / package,
+            tmp_path / "src" / package,
+            ignore=shutil.ignore_patterns("__pycache__", ".*"),
+        )
     return root
 
 
 def commit_counts(api: HfApi, namespace: str) -> dict[str, int]:
     counts = {}
-    for repo_type, lister in (("model", api.list_models), ("dataset", api.list_datasets), ("space", api.list_spaces)):
+    for repo_type, lister in (
+        ("model", api.list_models),
+        ("dataset", api.list_datasets),
+        ("space", api.list_spaces),
+    ):
         for info in lister(author=namespace):
             for branch in api.list_repo_refs(info.id, repo_type=repo_type).branches:
                 commits = api.list_repo_commits(info.id, repo_type=repo_type, revision=branch.name)
@@ -101,10 +109,17 @@ def test_cards_metadata(published) -> None:
     expected = {FULL: ("finetune", "transformers"), LORA: ("adapter", "peft")}
     for name, (relation, library) in expected.items():
         for revision in ("main", "epoch-01"):
-            card = ModelCard.load(f"demo-ns/{name}") if revision == "main" else _card_at(f"demo-ns/{name}", revision)
+            card = (
+                ModelCard.load(f"demo-ns/{name}")
+                if revision == "main"
+                else _card_at(f"demo-ns/{name}", revision)
+            )
             data = card.data
             assert (data.base_model, data.base_model_relation, data.library_name) == (
-                "demo-ns/tiny-llama", relation, library)
+                "demo-ns/tiny-llama",
+                relation,
+                library,
+            )
             assert data.license == "apache-2.0" and data.pipeline_tag == "text-generation"
             assert data.datasets == [name.split("-")[2]]
             values = {r.dataset_type: r.metric_value for r in data.eval_results}
@@ -124,8 +139,11 @@ def test_space_and_collection(published, local_hub) -> None:
     _root, api = published
     files = set(api.list_repo_files("demo-ns/massive-sft-leaderboard", repo_type="space"))
     assert {"app.py", "space/app.py", "requirements.txt", "space_config.json", "README.md"} <= files
-    config = json.loads(Path(api.hf_hub_download("demo-ns/massive-sft-leaderboard", "space_config.json",
-                                                 repo_type="space")).read_text())
+    config = json.loads(
+        Path(
+            api.hf_hub_download("demo-ns/massive-sft-leaderboard", "space_config.json", repo_type="space")
+        ).read_text()
+    )
     assert config["repo"] == "demo-ns/massive-sft-results" and config["endpoint"] == local_hub.endpoint
     collection = next(c for c in api.list_collections(owner="demo-ns"))
     items = {i.item_id for i in api.get_collection(collection.slug).items}
@@ -146,8 +164,19 @@ def test_republish_makes_zero_commits(published, capsys) -> None:
 def test_changed_card_updates_only_that_file(published, tmp_path) -> None:
     root, api = published
     before = commit_counts(api, "demo-ns")
-    assert run_publish(root, "demo-ns", "--set", "collection_title=Other title", "--set", "include.collection=false",
-                       "--set", "commit_prefix=second") == 0
+    assert (
+        run_publish(
+            root,
+            "demo-ns",
+            "--set",
+            "collection_title=Other title",
+            "--set",
+            "include.collection=false",
+            "--set",
+            "commit_prefix=second",
+        )
+        == 0
+    )
     assert commit_counts(api, "demo-ns") == before  # the title is not in any file: still nothing to do
 
 
@@ -174,16 +203,20 @@ def _break_orphan_row(root: Path) -> None:
     shutil.rmtree(next(root.glob("runs/*lora*")))
 
 
-@pytest.mark.parametrize(("breaker", "args", "message"), [
-    (_break_missing_weights, [], "has no weights"),
-    (_break_run_json, [], "has no run.json"),
-    (_break_orphan_row, [], "not in the release"),
-    (None, ["--set", "repo_template={namespace}/{run_id}-{run_id}-{run_id}"], "longer than 96"),
-    (None, ["--set", "repo_template={namespace}/{model}"], "unknown field"),
-    (None, ["--namespace", "bad..ns"], "invalid repo id"),
-])
-def test_bad_input_fails_before_upload(release_root, local_hub, tmp_path, monkeypatch, capsys, breaker, args,
-                                       message) -> None:
+@pytest.mark.parametrize(
+    ("breaker", "args", "message"),
+    [
+        (_break_missing_weights, [], "has no weights"),
+        (_break_run_json, [], "has no run.json"),
+        (_break_orphan_row, [], "not in the release"),
+        (None, ["--set", "repo_template={namespace}/{run_id}-{run_id}-{run_id}"], "longer than 96"),
+        (None, ["--set", "repo_template={namespace}/{model}"], "unknown field"),
+        (None, ["--namespace", "bad..ns"], "invalid repo id"),
+    ],
+)
+def test_bad_input_fails_before_upload(
+    release_root, local_hub, tmp_path, monkeypatch, capsys, breaker, args, message
+) -> None:
     monkeypatch.setenv("HF_TOKEN", local_hub.token)
     root = copy_root(release_root, tmp_path)
     if breaker:
@@ -206,19 +239,49 @@ def test_staging_mode_and_token_never_leaks(release_root, tmp_path) -> None:
     root = copy_root(release_root, tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("HF_ENDPOINT", "HF_TOKEN")}
     env["HF_HOME"] = str(tmp_path / "hf-home")  # no stored login
-    staged = subprocess.run([sys.executable, "-m", "release", "publish", "--root", str(root), "--no-progress",
-                             "--set", "include.collection=false"], env=env, capture_output=True, text=True,
-                            timeout=300, cwd=Path(publish_cli.__file__).parents[1])
+    staged = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "release",
+            "publish",
+            "--root",
+            str(root),
+            "--no-progress",
+            "--set",
+            "include.collection=false",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(publish_cli.__file__).parents[1],
+    )
     assert staged.returncode == 0, staged.stderr[-2000:]
     assert "python -m release.localhub --root" in staged.stdout and "snapshot_download" in staged.stdout
     assert (root / "hub").is_dir()
 
     secret = "hf_FAKEsecretTOKEN0123456789"
     with serve_in_background(tmp_path / "hub2", tokens={secret: "leaky"}) as hub:
-        run = subprocess.run([sys.executable, "-m", "release.publish", "--root", str(root), "--verbose",
-                              "--endpoint", hub.endpoint, "--namespace", "leaky"],
-                             env={**env, "HF_TOKEN": secret}, capture_output=True, text=True, timeout=300,
-                             cwd=Path(publish_cli.__file__).parents[1])
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "release.publish",
+                "--root",
+                str(root),
+                "--verbose",
+                "--endpoint",
+                hub.endpoint,
+                "--namespace",
+                "leaky",
+            ],
+            env={**env, "HF_TOKEN": secret},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=Path(publish_cli.__file__).parents[1],
+        )
         assert run.returncode == 0, run.stderr[-2000:]
         assert secret not in run.stdout + run.stderr
         for folder in (root, tmp_path / "hub2"):
@@ -242,9 +305,24 @@ def test_stage_flag_stages_locally_whatever_the_environment_says(release_root, t
     root = copy_root(release_root, tmp_path)
     # A token and an endpoint that must not be used: nothing listens on port 9 (discard).
     env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_TOKEN": "hf_not_for_staging_0123456789"}
-    staged = subprocess.run([sys.executable, "-m", "release.publish", "--root", str(root), "--stage",
-                             "--no-progress", "--set", "include.collection=false"], env=env, capture_output=True,
-                            text=True, timeout=300, cwd=Path(publish_cli.__file__).parents[1])
+    staged = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "release.publish",
+            "--root",
+            str(root),
+            "--stage",
+            "--no-progress",
+            "--set",
+            "include.collection=false",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(publish_cli.__file__).parents[1],
+    )
     assert staged.returncode == 0, staged.stderr[-2000:]
     assert (root / "hub").is_dir() and "python -m release.localhub --root" in staged.stdout
     assert "hf_not_for_staging" not in staged.stdout + staged.stderr

@@ -23,15 +23,29 @@ TOKEN = "hf_fault_test_token"
 NAMESPACE = "faulty"
 # The Space carries the endpoint (a different server per run) and the collection is not a repo:
 # compared are the model repos and the results dataset.
-ARGS = ["--namespace", NAMESPACE, "--no-progress", "--set", "include.space=false", "--set",
-        "include.collection=false", "--set", "retry.base_delay_s=0.05", "--set", "retry.max_delay_s=0.5"]
-FAULTS = {"seed": 7, "rules": [
-    {"kind": "status", "status": 503, "probability": 0.08},
-    {"kind": "status", "status": 429, "retry_after": 0, "probability": 0.05},
-    {"kind": "status", "status": 500, "probability": 0.03},
-    {"kind": "drop", "when": "after", "probability": 0.02},
-    {"kind": "drop", "when": "before", "probability": 0.02},
-]}  # 20% of requests fail
+ARGS = [
+    "--namespace",
+    NAMESPACE,
+    "--no-progress",
+    "--set",
+    "include.space=false",
+    "--set",
+    "include.collection=false",
+    "--set",
+    "retry.base_delay_s=0.05",
+    "--set",
+    "retry.max_delay_s=0.5",
+]
+FAULTS = {
+    "seed": 7,
+    "rules": [
+        {"kind": "status", "status": 503, "probability": 0.08},
+        {"kind": "status", "status": 429, "retry_after": 0, "probability": 0.05},
+        {"kind": "status", "status": 500, "probability": 0.03},
+        {"kind": "drop", "when": "after", "probability": 0.02},
+        {"kind": "drop", "when": "before", "probability": 0.02},
+    ],
+}  # 20% of requests fail
 
 
 def publish_cmd(root: Path, endpoint: str) -> tuple[list[str], dict[str, str]]:
@@ -90,8 +104,9 @@ def test_killed_publish_resumes_to_the_same_state(release_root, reference, tmp_p
             hub.reset_faults()  # also zeroes the server's request counter
             # Kill at a random point measured in server requests: independent of machine speed.
             kill_after = rng.randint(3, 20)
-            process = subprocess.Popen(cmd, env=env, cwd=PROJECT, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                cmd, env=env, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             while process.poll() is None and hub.fault_counts()["requests"] < kill_after:
                 time.sleep(0.01)
             if process.poll() is None:

@@ -18,19 +18,35 @@ def dataset_dir(release_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
     root = tmp_path_factory.mktemp("rd") / "root"
     shutil.copytree(release_root, root)
     (root / "report" / "tables").mkdir(parents=True)
-    pd.DataFrame({"task": ["demo_facts-0shot"], "gain": [1.5]}).to_parquet(root / "report/tables/gains.parquet")
+    pd.DataFrame({"task": ["demo_facts-0shot"], "gain": [1.5]}).to_parquet(
+        root / "report/tables/gains.parquet"
+    )
     pd.DataFrame({"component": [1], "explained_variance_ratio": [0.7]}).to_parquet(
-        root / "report/tables/pca_explained.parquet")
+        root / "report/tables/pca_explained.parquet"
+    )
     (root / "report" / "report.md").write_text("# report\n")
-    pd.DataFrame({"base_model_name": ["tiny-llama"], "perplexity": [3.0]}).to_parquet(root / "perplexity.parquet")
+    pd.DataFrame({"base_model_name": ["tiny-llama"], "perplexity": [3.0]}).to_parquet(
+        root / "perplexity.parquet"
+    )
     (root / "quality.json").write_text('{"findings": []}')
-    return build_results_dataset(root, tmp_path_factory.mktemp("out") / "results", ReleaseConfig(namespace="ns"))
+    return build_results_dataset(
+        root, tmp_path_factory.mktemp("out") / "results", ReleaseConfig(namespace="ns")
+    )
 
 
 def test_layout(dataset_dir: Path) -> None:
-    for path in ("data/leaderboard.parquet", "data/scores.parquet", "data/runs.parquet", "data/gains.parquet",
-                 "data/perplexity.parquet", "analysis/gains.parquet", "analysis/pca_explained.parquet",
-                 "quality.json", "README.md", "report/report.md"):
+    for path in (
+        "data/leaderboard.parquet",
+        "data/scores.parquet",
+        "data/runs.parquet",
+        "data/gains.parquet",
+        "data/perplexity.parquet",
+        "analysis/gains.parquet",
+        "analysis/pca_explained.parquet",
+        "quality.json",
+        "README.md",
+        "report/report.md",
+    ):
         assert (dataset_dir / path).is_file(), path
     assert not (dataset_dir / "data/layers.parquet").exists()  # no layers.parquet in the root
 

@@ -32,10 +32,12 @@ def test_infinite_loop_is_killed_within_its_limit() -> None:
 
 def test_write_outside_scratch_directory_is_refused(tmp_path: Path) -> None:
     target = tmp_path / "escaped.txt"
-    attempts = [f"open({str(target)!r}, 'w').write('pwned')",
-                f"import pathlib; pathlib.Path({str(target)!r}).write_text('pwned')",
-                f"import os; fd = os.open({str(target)!r}, os.O_CREAT | os.O_WRONLY); os.write(fd, b'x')",
-                f"import shutil; shutil.copyfile(__file__ if '__file__' in dir() else 'program.py', {str(target)!r})"]
+    attempts = [
+        f"open({str(target)!r}, 'w').write('pwned')",
+        f"import pathlib; pathlib.Path({str(target)!r}).write_text('pwned')",
+        f"import os; fd = os.open({str(target)!r}, os.O_CREAT | os.O_WRONLY); os.write(fd, b'x')",
+        f"import shutil; shutil.copyfile(__file__ if '__file__' in dir() else 'program.py', {str(target)!r})",
+    ]
     for program in attempts:
         assert run_program(program, FAST).status == "failed", program
         assert not target.exists(), program
@@ -93,13 +95,23 @@ def problems() -> dict[str, dict]:
 def test_humaneval_pass_at_1_on_real_problems(problems: dict[str, dict]) -> None:
     ids = ["HumanEval/0", "HumanEval/2", "HumanEval/4"]
     correct = [problems[i]["canonical_solution"] for i in ids]
-    wrong = ["    return None\n", "    while True:\n        pass\n", "    import os\n    os.remove('/etc/hosts')\n"]
-    assert [humaneval_process_results(problems[i], [c])["pass@1"] for i, c in zip(ids, correct, strict=True)] == [1, 1, 1]
-    assert [humaneval_process_results(problems[i], [w])["pass@1"] for i, w in zip(ids, wrong, strict=True)] == [0, 0, 0]
+    wrong = [
+        "    return None\n",
+        "    while True:\n        pass\n",
+        "    import os\n    os.remove('/etc/hosts')\n",
+    ]
+    assert [
+        humaneval_process_results(problems[i], [c])["pass@1"] for i, c in zip(ids, correct, strict=True)
+    ] == [1, 1, 1]
+    assert [
+        humaneval_process_results(problems[i], [w])["pass@1"] for i, w in zip(ids, wrong, strict=True)
+    ] == [0, 0, 0]
 
 
 def test_humaneval_completion_restating_the_function_in_a_fence(problems: dict[str, dict]) -> None:
     problem = problems["HumanEval/2"]
-    completion = "```python\ndef truncate_number(number: float) -> float:\n    return number % 1.0\n```\nDone."
+    completion = (
+        "```python\ndef truncate_number(number: float) -> float:\n    return number % 1.0\n```\nDone."
+    )
     assert "def truncate_number" in humaneval_program(problem, completion)
     assert humaneval_process_results(problem, [completion])["pass@1"] == 1

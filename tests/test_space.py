@@ -61,10 +61,12 @@ def test_loads_the_real_rows_with_release_columns(results: Results) -> None:
 def test_choice_filters_match_the_csv(results: Results, csv_table: pd.DataFrame) -> None:
     assert len(view(results, methods=("lora",))) == int((csv_table["lora"] == True).sum())  # noqa: E712
     assert len(view(results, base_models=("OLMo-7B-hf",))) == 250
-    assert len(view(results, languages=("Japanese",))) == int(csv_table["model_name"].isin(
-        ["LLM-jp-3-7B", "Llama-3-Swallow-8B-v0.1", "Sarashina2-7B"]).sum())
+    assert len(view(results, languages=("Japanese",))) == int(
+        csv_table["model_name"].isin(["LLM-jp-3-7B", "Llama-3-Swallow-8B-v0.1", "Sarashina2-7B"]).sum()
+    )
     assert len(view(results, data_sizes=(20000,), schedules=("constant",))) == int(
-        ((csv_table["data_size"] == 20000) & (csv_table["lr_strategy"] == "constant")).sum())
+        ((csv_table["data_size"] == 20000) & (csv_table["lr_strategy"] == "constant")).sum()
+    )
     both = view(results, base_models=("Qwen2.5-7B",), datasets=("lima", "math"))
     assert set(both["dataset"]) == {"lima", "math"} and set(both["base model"]) == {"Qwen2.5-7B"}
 
@@ -108,8 +110,9 @@ def test_gain_over_the_base_model(results: Results) -> None:
     gain = view(results, base_models=("OLMo-7B-hf",), datasets=("lima",), sort_by="model", mode=GAIN)
     base = view(results, base_models=("OLMo-7B-hf",), methods=("base",)).iloc[0]
     assert list(raw["model"]) == list(gain["model"])
-    np.testing.assert_allclose(gain["gsm8k-4shot"], (raw["gsm8k-4shot"] - base["gsm8k-4shot"]).round(3),
-                               atol=2e-3)
+    np.testing.assert_allclose(
+        gain["gsm8k-4shot"], (raw["gsm8k-4shot"] - base["gsm8k-4shot"]).round(3), atol=2e-3
+    )
     base_gain = view(results, methods=("base",), mode=GAIN)
     values = base_gain[[c for c in results.score_names if c in base_gain]].to_numpy(dtype=float)
     assert np.nanmax(np.abs(values)) == 0
@@ -129,7 +132,9 @@ def test_column_groups_and_average(results: Results) -> None:
     assert all(c.startswith(("mtbench", "alpaca_eval")) for c in judge.score_columns)
     none = build_view(results, Filters(families=()), CONFIG)
     assert none.score_columns == [] and "no benchmark column selected" in none.message
-    assert parse_score_column("nq-25shot").shots == "25" and parse_score_column("mtbench-math").shots == "judge"
+    assert (
+        parse_score_column("nq-25shot").shots == "25" and parse_score_column("mtbench-math").shots == "judge"
+    )
 
 
 def test_rendered_rows_are_capped_and_linked(results: Results) -> None:
@@ -141,8 +146,12 @@ def test_rendered_rows_are_capped_and_linked(results: Results) -> None:
     assert shown.shown["model"].iloc[0].startswith("[")
     # The release stage names each released row's repo and epoch revision (its config's repo template).
     first = build_view(results, Filters(), CONFIG).frame.iloc[0]
-    assert build_view(results, Filters(), CONFIG).shown["model"].iloc[0].endswith(
-        f"(https://hub.example/{first['repo_id']}/tree/{first['revision']})")
+    assert (
+        build_view(results, Filters(), CONFIG)
+        .shown["model"]
+        .iloc[0]
+        .endswith(f"(https://hub.example/{first['repo_id']}/tree/{first['revision']})")
+    )
     assert first["revision"] == f"epoch-{int(first['epoch']):02d}"
     # Rows without a repo link to the external weights URL when one is configured, else to nothing.
     unpublished = Results.from_leaderboard(results.leaderboard.assign(repo_id=None, revision=None))
@@ -153,9 +162,20 @@ def test_rendered_rows_are_capped_and_linked(results: Results) -> None:
 
 
 def test_url_round_trip_and_bad_parameters(results: Results) -> None:
-    filters = Filters(base_models=("OLMo-7B-hf", "Qwen2.5-7B"), methods=("full",), data_sizes=(1000,),
-                      epoch_min=2, epoch_max=8, search="lima (x", families=("math", "code"), shots=("0",),
-                      mode=GAIN, sort_by="gsm8k-0shot", descending=False, datasets=("w/o-lima",))
+    filters = Filters(
+        base_models=("OLMo-7B-hf", "Qwen2.5-7B"),
+        methods=("full",),
+        data_sizes=(1000,),
+        epoch_min=2,
+        epoch_max=8,
+        search="lima (x",
+        families=("math", "code"),
+        shots=("0",),
+        mode=GAIN,
+        sort_by="gsm8k-0shot",
+        descending=False,
+        datasets=("w/o-lima",),
+    )
     query = encode(filters)
     params = dict(pair.split("=", 1) for pair in query.split("&"))
     from urllib.parse import parse_qsl
@@ -163,8 +183,15 @@ def test_url_round_trip_and_bad_parameters(results: Results) -> None:
     decoded, problems = decode(dict(parse_qsl(query)), results)
     assert problems == [] and decoded == filters and "base" in params
     assert encode(Filters()) == ""
-    bad = {"method": "nonsense", "epochs": "x-y", "size": "big", "mode": "loud", "sort": "nope",
-           "order": "sideways", "utm_source": "ignored"}
+    bad = {
+        "method": "nonsense",
+        "epochs": "x-y",
+        "size": "big",
+        "mode": "loud",
+        "sort": "nope",
+        "order": "sideways",
+        "utm_source": "ignored",
+    }
     decoded, problems = decode(bad, results)
     assert len(problems) == 6 and any("nonsense" in p for p in problems)
     message, table, _ = table_outputs_for(results, decoded, problems)
@@ -176,15 +203,35 @@ def table_outputs_for(results: Results, filters: Filters, problems: list[str]):
 
     store = ResultsStore(CONFIG, results)
     message, table, query = table_outputs(store, filters, problems)
-    return message, table.value if isinstance(table.value, pd.DataFrame) else pd.DataFrame(
-        table.value["data"], columns=table.value["headers"]), query
+    return (
+        message,
+        table.value
+        if isinstance(table.value, pd.DataFrame)
+        else pd.DataFrame(table.value["data"], columns=table.value["headers"]),
+        query,
+    )
 
 
 def test_widgets_map_to_default_filters(results: Results) -> None:
     families = list(dict.fromkeys(c.family for c in results.score_columns))
     shots = sorted({c.shots for c in results.score_columns}, key=lambda s: (not s.isdigit(), s.zfill(3)))
-    filters = filters_from_widgets(results, [], [], [], ["lora"], [1000], [], 0, 10, " lima ", families,
-                                   shots, "raw", "average", "descending")
+    filters = filters_from_widgets(
+        results,
+        [],
+        [],
+        [],
+        ["lora"],
+        [1000],
+        [],
+        0,
+        10,
+        " lima ",
+        families,
+        shots,
+        "raw",
+        "average",
+        "descending",
+    )
     assert filters == Filters(methods=("lora",), data_sizes=(1000,), search=" lima ")
     assert encode(filters) == "method=lora&size=1000&q=+lima+"
 
@@ -215,20 +262,58 @@ def test_compare_two_to_four_models(results: Results) -> None:
 
 def test_findings_from_published_tables(results: Results) -> None:
     tables = {
-        "synergy": pd.DataFrame({"base_model_name": ["A", "A", "B", "B"], "method": "full",
-                                 "dataset": ["lima", "math"] * 2, "task": "gsm8k-4shot",
-                                 "gain": [1.0, -2.0, 0.5, 3.0], "flagged": False}),
-        "model_correlation": pd.DataFrame({"method": ["full"], "model_a": ["A"], "model_b": ["B"],
-                                           "pearson": [0.4], "spearman": [0.3], "n_cells": [10]}),
-        "layer_correlation": pd.DataFrame({"depth_bin": [0.1, 0.5, 0.9], "mean_frobenius": [1, 2, 3],
-                                           "mean_relative": [0.1, 0.2, 0.3], "pearson": [0.1, 0.6, 0.2],
-                                           "spearman": [0.1, 0.5, 0.2], "n_models": 4}),
-        "model_map": pd.DataFrame({"model_id": ["A", "A/full", "B"], "base_model": ["A", "A", "B"],
-                                   "method": ["base", "full", "base"], "x": [0.0, 1.0, 5.0], "y": [0.0, 0.5, 1.0],
-                                   "x_variance": 0.8, "y_variance": 0.15}),
-        "predictor_values": pd.DataFrame({"base_model_name": ["A", "A"], "dataset": ["lima", "math"],
-                                          "task": "gsm8k-4shot", "gain": [1.0, 2.0], "perplexity": [3.0, 9.0],
-                                          "log_perplexity": [1.1, 2.2], "ngram_overlap": [None, None]}),
+        "synergy": pd.DataFrame(
+            {
+                "base_model_name": ["A", "A", "B", "B"],
+                "method": "full",
+                "dataset": ["lima", "math"] * 2,
+                "task": "gsm8k-4shot",
+                "gain": [1.0, -2.0, 0.5, 3.0],
+                "flagged": False,
+            }
+        ),
+        "model_correlation": pd.DataFrame(
+            {
+                "method": ["full"],
+                "model_a": ["A"],
+                "model_b": ["B"],
+                "pearson": [0.4],
+                "spearman": [0.3],
+                "n_cells": [10],
+            }
+        ),
+        "layer_correlation": pd.DataFrame(
+            {
+                "depth_bin": [0.1, 0.5, 0.9],
+                "mean_frobenius": [1, 2, 3],
+                "mean_relative": [0.1, 0.2, 0.3],
+                "pearson": [0.1, 0.6, 0.2],
+                "spearman": [0.1, 0.5, 0.2],
+                "n_models": 4,
+            }
+        ),
+        "model_map": pd.DataFrame(
+            {
+                "model_id": ["A", "A/full", "B"],
+                "base_model": ["A", "A", "B"],
+                "method": ["base", "full", "base"],
+                "x": [0.0, 1.0, 5.0],
+                "y": [0.0, 0.5, 1.0],
+                "x_variance": 0.8,
+                "y_variance": 0.15,
+            }
+        ),
+        "predictor_values": pd.DataFrame(
+            {
+                "base_model_name": ["A", "A"],
+                "dataset": ["lima", "math"],
+                "task": "gsm8k-4shot",
+                "gain": [1.0, 2.0],
+                "perplexity": [3.0, 9.0],
+                "log_perplexity": [1.1, 2.2],
+                "ngram_overlap": [None, None],
+            }
+        ),
     }
     published = Results.from_leaderboard(results.leaderboard, analysis=tables)
     figure, caption = findings.synergy_figure(published, "A", "full")
@@ -259,14 +344,23 @@ def test_findings_fall_back_to_the_leaderboard(results: Results) -> None:
     assert len(epochs.data) >= 2 and list(epochs.data[0].x) == sorted(epochs.data[0].x)
     lora, _ = findings.lora_full_figure(results)
     assert lora.data[0].type == "bar" and len(lora.data[0].x) > 10
-    for figure, caption in (findings.predictor_figure(results, None, None), findings.layers_figure(results),
-                            findings.model_map_figure(results)):
+    for figure, caption in (
+        findings.predictor_figure(results, None, None),
+        findings.layers_figure(results),
+        findings.model_map_figure(results),
+    ):
         assert figure.data == () and "analysis/" in caption and "python -m analysis report" in caption
 
 
 def test_about_code_and_quality_notes(results: Results) -> None:
-    lora = {"model_id": "m/lora", "method": "lora", "repo_id": "org/m", "revision": "epoch-03", "epoch": 3,
-            "base_model_name": "OLMo-7B-hf"}
+    lora = {
+        "model_id": "m/lora",
+        "method": "lora",
+        "repo_id": "org/m",
+        "revision": "epoch-03",
+        "epoch": 3,
+        "base_model_name": "OLMo-7B-hf",
+    }
     code = about.download_code(lora)
     assert "PeftModel.from_pretrained(base, 'org/m', revision='epoch-03')" in code
     assert "from_pretrained('allenai/OLMo-7B-hf')" in code
@@ -295,15 +389,33 @@ def test_cli_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch, res
     monkeypatch.setenv("SPACE_RESULTS_REVISION", "v1")
     config = config_from_args(parse_args([]))
     assert (config.repo, config.revision) == ("env/repo", "v1")
-    config = config_from_args(parse_args(["--results", "cli/repo", "--revision", "v2", "--port", "7999",
-                                          "--endpoint", "http://127.0.0.1:1234/"]))
+    config = config_from_args(
+        parse_args(
+            [
+                "--results",
+                "cli/repo",
+                "--revision",
+                "v2",
+                "--port",
+                "7999",
+                "--endpoint",
+                "http://127.0.0.1:1234/",
+            ]
+        )
+    )
     assert (config.repo, config.revision, config.port, config.endpoint) == (
-        "cli/repo", "v2", 7999, "http://127.0.0.1:1234")
+        "cli/repo",
+        "v2",
+        7999,
+        "http://127.0.0.1:1234",
+    )
     local = config_from_args(parse_args(["--results", str(results_folder)]))
     assert local.repo is None and local.local_path == results_folder
 
 
-def test_spaces_entry_point_reads_the_environment(monkeypatch: pytest.MonkeyPatch, results_folder: Path) -> None:
+def test_spaces_entry_point_reads_the_environment(
+    monkeypatch: pytest.MonkeyPatch, results_folder: Path
+) -> None:
     import runpy
 
     import gradio as gr

@@ -22,8 +22,15 @@ from space.ui import build_app, launch
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 TIMEOUT_MS = 60_000
 
@@ -70,7 +77,9 @@ def page(browser, server: str):
     page.on("request", lambda request: requests.append(request.url))
     yield page
     context.close()
-    outside = [u for u in requests if urlparse(u).hostname not in ("127.0.0.1",) and not u.startswith("data:")]
+    outside = [
+        u for u in requests if urlparse(u).hostname not in ("127.0.0.1",) and not u.startswith("data:")
+    ]
     assert requests and not outside, f"the page made requests outside 127.0.0.1: {outside[:10]}"
 
 
@@ -85,8 +94,9 @@ def message(page) -> str:
 
 
 def wait_message(page, pattern: str) -> str:
-    page.wait_for_function("p => new RegExp(p).test(document.querySelector('#view-message').innerText)",
-                           arg=pattern)
+    page.wait_for_function(
+        "p => new RegExp(p).test(document.querySelector('#view-message').innerText)", arg=pattern
+    )
     return message(page)
 
 
@@ -152,9 +162,20 @@ def test_sorting(page, server: str) -> None:
 def test_url_restores_a_filtered_view(page, server: str, store: ResultsStore) -> None:
     url = server + "/?base=OLMo-7B-hf&method=full&epochs=2-4&q=math&sort=epoch&order=asc&family=math"
     text = open_view(page, url)
-    expected = build_view(store.results, Filters(base_models=("OLMo-7B-hf",), methods=("full",), epoch_min=2,
-                                                 epoch_max=4, search="math", sort_by="epoch",
-                                                 descending=False, families=("math",)), store.config)
+    expected = build_view(
+        store.results,
+        Filters(
+            base_models=("OLMo-7B-hf",),
+            methods=("full",),
+            epoch_min=2,
+            epoch_max=4,
+            search="math",
+            sort_by="epoch",
+            descending=False,
+            families=("math",),
+        ),
+        store.config,
+    )
     assert text.startswith(f"{expected.count}") and expected.count > 0
     assert page.input_value("#search textarea") == "math"
     assert page.input_value("#f-epoch-min input[type=number]") == "2"
@@ -191,8 +212,11 @@ def test_findings_tab_shows_plots(page, server: str) -> None:
     open_view(page, server)
     page.get_by_role("tab", name="Findings").click()
     page.wait_for_function("() => document.querySelectorAll('.finding-plot .js-plotly-plot').length >= 5")
-    assert page.locator(".finding-plot .js-plotly-plot .heatmaplayer, .finding-plot .js-plotly-plot "
-                        ".hm").count() + page.locator(".finding-plot .js-plotly-plot image").count() > 0
+    assert (
+        page.locator(".finding-plot .js-plotly-plot .heatmaplayer, .finding-plot .js-plotly-plot .hm").count()
+        + page.locator(".finding-plot .js-plotly-plot image").count()
+        > 0
+    )
     page.wait_for_timeout(500)
     page.screenshot(path=str(SCREENSHOTS / "findings.png"), full_page=True)
     page.get_by_role("tab", name="Compare").click()

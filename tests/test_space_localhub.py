@@ -54,7 +54,8 @@ def test_loads_the_published_dataset_by_revision_and_refreshes(local_hub, publis
     smaller = tmp_path / "leaderboard.parquet"
     board[board["base_model_name"] == "OLMo-7B-hf"].to_parquet(smaller, index=False)
     HfApi(endpoint=local_hub.endpoint, token=local_hub.token).upload_file(
-        path_or_fileobj=smaller, path_in_repo="data/leaderboard.parquet", repo_id=repo_id, repo_type="dataset")
+        path_or_fileobj=smaller, path_in_repo="data/leaderboard.parquet", repo_id=repo_id, repo_type="dataset"
+    )
     assert len(store.reload().leaderboard) == 250
     pinned = load_results(SpaceConfig(repo=repo_id, endpoint=local_hub.endpoint, revision=first))
     assert len(pinned.leaderboard) == 1027 and pinned.source.endswith(f"@{first}")
@@ -67,7 +68,9 @@ def _cached_board(config: SpaceConfig) -> Path:
 
 
 def test_missing_repo_falls_back_to_the_local_copy(local_hub, results_folder: Path) -> None:
-    config = SpaceConfig(repo="nobody/missing-results", endpoint=local_hub.endpoint, local_path=results_folder)
+    config = SpaceConfig(
+        repo="nobody/missing-results", endpoint=local_hub.endpoint, local_path=results_folder
+    )
     loaded = load_results(config)
     assert len(loaded.leaderboard) == 1027
     assert "nobody/missing-results" in loaded.warnings[0]
@@ -78,9 +81,24 @@ def test_cli_serves_the_hub_dataset(local_hub, published) -> None:
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     env.pop("SPACE_RESULTS_PATH", None)
-    process = subprocess.Popen([sys.executable, "-m", "space", "--results", repo_id, "--endpoint",
-                                local_hub.endpoint, "--port", str(port)], cwd=REPO_ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "space",
+            "--results",
+            repo_id,
+            "--endpoint",
+            local_hub.endpoint,
+            "--port",
+            str(port),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

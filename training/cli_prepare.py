@@ -28,6 +28,7 @@ from training.spec import Job
 @dataclass(frozen=True, order=True)
 class DataSpec:
     """What identifies a prepared set for the paper template (the chat template also needs a tokenizer)."""
+
     dataset: str
     data_size: int
     seed: int
@@ -37,11 +38,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_grid_arguments(parser)
-    parser.add_argument("--root", type=Path, default=None,
-                        help=f"output root (default: {DEFAULT_OUTPUT_ROOT}/<grid>)")
-    parser.add_argument("--source", action="append", default=[], metavar="DATASET=PATH",
-                        help="read DATASET from a local file/folder (or another Hub id) instead of its Hub "
-                             "source; repeatable; the key flan2021 covers the three FLAN splits")
+    parser.add_argument(
+        "--root", type=Path, default=None, help=f"output root (default: {DEFAULT_OUTPUT_ROOT}/<grid>)"
+    )
+    parser.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="DATASET=PATH",
+        help="read DATASET from a local file/folder (or another Hub id) instead of its Hub "
+        "source; repeatable; the key flan2021 covers the three FLAN splits",
+    )
 
 
 def parse_sources(items: list[str]) -> dict[str, str]:
@@ -57,7 +64,9 @@ def parse_sources(items: list[str]) -> dict[str, str]:
 def data_specs(jobs: list[Job]) -> tuple[list[DataSpec], list[Job]]:
     """Distinct paper-template sets, and the chat-template jobs (prepared by ``run`` with the model's
     tokenizer, which needs the base model)."""
-    specs = sorted({DataSpec(job.dataset, job.data_size, job.seed) for job in jobs if job.template == "paper"})
+    specs = sorted(
+        {DataSpec(job.dataset, job.data_size, job.seed) for job in jobs if job.template == "paper"}
+    )
     return specs, [job for job in jobs if job.template != "paper"]
 
 
@@ -83,7 +92,9 @@ def main(args: argparse.Namespace) -> int:
     for spec, data in zip(specs, prepared, strict=True):
         print(f"{spec.dataset:<24} {spec.data_size:>6}  {data.num_samples:>6} rows  {data.path}")
     if chat_jobs:
-        print(f"{len(chat_jobs)} job(s) use the chat template: `python -m training run` prepares their data "
-              f"with the base model's tokenizer.")
+        print(
+            f"{len(chat_jobs)} job(s) use the chat template: `python -m training run` prepares their data "
+            f"with the base model's tokenizer."
+        )
     print(f"{len(prepared)} training set(s) ready under {root / 'data'}")
     return 0

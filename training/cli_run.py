@@ -19,36 +19,67 @@ from common.paths import DEFAULT_OUTPUT_ROOT
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--grid", required=True, help="recipe name under configs/grids/ (demo, paper, ...) or a path")
-    parser.add_argument("--root", type=Path, default=None,
-                        help=f"output root (default: {DEFAULT_OUTPUT_ROOT}/<grid>)")
-    parser.add_argument("--only", default=None,
-                        help="run only jobs matching KEY=GLOB[,KEY=GLOB...] over the job record, "
-                             "e.g. 'method=lora,base_model_name=tiny-*'")
-    parser.add_argument("--executor", choices=("local", "slurm"), default="local",
-                        help="local: one subprocess per job; slurm: submitit job arrays")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="local executor: jobs run in parallel (one GPU each when GPUs exist)")
+    parser.add_argument(
+        "--grid", required=True, help="recipe name under configs/grids/ (demo, paper, ...) or a path"
+    )
+    parser.add_argument(
+        "--root", type=Path, default=None, help=f"output root (default: {DEFAULT_OUTPUT_ROOT}/<grid>)"
+    )
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="run only jobs matching KEY=GLOB[,KEY=GLOB...] over the job record, "
+        "e.g. 'method=lora,base_model_name=tiny-*'",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("local", "slurm"),
+        default="local",
+        help="local: one subprocess per job; slurm: submitit job arrays",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="local executor: jobs run in parallel (one GPU each when GPUs exist)",
+    )
     slurm = parser.add_argument_group("Slurm (with --executor slurm)")
     slurm.add_argument("--slurm-partition", default=None, help="partition for jobs whose recipe names none")
     slurm.add_argument("--slurm-account", default=None)
     slurm.add_argument("--slurm-qos", default=None)
-    slurm.add_argument("--slurm-array-parallelism", type=int, default=64,
-                       help="at most this many array tasks run at once")
-    slurm.add_argument("--slurm-setup", action="append", default=[],
-                       help="shell line run before each task, e.g. 'source .venv/bin/activate' (repeatable)")
-    slurm.add_argument("--slurm-cluster", choices=("slurm", "local"), default="slurm",
-                       help="'local' runs the same submitit path on this machine (debugging)")
-    slurm.add_argument("--dry-run", action="store_true",
-                       help="print the sbatch script of each job array instead of submitting")
+    slurm.add_argument(
+        "--slurm-array-parallelism", type=int, default=64, help="at most this many array tasks run at once"
+    )
+    slurm.add_argument(
+        "--slurm-setup",
+        action="append",
+        default=[],
+        help="shell line run before each task, e.g. 'source .venv/bin/activate' (repeatable)",
+    )
+    slurm.add_argument(
+        "--slurm-cluster",
+        choices=("slurm", "local"),
+        default="slurm",
+        help="'local' runs the same submitit path on this machine (debugging)",
+    )
+    slurm.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the sbatch script of each job array instead of submitting",
+    )
 
 
 def _slurm_options(args: argparse.Namespace):
     from training.executors import SlurmOptions
 
-    return SlurmOptions(partition=args.slurm_partition, account=args.slurm_account, qos=args.slurm_qos,
-                        array_parallelism=args.slurm_array_parallelism, cluster=args.slurm_cluster,
-                        setup=tuple(args.slurm_setup))
+    return SlurmOptions(
+        partition=args.slurm_partition,
+        account=args.slurm_account,
+        qos=args.slurm_qos,
+        array_parallelism=args.slurm_array_parallelism,
+        cluster=args.slurm_cluster,
+        setup=tuple(args.slurm_setup),
+    )
 
 
 def _print_sbatch(jobs, root: Path, options) -> None:
@@ -73,8 +104,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {error}")
         return 2
     if not jobs:
-        print(f"error: no job of grid {args.grid!r} matches --only {args.only!r}; "
-              "see `python -m training plan --grid NAME` for the job records")
+        print(
+            f"error: no job of grid {args.grid!r} matches --only {args.only!r}; "
+            "see `python -m training plan --grid NAME` for the job records"
+        )
         return 2
     root = args.root or DEFAULT_OUTPUT_ROOT / Path(args.grid).stem
     options = _slurm_options(args)

@@ -55,22 +55,29 @@ def read_prepared(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- rendering
 
+
 def _chat_prompt(tokenizer: Any, instruction: str) -> str:
-    return tokenizer.apply_chat_template([{"role": "user", "content": instruction}], tokenize=False,
-                                         add_generation_prompt=True)
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": instruction}], tokenize=False, add_generation_prompt=True
+    )
 
 
 def _chat_text(tokenizer: Any, instruction: str, response: str, prompt: str) -> str:
-    text = tokenizer.apply_chat_template([{"role": "user", "content": instruction},
-                                          {"role": "assistant", "content": response}], tokenize=False)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": instruction}, {"role": "assistant", "content": response}], tokenize=False
+    )
     if not text.startswith(prompt):
         # Response-only loss needs the prompt to be a prefix of the sample.
-        raise DataError("the tokenizer's chat template does not render the prompt as a prefix of the full "
-                        "conversation, so the response cannot be isolated; use template 'paper'")
+        raise DataError(
+            "the tokenizer's chat template does not render the prompt as a prefix of the full "
+            "conversation, so the response cannot be isolated; use template 'paper'"
+        )
     return text
 
 
-def render(instruction: str, response: str, template: str = "paper", tokenizer: Any = None) -> tuple[str, str]:
+def render(
+    instruction: str, response: str, template: str = "paper", tokenizer: Any = None
+) -> tuple[str, str]:
     """(prompt, text) of one sample. ``paper``: ###Question/###Answer; ``chat``: the tokenizer's template."""
     if template == "paper":
         prompt = render_prompt(instruction)
@@ -83,9 +90,17 @@ def _frame(dataset: str, examples: list[Example], template: str, tokenizer: Any)
     rows = []
     for example in examples:
         prompt, text = render(example.instruction, example.response, template, tokenizer)
-        rows.append({"id": f"{dataset}-{example.index}", "dataset": dataset, "source": example.source,
-                     "instruction": example.instruction, "response": example.response,
-                     "text": text, "prompt": prompt})
+        rows.append(
+            {
+                "id": f"{dataset}-{example.index}",
+                "dataset": dataset,
+                "source": example.source,
+                "instruction": example.instruction,
+                "response": example.response,
+                "text": text,
+                "prompt": prompt,
+            }
+        )
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -94,6 +109,7 @@ def content_hash(frame: pd.DataFrame) -> str:
 
 
 # ---------------------------------------------------------------- cache keys
+
 
 def _tokenizer_identity(tokenizer: Any) -> dict[str, Any] | None:
     if tokenizer is None:
@@ -104,8 +120,10 @@ def _tokenizer_identity(tokenizer: Any) -> dict[str, Any] | None:
 
 def _file_stats(path: Path) -> list[tuple[str, int, int]]:
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return [(str(f.relative_to(path) if f != path else f.name), f.stat().st_size, f.stat().st_mtime_ns)
-            for f in files]
+    return [
+        (str(f.relative_to(path) if f != path else f.name), f.stat().st_size, f.stat().st_mtime_ns)
+        for f in files
+    ]
 
 
 def _override_identity(override: SourceOverride | None) -> Any:
@@ -145,6 +163,7 @@ def _cached(key_file: Path, sources: Any) -> PreparedData | None:
 
 # ---------------------------------------------------------------- preparing
 
+
 def _check_inputs(dataset: str, data_size: int, template: str, tokenizer: Any) -> None:
     if template not in TEMPLATES:
         raise DataError(f"unknown template {template!r}; choose one of {list(TEMPLATES)}")
@@ -154,27 +173,47 @@ def _check_inputs(dataset: str, data_size: int, template: str, tokenizer: Any) -
         raise DataError(f"data_size must be positive, got {data_size}")
 
 
-def _build(dataset: str, data_size: int, root: Path, seed: int, template: str, tokenizer: Any,
-           sources: Mapping[str, SourceOverride] | None) -> pd.DataFrame:
+def _build(
+    dataset: str,
+    data_size: int,
+    root: Path,
+    seed: int,
+    template: str,
+    tokenizer: Any,
+    sources: Mapping[str, SourceOverride] | None,
+) -> pd.DataFrame:
     mixture = composite(dataset)
     if mixture is None:
         return _frame(dataset, sample_examples(dataset, data_size, seed, sources), template, tokenizer)
     # ``all`` / ``w/o-X``: the members' own cached subsets, so every mixture shares the same 1k rows.
     size = member_size(dataset, data_size)
-    parts = [read_prepared(prepare_dataset(member, size, root, seed, template, tokenizer, sources).path)
-             for member in mixture.members]
+    parts = [
+        read_prepared(prepare_dataset(member, size, root, seed, template, tokenizer, sources).path)
+        for member in mixture.members
+    ]
     return pd.concat(parts, ignore_index=True)
 
 
-def prepare_dataset(dataset: str, data_size: int, root: str | os.PathLike[str], seed: int = 0,
-                    template: str = "paper", tokenizer: Any = None,
-                    sources: Mapping[str, SourceOverride] | None = None) -> PreparedData:
+def prepare_dataset(
+    dataset: str,
+    data_size: int,
+    root: str | os.PathLike[str],
+    seed: int = 0,
+    template: str = "paper",
+    tokenizer: Any = None,
+    sources: Mapping[str, SourceOverride] | None = None,
+) -> PreparedData:
     """Prepare (or find the cached) training set; see the module docstring for the layout."""
     root = Path(root)
     _check_inputs(dataset, data_size, template, tokenizer)
-    inputs = {"dataset": dataset, "data_size": data_size, "seed": seed, "template": template,
-              "tokenizer": _tokenizer_identity(tokenizer) if template == "chat" else None,
-              "version": PREPARE_VERSION}
+    inputs = {
+        "dataset": dataset,
+        "data_size": data_size,
+        "seed": seed,
+        "template": template,
+        "tokenizer": _tokenizer_identity(tokenizer) if template == "chat" else None,
+        "version": PREPARE_VERSION,
+    }
     key_file = _key_path(root, inputs)
     source_id = source_identity(dataset, sources)
     cached = _cached(key_file, source_id)
@@ -185,6 +224,14 @@ def prepare_dataset(dataset: str, data_size: int, root: str | os.PathLike[str], 
     path = root / "data" / f"{file_stem(dataset)}__{data_size}__{data_hash}.parquet"
     if not path.exists():
         write_parquet(path, frame)
-    write_json(key_file, {"file": path.name, "data_hash": data_hash, "num_samples": len(frame),
-                          "inputs": inputs, "sources": source_id})
+    write_json(
+        key_file,
+        {
+            "file": path.name,
+            "data_hash": data_hash,
+            "num_samples": len(frame),
+            "inputs": inputs,
+            "sources": source_id,
+        },
+    )
     return PreparedData(path, data_hash, len(frame))

@@ -9,12 +9,68 @@ from collections.abc import Callable
 
 DEMO_DATASETS: tuple[str, ...] = ("demo_arithmetic", "demo_strings", "demo_facts")
 
-_WORDS = ("cat", "dog", "sun", "map", "pen", "cup", "hat", "box", "key", "bus", "jam", "owl", "fig",
-          "ink", "log", "net", "oak", "pig", "rug", "van", "web", "yak", "zip", "bee")
-_COUNTRIES = ("Avalor", "Brenn", "Cortia", "Dunmar", "Elsin", "Farrow", "Galt", "Hestia", "Ivren",
-              "Jorum", "Kestra", "Lumen", "Morrow", "Norvik", "Ostra", "Pell")
-_CITIES = ("Amber", "Birch", "Cobalt", "Delta", "Ember", "Flint", "Garnet", "Harbor", "Iris", "Jade",
-           "Kiln", "Lark", "Maple", "Nectar", "Onyx", "Pine")
+_WORDS = (
+    "cat",
+    "dog",
+    "sun",
+    "map",
+    "pen",
+    "cup",
+    "hat",
+    "box",
+    "key",
+    "bus",
+    "jam",
+    "owl",
+    "fig",
+    "ink",
+    "log",
+    "net",
+    "oak",
+    "pig",
+    "rug",
+    "van",
+    "web",
+    "yak",
+    "zip",
+    "bee",
+)
+_COUNTRIES = (
+    "Avalor",
+    "Brenn",
+    "Cortia",
+    "Dunmar",
+    "Elsin",
+    "Farrow",
+    "Galt",
+    "Hestia",
+    "Ivren",
+    "Jorum",
+    "Kestra",
+    "Lumen",
+    "Morrow",
+    "Norvik",
+    "Ostra",
+    "Pell",
+)
+_CITIES = (
+    "Amber",
+    "Birch",
+    "Cobalt",
+    "Delta",
+    "Ember",
+    "Flint",
+    "Garnet",
+    "Harbor",
+    "Iris",
+    "Jade",
+    "Kiln",
+    "Lark",
+    "Maple",
+    "Nectar",
+    "Onyx",
+    "Pine",
+)
 
 
 def _arithmetic(rng: random.Random) -> tuple[str, str]:
@@ -80,11 +136,13 @@ def demo_examples(name: str, split: str, n: int, seed: int = 0) -> list[dict]:
         distractors = rng.sample([a for a in answers if a != response], 3)
         choices = distractors + [response]
         rng.shuffle(choices)
-        examples.append({
-            "id": f"{name}-{split}-{index}",
-            "instruction": instruction,
-            "response": response,
-            "choices": choices,
-            "answer_index": choices.index(response),
-        })
+        examples.append(
+            {
+                "id": f"{name}-{split}-{index}",
+                "instruction": instruction,
+                "response": response,
+                "choices": choices,
+                "answer_index": choices.index(response),
+            }
+        )
     return examples

@@ -76,10 +76,16 @@ class RunSummary:
         return not self.failed
 
     def __str__(self) -> str:
-        lines = [f"{'status':<8} {'count':>5}", f"{'done':<8} {len(self.done):>5}",
-                 f"{'skipped':<8} {len(self.skipped):>5}", f"{'failed':<8} {len(self.failed):>5}"]
+        lines = [
+            f"{'status':<8} {'count':>5}",
+            f"{'done':<8} {len(self.done):>5}",
+            f"{'skipped':<8} {len(self.skipped):>5}",
+            f"{'failed':<8} {len(self.failed):>5}",
+        ]
         for result in self.failed:
-            lines.append(f"FAILED {result.key}: {result.error}" + (f" (log: {result.log})" if result.log else ""))
+            lines.append(
+                f"FAILED {result.key}: {result.error}" + (f" (log: {result.log})" if result.log else "")
+            )
         return "\n".join(lines)
 
 
@@ -96,6 +102,7 @@ class SlurmOptions:
 
 # ---------------------------------------------------------------- running one task (in the worker process)
 
+
 def run_task(task: Task) -> str:
     outcome = task.fn(*task.args)
     return outcome if outcome in ("done", "skipped") else "done"
@@ -106,13 +113,24 @@ def launch_command(task_file: Path, resources: Resources) -> list[str]:
     worker = ["-m", "training.worker", str(task_file)]
     if resources.gpus <= 1:
         return [sys.executable, "-u", *worker]
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(resources.gpus),
-               "--num_machines", "1", "--mixed_precision", "bf16"]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        str(resources.gpus),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "bf16",
+    ]
     if resources.deepspeed_config:
         config = configs_dir() / "deepspeed" / resources.deepspeed_config
         if not config.is_file():
-            raise FileNotFoundError(f"DeepSpeed config {config} not found; resources.deepspeed_config must name a "
-                                    f"file of {config.parent} ({sorted(p.name for p in config.parent.glob('*.json'))})")
+            raise FileNotFoundError(
+                f"DeepSpeed config {config} not found; resources.deepspeed_config must name a "
+                f"file of {config.parent} ({sorted(p.name for p in config.parent.glob('*.json'))})"
+            )
         command += ["--use_deepspeed", "--deepspeed_config_file", str(config)]
     else:
         command += ["--multi_gpu"]
@@ -151,13 +169,21 @@ def _run_subprocess(task: Task, work_dir: Path, env: dict[str, str]) -> TaskResu
     # The worker must import the task's callable from wherever the parent could (tests, scripts).
     python_path = os.pathsep.join([p for p in sys.path if p] + [os.environ.get("PYTHONPATH", "")])
     with open(log_path, "w") as log:
-        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
-                              env={**os.environ, "PYTHONPATH": python_path, **env}).returncode
+        code = subprocess.run(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": python_path, **env},
+        ).returncode
     if result_file.exists():
         result = read_json(result_file)
         return TaskResult(task.key, result["status"], result.get("error"), str(log_path))
-    return TaskResult(task.key, "failed", f"worker exited with code {code} before reporting a result "
-                                          "(killed, out of memory, or crashed)", str(log_path))
+    return TaskResult(
+        task.key,
+        "failed",
+        f"worker exited with code {code} before reporting a result (killed, out of memory, or crashed)",
+        str(log_path),
+    )
 
 
 def _gpu_count() -> int:
@@ -187,15 +213,27 @@ def _run_local(tasks: Sequence[Task], work_dir: Path, workers: int) -> list[Task
 
 # ---------------------------------------------------------------- Slurm (submitit)
 
-def slurm_parameters(resources: Resources, options: SlurmOptions, name: str = "massive-sft") -> dict[str, Any]:
+
+def slurm_parameters(
+    resources: Resources, options: SlurmOptions, name: str = "massive-sft"
+) -> dict[str, Any]:
     """sbatch parameters (submitit ``SlurmExecutor`` names) for one resource request."""
     parameters: dict[str, Any] = {
-        "job_name": name, "time": resources.time_min, "nodes": 1, "ntasks_per_node": 1,
-        "gpus_per_node": resources.gpus, "cpus_per_task": resources.cpus, "mem": f"{resources.mem_gb}GB",
+        "job_name": name,
+        "time": resources.time_min,
+        "nodes": 1,
+        "ntasks_per_node": 1,
+        "gpus_per_node": resources.gpus,
+        "cpus_per_task": resources.cpus,
+        "mem": f"{resources.mem_gb}GB",
         "array_parallelism": options.array_parallelism,
     }
-    optional = {"partition": resources.partition or options.partition, "account": options.account,
-                "qos": options.qos, "setup": list(options.setup) or None}
+    optional = {
+        "partition": resources.partition or options.partition,
+        "account": options.account,
+        "qos": options.qos,
+        "setup": list(options.setup) or None,
+    }
     parameters.update({key: value for key, value in optional.items() if value is not None})
     return parameters
 
@@ -205,8 +243,9 @@ def sbatch_script(resources: Resources, options: SlurmOptions, folder: str | Pat
     from submitit.slurm.slurm import _make_sbatch_string
 
     command = f"{sys.executable} -u -m submitit.core._submit {folder}"
-    return _make_sbatch_string(command=command, folder=folder, map_count=array_size,
-                               **slurm_parameters(resources, options))
+    return _make_sbatch_string(
+        command=command, folder=folder, map_count=array_size, **slurm_parameters(resources, options)
+    )
 
 
 def slurm_entry(task: Task) -> str:
@@ -227,7 +266,9 @@ def _slurm_executor(options: SlurmOptions, folder: Path, resources: Resources):
         return executor
     if options.cluster == "local":
         executor = submitit.LocalExecutor(folder=folder)
-        executor.update_parameters(timeout_min=resources.time_min, gpus_per_node=min(resources.gpus, _gpu_count()))
+        executor.update_parameters(
+            timeout_min=resources.time_min, gpus_per_node=min(resources.gpus, _gpu_count())
+        )
         return executor
     raise ValueError(f"unknown Slurm cluster {options.cluster!r}; choose one of {list(SLURM_CLUSTERS)}")
 
@@ -247,13 +288,19 @@ def _run_slurm(tasks: Sequence[Task], work_dir: Path, options: SlurmOptions) -> 
             results.append(TaskResult(task.key, job.result(), log=str(job.paths.stdout)))
         except Exception as error:  # submitit re-raises the task's exception or the scheduler's failure
             message = str(error).strip().splitlines()
-            results.append(TaskResult(task.key, "failed", message[-1] if message else repr(error),
-                                      str(job.paths.stdout)))
+            results.append(
+                TaskResult(task.key, "failed", message[-1] if message else repr(error), str(job.paths.stdout))
+            )
     return results
 
 
-def run_tasks(tasks: Sequence[Task], work_dir: str | Path, executor: str = "local", workers: int = 1,
-              slurm_options: SlurmOptions | None = None) -> RunSummary:
+def run_tasks(
+    tasks: Sequence[Task],
+    work_dir: str | Path,
+    executor: str = "local",
+    workers: int = 1,
+    slurm_options: SlurmOptions | None = None,
+) -> RunSummary:
     """Run every task; failures are collected in the summary, never raised."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {list(EXECUTORS)}")
@@ -272,8 +319,14 @@ def run_tasks(tasks: Sequence[Task], work_dir: str | Path, executor: str = "loca
 
 # ---------------------------------------------------------------- training jobs
 
-def run_jobs(jobs: Sequence[Job], root: str | Path, executor: str = "local", workers: int = 1,
-             slurm_options: SlurmOptions | None = None) -> RunSummary:
+
+def run_jobs(
+    jobs: Sequence[Job],
+    root: str | Path,
+    executor: str = "local",
+    workers: int = 1,
+    slurm_options: SlurmOptions | None = None,
+) -> RunSummary:
     """Train grid jobs under ``root``; ``root/manifest.json`` tracks each job's status."""
     from training.manifest import set_status
     from training.worker import train_task

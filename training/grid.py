@@ -27,8 +27,9 @@ from training.spec import LOSS_ON, LR_SCHEDULES, METHODS, TEMPLATES, Job, LoraSe
 class GridError(ValueError):
     """A recipe (or a filter) that cannot be expanded. Carries the field, the value and the allowed values."""
 
-    def __init__(self, grid: str, field: str, message: str, value: Any = None,
-                 allowed: Iterable[Any] | None = None):
+    def __init__(
+        self, grid: str, field: str, message: str, value: Any = None, allowed: Iterable[Any] | None = None
+    ):
         self.grid, self.field, self.value = grid, field, value
         self.allowed = [str(a) for a in allowed] if allowed is not None else None
         text = (f"grid {grid!r}: " if grid else "") + f"{field}: {message}"
@@ -45,8 +46,19 @@ JOB_DEFAULT_FIELDS = ("seed", "max_length", "warmup_ratio", "weight_decay", "tem
 TOP_FIELDS = ("name", "description", "defaults", "methods", "models", "resources", "blocks")
 METHOD_FIELDS = ("learning_rate", "batch_size", "lora", *JOB_DEFAULT_FIELDS)
 MODEL_FIELDS = ("name", "hf_id", "build", "gguf", "resources")
-BLOCK_FIELDS = ("name", "description", "models", "datasets", "data_sizes", "methods", "lr_schedule",
-                "epochs", "keep", "resources", "overrides")
+BLOCK_FIELDS = (
+    "name",
+    "description",
+    "models",
+    "datasets",
+    "data_sizes",
+    "methods",
+    "lr_schedule",
+    "epochs",
+    "keep",
+    "resources",
+    "overrides",
+)
 DATASET_ENTRY_FIELDS = ("name", "data_sizes")
 LORA_FIELDS = tuple(f.name for f in fields(LoraSettings))
 RESOURCE_FIELDS = tuple(f.name for f in fields(Resources))
@@ -58,6 +70,7 @@ KEEP_WORDS = ("last", "all")
 @dataclass(frozen=True)
 class _Context:
     """Where we are in the recipe, for error messages."""
+
     grid: str
     where: str = ""
 
@@ -101,6 +114,7 @@ def _choice(ctx: _Context, value: Any, allowed: Sequence[str], what: str) -> str
 
 # ---------------------------------------------------------------- recipe parts
 
+
 def _job_defaults(ctx: _Context, raw: dict[str, Any]) -> dict[str, Any]:
     if "template" in raw:
         _choice(ctx.at("template"), raw["template"], TEMPLATES, "template")
@@ -128,10 +142,15 @@ def _methods(ctx: _Context, raw: Any) -> dict[str, dict[str, Any]]:
             if required not in settings:
                 raise here.error(f"missing {required!r}")
         if name == "full" and "lora" in settings:
-            raise here.at("lora").error("LoRA settings on a full fine-tuning method; move them under a "
-                                        "'lora' method", "full", ["lora"])
+            raise here.at("lora").error(
+                "LoRA settings on a full fine-tuning method; move them under a 'lora' method",
+                "full",
+                ["lora"],
+            )
         if not isinstance(settings["learning_rate"], (int, float)) or settings["learning_rate"] <= 0:
-            raise here.at("learning_rate").error(f"expected a positive number, got {settings['learning_rate']!r}")
+            raise here.at("learning_rate").error(
+                f"expected a positive number, got {settings['learning_rate']!r}"
+            )
         resolved[name] = {
             **_job_defaults(here, settings),
             "learning_rate": float(settings["learning_rate"]),
@@ -172,9 +191,12 @@ def _model(ctx: _Context, raw: Any, default_resources: Resources) -> _Model:
         elif name in BASE_MODELS_BY_NAME:
             hf_id = BASE_MODELS_BY_NAME[name].hf_id
         else:
-            raise ctx.at("hf_id").error(f"model {name!r} is not in the paper catalog: give its hf_id (or a "
-                                        f"build: section for a locally built tiny model)", name,
-                                        BASE_MODELS_BY_NAME)
+            raise ctx.at("hf_id").error(
+                f"model {name!r} is not in the paper catalog: give its hf_id (or a "
+                f"build: section for a locally built tiny model)",
+                name,
+                BASE_MODELS_BY_NAME,
+            )
     resources = _resources(ctx.at("resources"), settings.get("resources"), default_resources)
     return _Model(name, hf_id, build, gguf, resources)
 
@@ -191,11 +213,15 @@ def _models(ctx: _Context, raw: Any, default_resources: Resources) -> dict[str, 
 
 # ---------------------------------------------------------------- blocks
 
+
 def _check_dataset_size(ctx: _Context, dataset: str, size: int) -> None:
     limit = max_size(dataset)
     if limit is not None and size > limit:
-        raise ctx.error(f"{dataset!r} has at most {limit} samples (the paper has no larger {dataset} subset); "
-                        f"got {size}", size, [f"1..{limit}"])
+        raise ctx.error(
+            f"{dataset!r} has at most {limit} samples (the paper has no larger {dataset} subset); got {size}",
+            size,
+            [f"1..{limit}"],
+        )
     mixture = composite(dataset)
     if mixture is not None:
         try:
@@ -214,7 +240,10 @@ def _datasets(ctx: _Context, raw: Any, sizes: list[int] | None) -> list[tuple[st
         entry_sizes = sizes
         if isinstance(entry, dict):
             settings = _mapping(here, entry, DATASET_ENTRY_FIELDS)
-            entry, entry_sizes = settings.get("name"), _sizes(here.at("data_sizes"), settings.get("data_sizes"))
+            entry, entry_sizes = (
+                settings.get("name"),
+                _sizes(here.at("data_sizes"), settings.get("data_sizes")),
+            )
         name = _choice(here, entry, known_datasets(), "dataset")
         if not entry_sizes:
             raise here.error("no data_sizes: set them on the block or on this dataset entry")
@@ -238,8 +267,9 @@ def _kept_epochs(ctx: _Context, keep: Any, epochs: int) -> tuple[int, ...]:
     if isinstance(keep, list) and keep:
         kept = sorted({_positive_int(ctx, epoch) for epoch in keep})
         if kept[-1] > epochs:
-            raise ctx.error(f"cannot keep epoch {kept[-1]} of a {epochs}-epoch run", kept[-1],
-                            range(1, epochs + 1))
+            raise ctx.error(
+                f"cannot keep epoch {kept[-1]} of a {epochs}-epoch run", kept[-1], range(1, epochs + 1)
+            )
         return tuple(kept)
     raise ctx.error(f"expected 'last', 'all' or a list of epochs, got {keep!r}", keep, KEEP_WORDS)
 
@@ -256,37 +286,56 @@ def _block_models(ctx: _Context, raw: Any, recipe: _Recipe) -> list[_Model]:
     if raw in (None, "all", "*"):
         return list(recipe.models.values())
     names = _as_list(ctx, raw)
-    return [recipe.models[_choice(ctx.at(i), name, list(recipe.models), "model")] for i, name in enumerate(names)]
+    return [
+        recipe.models[_choice(ctx.at(i), name, list(recipe.models), "model")] for i, name in enumerate(names)
+    ]
 
 
 def _block_jobs(ctx: _Context, raw: Any, recipe: _Recipe) -> list[Job]:
     block = _mapping(ctx, raw, BLOCK_FIELDS)
     name = block.get("name") or ctx.where
     models = _block_models(ctx.at("models"), block.get("models"), recipe)
-    datasets = _datasets(ctx.at("datasets"), block.get("datasets"), _sizes(ctx.at("data_sizes"),
-                                                                         block.get("data_sizes")))
-    methods = [_choice(ctx.at("methods").at(i), m, list(recipe.methods), "method")
-               for i, m in enumerate(_as_list(ctx.at("methods"), block.get("methods", list(recipe.methods))))]
+    datasets = _datasets(
+        ctx.at("datasets"), block.get("datasets"), _sizes(ctx.at("data_sizes"), block.get("data_sizes"))
+    )
+    methods = [
+        _choice(ctx.at("methods").at(i), m, list(recipe.methods), "method")
+        for i, m in enumerate(_as_list(ctx.at("methods"), block.get("methods", list(recipe.methods))))
+    ]
     schedule = _choice(ctx.at("lr_schedule"), block.get("lr_schedule", "cosine"), LR_SCHEDULES, "lr_schedule")
-    epoch_counts = [_positive_int(ctx.at("epochs").at(i), e) for i, e in enumerate(_as_list(ctx.at("epochs"),
-                                                                                            block.get("epochs")))]
-    overrides = _job_defaults(ctx.at("overrides"), _mapping(ctx.at("overrides"), block.get("overrides"),
-                                                            JOB_DEFAULT_FIELDS))
+    epoch_counts = [
+        _positive_int(ctx.at("epochs").at(i), e)
+        for i, e in enumerate(_as_list(ctx.at("epochs"), block.get("epochs")))
+    ]
+    overrides = _job_defaults(
+        ctx.at("overrides"), _mapping(ctx.at("overrides"), block.get("overrides"), JOB_DEFAULT_FIELDS)
+    )
     jobs = []
     for model, (dataset, size), method, epochs in itertools.product(models, datasets, methods, epoch_counts):
         settings = {**recipe.defaults, **recipe.methods[method], **overrides}
-        jobs.append(Job(
-            grid=recipe.name, block=name, base_model=model.hf_id, base_model_name=model.name, dataset=dataset,
-            data_size=size, method=method, epochs=epochs, lr_schedule=schedule,
-            checkpoint_epochs=_kept_epochs(ctx.at("keep"), block.get("keep", "last"), epochs),
-            base_model_build=model.build, gguf=model.gguf,
-            resources=_resources(ctx.at("resources"), block.get("resources"), model.resources),
-            **settings,
-        ))
+        jobs.append(
+            Job(
+                grid=recipe.name,
+                block=name,
+                base_model=model.hf_id,
+                base_model_name=model.name,
+                dataset=dataset,
+                data_size=size,
+                method=method,
+                epochs=epochs,
+                lr_schedule=schedule,
+                checkpoint_epochs=_kept_epochs(ctx.at("keep"), block.get("keep", "last"), epochs),
+                base_model_build=model.build,
+                gguf=model.gguf,
+                resources=_resources(ctx.at("resources"), block.get("resources"), model.resources),
+                **settings,
+            )
+        )
     return jobs
 
 
 # ---------------------------------------------------------------- public API
+
 
 def grid_path(name_or_path: str | Path) -> Path:
     """A recipe file: a path to a YAML file, or the stem of a file under configs/grids/."""
@@ -297,8 +346,13 @@ def grid_path(name_or_path: str | Path) -> Path:
         return path
     candidate = configs_dir() / "grids" / f"{name_or_path}.yaml"
     if not candidate.is_file():
-        raise GridError(str(name_or_path), "grid", f"no recipe named {str(name_or_path)!r} in "
-                        f"{candidate.parent}", name_or_path, available_grids())
+        raise GridError(
+            str(name_or_path),
+            "grid",
+            f"no recipe named {str(name_or_path)!r} in {candidate.parent}",
+            name_or_path,
+            available_grids(),
+        )
     return candidate
 
 
@@ -315,13 +369,17 @@ def parse_grid(raw: Any, name: str) -> list[Job]:
     resources = _resources(ctx.at("resources"), top.get("resources"))
     recipe = _Recipe(
         name=name,
-        defaults=_job_defaults(ctx.at("defaults"), _mapping(ctx.at("defaults"), top.get("defaults"),
-                                                            JOB_DEFAULT_FIELDS)),
+        defaults=_job_defaults(
+            ctx.at("defaults"), _mapping(ctx.at("defaults"), top.get("defaults"), JOB_DEFAULT_FIELDS)
+        ),
         methods=_methods(ctx.at("methods"), top.get("methods")),
         models=_models(ctx.at("models"), top.get("models"), resources),
     )
-    jobs = [job for index, block in enumerate(_as_list(ctx.at("blocks"), top.get("blocks")))
-            for job in _block_jobs(ctx.at("blocks").at(index), block, recipe)]
+    jobs = [
+        job
+        for index, block in enumerate(_as_list(ctx.at("blocks"), top.get("blocks")))
+        for job in _block_jobs(ctx.at("blocks").at(index), block, recipe)
+    ]
     _check_unique(ctx, jobs)
     return jobs
 
@@ -330,8 +388,10 @@ def _check_unique(ctx: _Context, jobs: list[Job]) -> None:
     seen: dict[str, str] = {}
     for job in jobs:
         if job.run_id in seen:
-            raise ctx.at("blocks").error(f"job {job.run_id} appears twice (blocks {seen[job.run_id]!r} and "
-                                         f"{job.block!r}); remove the overlap")
+            raise ctx.at("blocks").error(
+                f"job {job.run_id} appears twice (blocks {seen[job.run_id]!r} and "
+                f"{job.block!r}); remove the overlap"
+            )
         seen[job.run_id] = job.block
 
 
@@ -369,8 +429,11 @@ def filter_jobs(jobs: Sequence[Job], only: str | None) -> list[Job]:
 
     def matches(job: Job) -> bool:
         record = job.to_record()
-        return all(any(fnmatch.fnmatchcase(str(record[key]), pattern) for pattern in patterns)
-                   for key, patterns in terms.items())
+        return all(
+            any(fnmatch.fnmatchcase(str(record[key]), pattern) for pattern in patterns)
+            for key, patterns in terms.items()
+        )
+
     return [job for job in jobs if matches(job)]
 
 

@@ -81,6 +81,7 @@ def merge_input(instruction: Any, extra_input: Any) -> str:
 def _alpaca_like(name: str) -> Callable[[Row], Example | None]:
     def convert(row: Row) -> Example | None:
         return _example(merge_input(row["instruction"], row.get("input")), row["output"], name, row["_index"])
+
     return convert
 
 
@@ -108,8 +109,9 @@ def _magicoder(row: Row) -> Example | None:
 
 
 def _openmath(row: Row) -> Example | None:
-    return _example(row["question"], row["generated_solution"], _text(row.get("dataset")) or "openmath",
-                    row["_index"])
+    return _example(
+        row["question"], row["generated_solution"], _text(row.get("dataset")) or "openmath", row["_index"]
+    )
 
 
 def _mathinstruct(row: Row) -> Example | None:
@@ -118,10 +120,18 @@ def _mathinstruct(row: Row) -> Example | None:
 
 # FLAN 2021 task names (as in the FLAN collection's flan2021 submix) -> short source name.
 FLAN_TASKS: dict[str, dict[str, str]] = {
-    "flan_knowledge": {"bool_q:1.0.0": "boolq", "natural_questions_open:1.0.0": "nq_open",
-                       "trivia_qa/rc:1.1.0": "triviaqa_rc"},
-    "flan_reasoning": {"ai2_arc/ARC-Easy:1.0.0": "arc_easy", "ai2_arc/ARC-Challenge:1.0.0": "arc_challenge",
-                       "hellaswag:1.1.0": "hellaswag", "winogrande:1.1.0": "winogrande", "piqa:1.0.0": "piqa"},
+    "flan_knowledge": {
+        "bool_q:1.0.0": "boolq",
+        "natural_questions_open:1.0.0": "nq_open",
+        "trivia_qa/rc:1.1.0": "triviaqa_rc",
+    },
+    "flan_reasoning": {
+        "ai2_arc/ARC-Easy:1.0.0": "arc_easy",
+        "ai2_arc/ARC-Challenge:1.0.0": "arc_challenge",
+        "hellaswag:1.1.0": "hellaswag",
+        "winogrande:1.1.0": "winogrande",
+        "piqa:1.0.0": "piqa",
+    },
     "flan_comprehension": {"quac:1.0.0": "quac", "squad/v2.0:3.0.0": "squad_v2"},
 }
 FLAN_TEMPLATE_TYPE = "zs_noopt"  # zero-shot, no answer options
@@ -137,6 +147,7 @@ def _flan_keep(dataset: str) -> Callable[[Row], bool]:
         if row["task_name"] not in tasks or row["template_type"] != FLAN_TEMPLATE_TYPE:
             return False
         return not (drop_none and _text(row["targets"]).lower() == "none")
+
     return keep
 
 
@@ -145,39 +156,71 @@ def _flan_convert(dataset: str) -> Callable[[Row], Example | None]:
 
     def convert(row: Row) -> Example | None:
         return _example(row["inputs"], row["targets"], tasks[row["task_name"]], row["_index"])
+
     return convert
 
 
 def _flan_loader(dataset: str) -> Loader:
-    return Loader(dataset, FLAN_SOURCE, _flan_convert(dataset), keep=_flan_keep(dataset),
-                  keep_columns=("task_name", "template_type", "targets"), source_key="flan2021",
-                  notes=f"FLAN 2021 {FLAN_TEMPLATE_TYPE} rows of tasks {sorted(FLAN_TASKS[dataset])}")
+    return Loader(
+        dataset,
+        FLAN_SOURCE,
+        _flan_convert(dataset),
+        keep=_flan_keep(dataset),
+        keep_columns=("task_name", "template_type", "targets"),
+        source_key="flan2021",
+        notes=f"FLAN 2021 {FLAN_TEMPLATE_TYPE} rows of tasks {sorted(FLAN_TASKS[dataset])}",
+    )
 
 
-LOADERS: dict[str, Loader] = {loader.dataset: loader for loader in (
-    Loader("alpaca_cleaned", HubSource("yahma/alpaca-cleaned"), _alpaca_like("alpaca_cleaned"),
-           notes="instruction + '\\n\\n' + input (when non-empty) -> output"),
-    # The repo ships a loading script, which datasets>=4 refuses; its JSONL file is read directly.
-    Loader("lima", HubSource("json", data_files={"train": "hf://datasets/GAIR/lima/train.jsonl"}), _lima,
-           max_size=1000, notes="first turn of `conversations`; the paper uses 1,000 pairs (no 20k)"),
-    Loader("ultrachat", HubSource("HuggingFaceH4/ultrachat_200k", split="train_sft"), _ultrachat,
-           notes="first user message + first assistant reply of `messages`"),
-    Loader("code_alpaca", HubSource("sahil2801/CodeAlpaca-20k"), _alpaca_like("code_alpaca"),
-           notes="instruction + '\\n\\n' + input (when non-empty) -> output"),
-    Loader("magicoder", HubSource("ise-uiuc/Magicoder-Evol-Instruct-110K"), _magicoder),
-    Loader("openmath", HubSource("nvidia/OpenMathInstruct-1",
-                                 data_files={"train": "correct_solutions/train.jsonl"}), _openmath,
-           keep=lambda row: bool(row["is_correct"]), keep_columns=("is_correct",),
-           notes="question -> generated_solution, rows with is_correct only"),
-    Loader("math", HubSource("TIGER-Lab/MathInstruct"), _mathinstruct),
-    *(_flan_loader(name) for name in FLAN_TASKS),
-)}
+LOADERS: dict[str, Loader] = {
+    loader.dataset: loader
+    for loader in (
+        Loader(
+            "alpaca_cleaned",
+            HubSource("yahma/alpaca-cleaned"),
+            _alpaca_like("alpaca_cleaned"),
+            notes="instruction + '\\n\\n' + input (when non-empty) -> output",
+        ),
+        # The repo ships a loading script, which datasets>=4 refuses; its JSONL file is read directly.
+        Loader(
+            "lima",
+            HubSource("json", data_files={"train": "hf://datasets/GAIR/lima/train.jsonl"}),
+            _lima,
+            max_size=1000,
+            notes="first turn of `conversations`; the paper uses 1,000 pairs (no 20k)",
+        ),
+        Loader(
+            "ultrachat",
+            HubSource("HuggingFaceH4/ultrachat_200k", split="train_sft"),
+            _ultrachat,
+            notes="first user message + first assistant reply of `messages`",
+        ),
+        Loader(
+            "code_alpaca",
+            HubSource("sahil2801/CodeAlpaca-20k"),
+            _alpaca_like("code_alpaca"),
+            notes="instruction + '\\n\\n' + input (when non-empty) -> output",
+        ),
+        Loader("magicoder", HubSource("ise-uiuc/Magicoder-Evol-Instruct-110K"), _magicoder),
+        Loader(
+            "openmath",
+            HubSource("nvidia/OpenMathInstruct-1", data_files={"train": "correct_solutions/train.jsonl"}),
+            _openmath,
+            keep=lambda row: bool(row["is_correct"]),
+            keep_columns=("is_correct",),
+            notes="question -> generated_solution, rows with is_correct only",
+        ),
+        Loader("math", HubSource("TIGER-Lab/MathInstruct"), _mathinstruct),
+        *(_flan_loader(name) for name in FLAN_TASKS),
+    )
+}
 assert tuple(LOADERS) == PAPER_DATASETS, "one loader per paper dataset, in the catalog's order"
 
 
 @dataclass(frozen=True)
 class Composite:
     """``all`` (every paper dataset's subset) or ``w/o-X`` (all but X), built from per-member subsets."""
+
     members: tuple[str, ...]
 
 
@@ -185,7 +228,7 @@ def composite(dataset: str) -> Composite | None:
     if dataset == ALL_MIXTURE:
         return Composite(PAPER_DATASETS)
     if dataset.startswith(LEAVE_ONE_OUT_PREFIX):
-        left_out = dataset[len(LEAVE_ONE_OUT_PREFIX):]
+        left_out = dataset[len(LEAVE_ONE_OUT_PREFIX) :]
         if left_out in PAPER_DATASETS:
             return Composite(tuple(name for name in PAPER_DATASETS if name != left_out))
     return None
@@ -193,8 +236,12 @@ def composite(dataset: str) -> Composite | None:
 
 def known_datasets() -> list[str]:
     """Every dataset name a recipe may use."""
-    return [*PAPER_DATASETS, *DEMO_DATASETS, ALL_MIXTURE,
-            *(f"{LEAVE_ONE_OUT_PREFIX}{name}" for name in PAPER_DATASETS)]
+    return [
+        *PAPER_DATASETS,
+        *DEMO_DATASETS,
+        ALL_MIXTURE,
+        *(f"{LEAVE_ONE_OUT_PREFIX}{name}" for name in PAPER_DATASETS),
+    ]
 
 
 def max_size(dataset: str) -> int | None:
@@ -206,8 +253,10 @@ def member_size(dataset: str, data_size: int) -> int:
     """Per-member subset size of a composite (``all`` at 10,000 = ten subsets of 1,000)."""
     members = composite(dataset).members
     if data_size % len(members):
-        raise DataError(f"{dataset!r} merges {len(members)} equal subsets, so data_size must be a multiple "
-                        f"of {len(members)}; got {data_size}")
+        raise DataError(
+            f"{dataset!r} merges {len(members)} equal subsets, so data_size must be a multiple "
+            f"of {len(members)}; got {data_size}"
+        )
     return data_size // len(members)
 
 
@@ -242,8 +291,10 @@ def load_rows(loader: Loader, override: SourceOverride | None = None):
         raise
     except Exception as error:  # datasets raises many types; name the dataset and the way out
         where = override if override is not None else spec.data_files or spec.path
-        raise DataError(f"cannot read the source of {loader.dataset!r} ({where}): {error}. Without Hub access, "
-                        f"point it at a local copy: --source {loader.dataset}=PATH") from error
+        raise DataError(
+            f"cannot read the source of {loader.dataset!r} ({where}): {error}. Without Hub access, "
+            f"point it at a local copy: --source {loader.dataset}=PATH"
+        ) from error
 
 
 def _pick_split(splits, wanted: str, path: Path):
@@ -263,29 +314,33 @@ def _candidates(loader: Loader, rows) -> list[int]:
     offset = 0
     for batch in rows.select_columns(list(loader.keep_columns)).iter(batch_size=10_000):
         size = len(batch[loader.keep_columns[0]])
-        kept.extend(offset + i for i in range(size)
-                    if loader.keep({c: batch[c][i] for c in loader.keep_columns}))
+        kept.extend(
+            offset + i for i in range(size) if loader.keep({c: batch[c][i] for c in loader.keep_columns})
+        )
         offset += size
     return kept
 
 
 def _converted(loader: Loader, rows, order: list[int], chunk: int) -> Iterator[Example]:
     for start in range(0, len(order), chunk):
-        indices = order[start:start + chunk]
+        indices = order[start : start + chunk]
         for index, row in zip(indices, rows.select(indices), strict=True):
             example = loader.convert({**row, "_index": index})
             if example is not None:
                 yield example
 
 
-def sample_examples(dataset: str, data_size: int, seed: int = 0,
-                    sources: Mapping[str, SourceOverride] | None = None) -> list[Example]:
+def sample_examples(
+    dataset: str, data_size: int, seed: int = 0, sources: Mapping[str, SourceOverride] | None = None
+) -> list[Example]:
     """``data_size`` examples of one (non-composite) dataset, the same for the same seed and source."""
     import numpy as np
 
     if dataset in DEMO_DATASETS:
-        return [Example(e["instruction"], e["response"], dataset, i)
-                for i, e in enumerate(demo_examples(dataset, "train", data_size, seed=seed))]
+        return [
+            Example(e["instruction"], e["response"], dataset, i)
+            for i, e in enumerate(demo_examples(dataset, "train", data_size, seed=seed))
+        ]
     if dataset not in LOADERS:
         raise DataError(f"unknown dataset {dataset!r}; choose one of {known_datasets()}")
     loader = LOADERS[dataset]
@@ -299,5 +354,7 @@ def sample_examples(dataset: str, data_size: int, seed: int = 0,
         examples.append(example)
         if len(examples) == data_size:
             return examples
-    raise DataError(f"{dataset!r}: only {len(examples)} usable rows in the source after preprocessing, "
-                    f"{data_size} asked; lower data_size or check the source")
+    raise DataError(
+        f"{dataset!r}: only {len(examples)} usable rows in the source after preprocessing, "
+        f"{data_size} asked; lower data_size or check the source"
+    )

@@ -27,8 +27,13 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
     return read_json(path) if path.exists() else {"jobs": {}}
 
 
-def set_status(root: str | Path, run_ids: str | Iterable[str], status: str, error: str | None = None,
-               keep_finished: bool = False) -> None:
+def set_status(
+    root: str | Path,
+    run_ids: str | Iterable[str],
+    status: str,
+    error: str | None = None,
+    keep_finished: bool = False,
+) -> None:
     """Record ``status`` for one or many jobs. ``keep_finished`` leaves done/skipped entries alone
     (used when a grid run marks its jobs pending without forgetting what already finished)."""
     if status not in STATUSES:

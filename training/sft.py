@@ -32,8 +32,14 @@ def batch_plan(job: Job, world_size: int) -> tuple[int, int]:
     micro = job.resources.micro_batch_size or max(1, job.batch_size // world_size)
     accumulation = max(1, job.batch_size // (micro * world_size))
     if micro * world_size * accumulation != job.batch_size:
-        log.warning("%s: batch %d is not micro %d x %d devices x accumulation; using %d", job.run_id,
-                    job.batch_size, micro, world_size, micro * world_size * accumulation)
+        log.warning(
+            "%s: batch %d is not micro %d x %d devices x accumulation; using %d",
+            job.run_id,
+            job.batch_size,
+            micro,
+            world_size,
+            micro * world_size * accumulation,
+        )
     return micro, accumulation
 
 
@@ -41,10 +47,16 @@ def prompt_completion_rows(frame) -> dict[str, list[str]]:
     """Split rendered samples at the end of their prompt (the template may add text after the response)."""
     bad = [row.id for row in frame.itertuples() if not row.text.startswith(row.prompt)]
     if bad:
-        raise ValueError(f"prepared rows {bad[:5]} have a text that does not start with their prompt; "
-                         "re-run `python -m training prepare`")
-    return {"prompt": list(frame["prompt"]),
-            "completion": [text[len(prompt):] for text, prompt in zip(frame["text"], frame["prompt"], strict=True)]}
+        raise ValueError(
+            f"prepared rows {bad[:5]} have a text that does not start with their prompt; "
+            "re-run `python -m training prepare`"
+        )
+    return {
+        "prompt": list(frame["prompt"]),
+        "completion": [
+            text[len(prompt) :] for text, prompt in zip(frame["text"], frame["prompt"], strict=True)
+        ],
+    }
 
 
 def held_out_rows(job: Job) -> dict[str, list[str]] | None:
@@ -55,8 +67,10 @@ def held_out_rows(job: Job) -> dict[str, list[str]] | None:
     if job.dataset not in DEMO_DATASETS or job.template != "paper":
         return None
     examples = demo_examples(job.dataset, "test", HELD_OUT_SAMPLES)
-    return {"prompt": [render_prompt(e["instruction"]) for e in examples],
-            "completion": [e["response"] for e in examples]}
+    return {
+        "prompt": [render_prompt(e["instruction"]) for e in examples],
+        "completion": [e["response"] for e in examples],
+    }
 
 
 def sft_config(job: Job, output_dir: Path, has_eval: bool):
@@ -68,14 +82,28 @@ def sft_config(job: Job, output_dir: Path, has_eval: bool):
     bf16 = use_bf16()
     schedule = {"cosine": "cosine", "constant": "constant_with_warmup"}[job.lr_schedule]
     return SFTConfig(
-        output_dir=str(output_dir), num_train_epochs=job.epochs, learning_rate=job.learning_rate,
-        lr_scheduler_type=schedule, warmup_steps=job.warmup_ratio, weight_decay=job.weight_decay,
-        per_device_train_batch_size=micro, per_device_eval_batch_size=micro,
-        gradient_accumulation_steps=accumulation, seed=job.seed, data_seed=job.seed, bf16=bf16,
-        fp16=False, max_length=job.max_length, completion_only_loss=job.loss_on == "response",
-        save_strategy="epoch", save_total_limit=1, logging_strategy="epoch",
-        eval_strategy="epoch" if has_eval else "no", report_to="none",
-        dataloader_num_workers=0, dataset_num_proc=None,
+        output_dir=str(output_dir),
+        num_train_epochs=job.epochs,
+        learning_rate=job.learning_rate,
+        lr_scheduler_type=schedule,
+        warmup_steps=job.warmup_ratio,
+        weight_decay=job.weight_decay,
+        per_device_train_batch_size=micro,
+        per_device_eval_batch_size=micro,
+        gradient_accumulation_steps=accumulation,
+        seed=job.seed,
+        data_seed=job.seed,
+        bf16=bf16,
+        fp16=False,
+        max_length=job.max_length,
+        completion_only_loss=job.loss_on == "response",
+        save_strategy="epoch",
+        save_total_limit=1,
+        logging_strategy="epoch",
+        eval_strategy="epoch" if has_eval else "no",
+        report_to="none",
+        dataloader_num_workers=0,
+        dataset_num_proc=None,
     )
 
 
@@ -83,8 +111,13 @@ def lora_config(job: Job):
     from peft import LoraConfig
 
     settings = job.lora
-    return LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                      target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=list(settings.target_modules),
+        task_type="CAUSAL_LM",
+    )
 
 
 def _wall_time_callback(start_offset: float):
@@ -117,14 +150,19 @@ def _export_callback(context: Any, on_checkpoint: Callable[[Any, Path], Any]):
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if state.is_world_process_zero and logs and ("loss" in logs or "eval_loss" in logs):
-                shown = {k: round(v, 4) for k, v in logs.items() if k in ("loss", "eval_loss", "learning_rate")}
-                log.info("%s: epoch %.0f/%d %s", context.job.run_id, state.epoch or 0, context.job.epochs, shown)
+                shown = {
+                    k: round(v, 4) for k, v in logs.items() if k in ("loss", "eval_loss", "learning_rate")
+                }
+                log.info(
+                    "%s: epoch %.0f/%d %s", context.job.run_id, state.epoch or 0, context.job.epochs, shown
+                )
 
     return ExportEpoch()
 
 
-def build_trainer(job: Job, context: Any, tokenizer: Any, resume: Path | None,
-                  on_checkpoint: Callable[[Any, Path], Any]):
+def build_trainer(
+    job: Job, context: Any, tokenizer: Any, resume: Path | None, on_checkpoint: Callable[[Any, Path], Any]
+):
     """An ``SFTTrainer`` for ``job`` writing checkpoints under ``<run>/trainer``."""
     import pandas as pd
     import torch
@@ -137,13 +175,17 @@ def build_trainer(job: Job, context: Any, tokenizer: Any, resume: Path | None,
     train = Dataset.from_dict(prompt_completion_rows(frame))
     held_out = held_out_rows(job)
     model = AutoModelForCausalLM.from_pretrained(
-        context.base_model_path, dtype=torch.bfloat16 if use_bf16() else torch.float32)
+        context.base_model_path, dtype=torch.bfloat16 if use_bf16() else torch.float32
+    )
     wall_offset = 0.0
     if resume is not None and (resume / "massive_sft_wall_time.json").exists():
         wall_offset = read_json(resume / "massive_sft_wall_time.json")["wall_time_s"]
     return SFTTrainer(
-        model=model, args=sft_config(job, context.folder / "trainer", held_out is not None),
-        train_dataset=train, eval_dataset=Dataset.from_dict(held_out) if held_out else None,
-        processing_class=tokenizer, peft_config=lora_config(job) if job.method == "lora" else None,
+        model=model,
+        args=sft_config(job, context.folder / "trainer", held_out is not None),
+        train_dataset=train,
+        eval_dataset=Dataset.from_dict(held_out) if held_out else None,
+        processing_class=tokenizer,
+        peft_config=lora_config(job) if job.method == "lora" else None,
         callbacks=[_wall_time_callback(wall_offset), _export_callback(context, on_checkpoint)],
     )

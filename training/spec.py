@@ -23,13 +23,21 @@ class LoraSettings:
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                       "down_proj")
+    target_modules: tuple[str, ...] = (
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    )
 
 
 @dataclass(frozen=True)
 class Resources:
     """What one job asks of a cluster (used by the Slurm executor)."""
+
     gpus: int = 1
     cpus: int = 8
     mem_gb: int = 64
@@ -71,8 +79,11 @@ class Job:
     def run_id(self) -> str:
         """Stable: a readable prefix plus a hash of every field that changes the trained weights."""
         # Optional fields added later enter the identity only when set, so earlier run ids stay valid.
-        identity = {k: v for k, v in self.to_dict().items()
-                    if k not in ("grid", "resources", "block") and not (k in _OPTIONAL_IDENTITY and v is None)}
+        identity = {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in ("grid", "resources", "block") and not (k in _OPTIONAL_IDENTITY and v is None)
+        }
         prefix = f"{self.base_model_name}__{self.dataset.replace('/', '-')}__{self.method}__{self.data_size}"
         return f"{prefix}__{self.lr_schedule}__e{self.epochs}__{stable_hash(identity, 8)}"
 
@@ -91,7 +102,9 @@ class Job:
     def from_dict(cls, data: dict[str, Any]) -> Job:
         data = {k: v for k, v in data.items() if k != "run_id"}
         lora = data.get("lora")
-        data["lora"] = LoraSettings(**{**lora, "target_modules": tuple(lora["target_modules"])}) if lora else None
+        data["lora"] = (
+            LoraSettings(**{**lora, "target_modules": tuple(lora["target_modules"])}) if lora else None
+        )
         data["resources"] = Resources(**data.get("resources", {}))
         data["checkpoint_epochs"] = tuple(data["checkpoint_epochs"])
         return cls(**data)

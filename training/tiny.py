@@ -34,15 +34,26 @@ def build_tokenizer(vocab_size: int = 512, extra_texts: Iterable[str] = ()):
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tokenizer.train_from_iterator(_tokenizer_corpus(extra_texts), trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", bos_token="<s>",
-                                   eos_token="</s>", unk_token="<unk>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
 
 
-def build_tiny_model(output_dir: str | os.PathLike[str], architecture: str = "llama", hidden_size: int = 64,
-                     num_layers: int = 2, vocab_size: int = 512, seed: int = 0) -> Path:
+def build_tiny_model(
+    output_dir: str | os.PathLike[str],
+    architecture: str = "llama",
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    vocab_size: int = 512,
+    seed: int = 0,
+) -> Path:
     """Write a loadable ``from_pretrained`` folder (config, safetensors weights, tokenizer) and return it.
 
     Idempotent: an existing complete folder is left as it is, so runs that share it stay comparable."""
@@ -57,10 +68,16 @@ def build_tiny_model(output_dir: str | os.PathLike[str], architecture: str = "ll
         raise ValueError(f"unknown tiny architecture {architecture!r}; choose one of {sorted(configs)}")
     tokenizer = build_tokenizer(vocab_size)
     config = configs[architecture](
-        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
-        num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=256, tie_word_embeddings=False,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(seed)

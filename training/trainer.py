@@ -26,8 +26,18 @@ log = logging.getLogger(__name__)
 TRAINER_DIR = "trainer"
 WALL_TIME_FILE = "massive_sft_wall_time.json"
 # Checkpoint files that only serve resuming; everything else in a checkpoint is the model/adapter + tokenizer.
-_RESUME_ONLY = ("optimizer.pt", "scheduler.pt", "scaler.pt", "trainer_state.json", "training_args.bin",
-                "rng_state", "global_step", "latest", "zero_to_fp32.py", WALL_TIME_FILE)
+_RESUME_ONLY = (
+    "optimizer.pt",
+    "scheduler.pt",
+    "scaler.pt",
+    "trainer_state.json",
+    "training_args.bin",
+    "rng_state",
+    "global_step",
+    "latest",
+    "zero_to_fp32.py",
+    WALL_TIME_FILE,
+)
 VERSIONED_LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers")
 
 
@@ -58,8 +68,11 @@ def _is_main_process() -> bool:
 
 def _record_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     keys = sorted(set(old) | set(new))
-    return [f"{key}: {old.get(key)!r} (in folder) != {new.get(key)!r} (this job)" for key in keys
-            if old.get(key) != new.get(key)]
+    return [
+        f"{key}: {old.get(key)!r} (in folder) != {new.get(key)!r} (this job)"
+        for key in keys
+        if old.get(key) != new.get(key)
+    ]
 
 
 def claim_run_dir(job: Job, root: str | Path) -> Path:
@@ -71,13 +84,16 @@ def claim_run_dir(job: Job, root: str | Path) -> Path:
         existing = read_json(record_path)
         # The grid name and cluster resources do not change the weights (they are outside the run id).
         ignore = ("grid", "resources", "block")
-        differences = _record_differences({k: v for k, v in existing.items() if k not in ignore},
-                                          {k: v for k, v in record.items() if k not in ignore})
+        differences = _record_differences(
+            {k: v for k, v in existing.items() if k not in ignore},
+            {k: v for k, v in record.items() if k not in ignore},
+        )
         if differences:
             raise RunConflictError(
                 f"{folder} holds a run of a different configuration; refusing to overwrite it.\n  "
                 + "\n  ".join(differences)
-                + f"\nFix: train into a new output root (--root), or delete {folder} to retrain it.")
+                + f"\nFix: train into a new output root (--root), or delete {folder} to retrain it."
+            )
     if _is_main_process():
         write_json(record_path, record)
     return folder
@@ -98,6 +114,7 @@ def library_versions() -> dict[str, str]:
 @dataclass(frozen=True)
 class RunContext:
     """What every run.json of a job shares."""
+
     job: Job
     folder: Path
     data_path: str
@@ -114,8 +131,11 @@ def epoch_metrics(state: dict[str, Any], epoch: int) -> dict[str, Any]:
     history = state.get("log_history", [])
     train = _per_epoch(history, "loss")
     held_out = _per_epoch(history, "eval_loss")
-    metrics: dict[str, Any] = {"train_loss_per_epoch": train, "global_step": state.get("global_step"),
-                               "train_loss": train.get(str(epoch))}
+    metrics: dict[str, Any] = {
+        "train_loss_per_epoch": train,
+        "global_step": state.get("global_step"),
+        "train_loss": train.get(str(epoch)),
+    }
     if held_out:
         metrics.update(held_out_loss_per_epoch=held_out, held_out_loss=held_out.get(str(epoch)))
     return metrics
@@ -130,16 +150,28 @@ def export_epoch(context: RunContext, checkpoint: Path) -> Path | None:
         return None
     staging = target.with_name(f".{target.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(checkpoint, staging, ignore=lambda _dir, names: [
-        name for name in names if name.startswith(_RESUME_ONLY)])
+    shutil.copytree(
+        checkpoint,
+        staging,
+        ignore=lambda _dir, names: [name for name in names if name.startswith(_RESUME_ONLY)],
+    )
     wall = checkpoint / WALL_TIME_FILE
-    write_json(staging / "run.json", {
-        "job": context.job.to_record(), "run_id": context.job.run_id, "epoch": epoch,
-        "data_hash": context.data_hash, "data_path": context.data_path, "num_samples": context.num_samples,
-        "seed": context.job.seed, "base_model_path": context.base_model_path, "versions": library_versions(),
-        "metrics": epoch_metrics(state, epoch),
-        "wall_time_s": read_json(wall)["wall_time_s"] if wall.exists() else None,
-    })
+    write_json(
+        staging / "run.json",
+        {
+            "job": context.job.to_record(),
+            "run_id": context.job.run_id,
+            "epoch": epoch,
+            "data_hash": context.data_hash,
+            "data_path": context.data_path,
+            "num_samples": context.num_samples,
+            "seed": context.job.seed,
+            "base_model_path": context.base_model_path,
+            "versions": library_versions(),
+            "metrics": epoch_metrics(state, epoch),
+            "wall_time_s": read_json(wall)["wall_time_s"] if wall.exists() else None,
+        },
+    )
     shutil.rmtree(target, ignore_errors=True)  # a stale folder without run.json from an older layout
     staging.replace(target)
     log.info("%s: epoch %d/%d kept in %s", context.job.run_id, epoch, context.job.epochs, target)
@@ -162,8 +194,14 @@ def export_missing_epochs(context: RunContext) -> None:
 def _prepare_data(job: Job, root: Path, tokenizer: Any):
     from training.data import prepare_dataset
 
-    return prepare_dataset(job.dataset, job.data_size, root, seed=job.seed, template=job.template,
-                           tokenizer=tokenizer if job.template == "chat" else None)
+    return prepare_dataset(
+        job.dataset,
+        job.data_size,
+        root,
+        seed=job.seed,
+        template=job.template,
+        tokenizer=tokenizer if job.template == "chat" else None,
+    )
 
 
 def train_job(job: Job, root: str | Path) -> list[Path]:
@@ -178,8 +216,14 @@ def train_job(job: Job, root: str | Path) -> list[Path]:
     base_model_path = str(_resolve_base(job, root))
     tokenizer = AutoTokenizer.from_pretrained(base_model_path)
     prepared = _prepare_data(job, root, tokenizer)
-    context = RunContext(job=job, folder=folder, data_path=str(prepared.path), data_hash=prepared.data_hash,
-                         num_samples=int(prepared.num_samples), base_model_path=base_model_path)
+    context = RunContext(
+        job=job,
+        folder=folder,
+        data_path=str(prepared.path),
+        data_hash=prepared.data_hash,
+        num_samples=int(prepared.num_samples),
+        base_model_path=base_model_path,
+    )
     export_missing_epochs(context)
     if not is_finished(job, root):
         from training.sft import build_trainer
@@ -194,8 +238,10 @@ def train_job(job: Job, root: str | Path) -> list[Path]:
         export_missing_epochs(context)
     missing = [path for path in kept_epoch_dirs(job, root) if not (path / "run.json").exists()]
     if missing and _is_main_process():
-        raise RuntimeError(f"{job.run_id}: training ended without kept epochs {[p.name for p in missing]}; "
-                           f"check checkpoint_epochs <= epochs ({job.epochs})")
+        raise RuntimeError(
+            f"{job.run_id}: training ended without kept epochs {[p.name for p in missing]}; "
+            f"check checkpoint_epochs <= epochs ({job.epochs})"
+        )
     return kept_epoch_dirs(job, root)
 
 

@@ -21,7 +21,9 @@ def paper_prompt(instruction: str) -> str:
 
 
 def _lettered(question: str, options: list[str]) -> str:
-    lines = [question.strip()] + [f"{letter}. {option}" for letter, option in zip(LETTERS, options, strict=False)]
+    lines = [question.strip()] + [
+        f"{letter}. {option}" for letter, option in zip(LETTERS, options, strict=False)
+    ]
     return "\n".join(lines)
 
 
@@ -50,7 +52,9 @@ def humaneval_program(doc: dict, completion: str) -> str:
     a bare body continues the prompt, as in the original HumanEval protocol."""
     code = extract_code(completion)
     if f"def {doc['entry_point']}" in code:
-        imports = "\n".join(line for line in doc["prompt"].splitlines() if line.startswith(("import ", "from ")))
+        imports = "\n".join(
+            line for line in doc["prompt"].splitlines() if line.startswith(("import ", "from "))
+        )
         return check_program(imports + "\n", code, doc["test"], doc["entry_point"])
     return check_program(doc["prompt"], code, doc["test"], doc["entry_point"])
 
@@ -75,6 +79,7 @@ def mbpp_process_results(doc: dict, results: list[str]) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------- math: GSM8K, MATH
+
 
 def gsm8k_text(doc: dict) -> str:
     return paper_prompt(doc["question"])
@@ -112,6 +117,7 @@ def math_process_results(doc: dict, results: list[str]) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------- knowledge: NQ, BoolQ, MMLU-like, TruthfulQA
+
 
 def nq_text(doc: dict) -> str:
     return paper_prompt(doc["question"].strip().capitalize() + "?")
@@ -175,6 +181,7 @@ def truthfulqa_choices(doc: dict) -> list[str]:
 
 
 # ---------------------------------------------------------------- reasoning and long context
+
 
 def _clean_hellaswag(text: str) -> str:
     text = text.strip().replace(" [title]", ". ")

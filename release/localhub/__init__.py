@@ -21,8 +21,16 @@ from release.localhub.config import (
     DEFAULT_USER,
 )
 
-__all__ = ["LocalHubHandle", "configure", "free_port", "main", "serve_in_background", "DEFAULT_TOKEN",
-           "DEFAULT_ADMIN_TOKEN", "DEFAULT_USER"]
+__all__ = [
+    "LocalHubHandle",
+    "configure",
+    "free_port",
+    "main",
+    "serve_in_background",
+    "DEFAULT_TOKEN",
+    "DEFAULT_ADMIN_TOKEN",
+    "DEFAULT_USER",
+]
 
 EPILOG = f"""examples:
   python -m release localhub --root outputs/demo/hub
@@ -35,12 +43,19 @@ then point Hub clients at it (huggingface_hub reads these at import time):
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--root", type=Path, required=True, help="storage folder (created; survives restarts)")
+    parser.add_argument(
+        "--root", type=Path, required=True, help="storage folder (created; survives restarts)"
+    )
     parser.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on (0: a free one)")
-    parser.add_argument("--token", action="append", default=None, metavar="[USER=]TOKEN",
-                        help=f"a write token, optionally with its user name (repeatable; default: the"
-                             f" public staging token {DEFAULT_TOKEN!r} for user {DEFAULT_USER!r})")
+    parser.add_argument(
+        "--token",
+        action="append",
+        default=None,
+        metavar="[USER=]TOKEN",
+        help=f"a write token, optionally with its user name (repeatable; default: the"
+        f" public staging token {DEFAULT_TOKEN!r} for user {DEFAULT_USER!r})",
+    )
     parser.add_argument("--admin-token", default=DEFAULT_ADMIN_TOKEN, help="token for the /_admin routes")
     parser.add_argument("--faults", type=Path, default=None, help="fault-injection config (YAML or JSON)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -73,7 +88,9 @@ def main(args: argparse.Namespace) -> int:
         return 2
     tokens = parse_tokens(args.token)
     port = args.port or free_port(args.host)
-    app = create_app(Storage(args.root), HubSettings(tokens=tokens, admin_token=args.admin_token, faults=faults))
+    app = create_app(
+        Storage(args.root), HubSettings(tokens=tokens, admin_token=args.admin_token, faults=faults)
+    )
     _print_banner(args, port, tokens, faults)
     uvicorn.run(app, host=args.host, port=port, log_level=args.log_level)
     return 0
@@ -83,7 +100,10 @@ def _print_banner(args: argparse.Namespace, port: int, tokens: dict[str, str], f
     endpoint = f"http://{args.host}:{port}"
     # Tokens are secrets: only the public default one is ever printed.
     token_hint = DEFAULT_TOKEN if DEFAULT_TOKEN in tokens else "<one of your --token values>"
-    print(f"localhub: serving {args.root.resolve()} at {endpoint} ({len(tokens)} token(s),"
-          f" {len(faults.rules)} fault rule(s))\n"
-          f"  use it: HF_ENDPOINT={endpoint} HF_HUB_DISABLE_XET=1 HF_TOKEN={token_hint} python ...\n"
-          f"  browse: {endpoint}/  (repos), {endpoint}/_docs (routes)", flush=True)
+    print(
+        f"localhub: serving {args.root.resolve()} at {endpoint} ({len(tokens)} token(s),"
+        f" {len(faults.rules)} fault rule(s))\n"
+        f"  use it: HF_ENDPOINT={endpoint} HF_HUB_DISABLE_XET=1 HF_TOKEN={token_hint} python ...\n"
+        f"  browse: {endpoint}/  (repos), {endpoint}/_docs (routes)",
+        flush=True,
+    )

@@ -33,8 +33,13 @@ class LocalHubHandle:
     admin_token: str
 
     def _admin(self, method: str, path: str, json: Any = None) -> dict[str, Any]:
-        response = httpx.request(method, f"{self.endpoint}{path}", json=json, timeout=30,
-                                 headers={"authorization": f"Bearer {self.admin_token}"})
+        response = httpx.request(
+            method,
+            f"{self.endpoint}{path}",
+            json=json,
+            timeout=30,
+            headers={"authorization": f"Bearer {self.admin_token}"},
+        )
         response.raise_for_status()
         return response.json()
 
@@ -65,11 +70,15 @@ def _parse_tokens(tokens: Mapping[str, str] | list[str] | str | None) -> dict[st
 
 
 @contextmanager
-def serve_in_background(root: str | Path, port: int | None = None,
-                        tokens: Mapping[str, str] | list[str] | str | None = None,
-                        faults: Mapping[str, Any] | str | Path | None = None, host: str = "127.0.0.1",
-                        admin_token: str = DEFAULT_ADMIN_TOKEN, startup_timeout: float = 30.0,
-                        ) -> Iterator[LocalHubHandle]:
+def serve_in_background(
+    root: str | Path,
+    port: int | None = None,
+    tokens: Mapping[str, str] | list[str] | str | None = None,
+    faults: Mapping[str, Any] | str | Path | None = None,
+    host: str = "127.0.0.1",
+    admin_token: str = DEFAULT_ADMIN_TOKEN,
+    startup_timeout: float = 30.0,
+) -> Iterator[LocalHubHandle]:
     """Serve ``root`` on ``host:port`` (a free port if None) until the block exits.
 
     ``tokens`` maps write tokens to user names (a list or a single token uses the default user);
@@ -80,20 +89,34 @@ def serve_in_background(root: str | Path, port: int | None = None,
     from release.localhub.server import HubSettings, create_app
     from release.localhub.storage import Storage
 
-    fault_config = FaultConfig.load(faults) if isinstance(faults, (str, Path)) else FaultConfig.from_obj(
-        dict(faults) if faults else None)
+    fault_config = (
+        FaultConfig.load(faults)
+        if isinstance(faults, (str, Path))
+        else FaultConfig.from_obj(dict(faults) if faults else None)
+    )
     token_map = _parse_tokens(tokens)
     settings = HubSettings(tokens=token_map, admin_token=admin_token, faults=fault_config)
     app = create_app(Storage(root), settings)
     port = port or free_port(host)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                           lifespan="off", timeout_keep_alive=30))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=30,
+        )
+    )
     _disable_xet_uploads()
     thread = threading.Thread(target=server.run, name=f"localhub-{port}", daemon=True)
     thread.start()
     _wait_started(server, thread, host, port, startup_timeout)
     try:
-        yield LocalHubHandle(f"http://{host}:{port}", Path(root).resolve(), next(iter(token_map)), admin_token)
+        yield LocalHubHandle(
+            f"http://{host}:{port}", Path(root).resolve(), next(iter(token_map)), admin_token
+        )
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -114,7 +137,9 @@ def _wait_started(server: Any, thread: threading.Thread, host: str, port: int, t
     deadline = time.monotonic() + timeout
     while not server.started:
         if not thread.is_alive():
-            raise RuntimeError(f"the local Hub could not start on {host}:{port} (port in use? see the log above)")
+            raise RuntimeError(
+                f"the local Hub could not start on {host}:{port} (port in use? see the log above)"
+            )
         if time.monotonic() > deadline:
             server.should_exit = True
             raise TimeoutError(f"the local Hub did not start on {host}:{port} within {timeout:.0f}s")

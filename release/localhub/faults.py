@@ -67,8 +67,9 @@ class FaultRule:
     def from_dict(cls, raw: dict[str, Any]) -> FaultRule:
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
-            raise FaultConfigError(f"Unknown fault rule field(s) {sorted(unknown)}; allowed:"
-                                   f" {sorted(cls.__dataclass_fields__)}.")
+            raise FaultConfigError(
+                f"Unknown fault rule field(s) {sorted(unknown)}; allowed: {sorted(cls.__dataclass_fields__)}."
+            )
         values = dict(raw)
         values["methods"] = tuple(m.upper() for m in values.get("methods", ()))
         rule = cls(**values)
@@ -91,7 +92,9 @@ class FaultRule:
                 raise FaultConfigError(f"Fault path {self.path!r} is not a valid regex: {err}") from err
 
     def matches(self, method: str, path: str) -> bool:
-        return (not self.methods or method in self.methods) and (self.path is None or bool(re.search(self.path, path)))
+        return (not self.methods or method in self.methods) and (
+            self.path is None or bool(re.search(self.path, path))
+        )
 
     @property
     def label(self) -> str:
@@ -109,7 +112,9 @@ class FaultConfig:
     def from_obj(cls, raw: dict[str, Any] | None) -> FaultConfig:
         raw = raw or {}
         if not isinstance(raw, dict) or set(raw) - {"seed", "rules"}:
-            raise FaultConfigError("A fault config is a mapping with 'seed' (int) and 'rules' (list of rules).")
+            raise FaultConfigError(
+                "A fault config is a mapping with 'seed' (int) and 'rules' (list of rules)."
+            )
         rules = raw.get("rules") or []
         if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
             raise FaultConfigError("'rules' must be a list of mappings, e.g. [{kind: status, status: 429}].")
@@ -122,8 +127,13 @@ class FaultConfig:
         return cls.from_obj(raw)
 
     def to_obj(self) -> dict[str, Any]:
-        return {"seed": self.seed, "rules": [{k: (list(v) if isinstance(v, tuple) else v)
-                                              for k, v in rule.__dict__.items()} for rule in self.rules]}
+        return {
+            "seed": self.seed,
+            "rules": [
+                {k: (list(v) if isinstance(v, tuple) else v) for k, v in rule.__dict__.items()}
+                for rule in self.rules
+            ],
+        }
 
 
 class FaultInjector:
@@ -158,9 +168,12 @@ class FaultInjector:
 
     def counts(self) -> dict[str, Any]:
         with self._lock:
-            return {"requests": self._counts["requests"], "total": self._counts["total"],
-                    "by_kind": {k: v for k, v in self._counts.items() if k not in ("requests", "total")},
-                    "by_rule": list(self._per_rule)}
+            return {
+                "requests": self._counts["requests"],
+                "total": self._counts["total"],
+                "by_kind": {k: v for k, v in self._counts.items() if k not in ("requests", "total")},
+                "by_rule": list(self._per_rule),
+            }
 
 
 class FaultMiddleware:
@@ -186,8 +199,10 @@ class FaultMiddleware:
 
     async def _drop(self, rule: FaultRule, scope: Scope, receive: Receive, send: Send) -> None:
         if rule.when == "after":
+
             async def swallow(message: Message) -> None:
                 return None
+
             await self.app(scope, receive, swallow)
         transport = getattr(getattr(receive, "__self__", None), "transport", None)
         if transport is None:  # not under uvicorn: the closest we can do is a failed response
@@ -199,8 +214,12 @@ class FaultMiddleware:
 async def _send_error(send: Send, rule: FaultRule) -> None:
     message = f"localhub injected fault: HTTP {rule.status}"
     body = json.dumps({"error": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"x-error-message", message.encode()), (b"x-localhub-fault", rule.label.encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-error-message", message.encode()),
+        (b"x-localhub-fault", rule.label.encode()),
+    ]
     if rule.retry_after is not None:
         headers.append((b"retry-after", str(int(rule.retry_after)).encode()))
     await send({"type": "http.response.start", "status": rule.status, "headers": headers})

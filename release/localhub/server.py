@@ -65,15 +65,23 @@ class Hub:
             return None
         token = header.removeprefix("Bearer ").strip()
         if token not in self.settings.tokens:
-            raise HubError(401, "the token sent is not one of this local Hub's tokens (see --token;"
-                                " the default staging token is in docs/localhub.md)", "Unauthorized")
+            raise HubError(
+                401,
+                "the token sent is not one of this local Hub's tokens (see --token;"
+                " the default staging token is in docs/localhub.md)",
+                "Unauthorized",
+            )
         return self.settings.tokens[token]
 
     def writer(self, request: Request) -> str:
         user = self.user(request)
         if user is None:
-            raise HubError(401, "writes need a token: pass token=... to HfApi or set HF_TOKEN to one of the"
-                                " server's tokens (see docs/localhub.md)", "Unauthorized")
+            raise HubError(
+                401,
+                "writes need a token: pass token=... to HfApi or set HF_TOKEN to one of the"
+                " server's tokens (see docs/localhub.md)",
+                "Unauthorized",
+            )
         return user
 
     def readable_repo(self, request: Request, kind: str, repo_id: str) -> Repo:
@@ -120,8 +128,13 @@ class KeepEncodedSlashes:
 def create_app(storage: Storage, settings: HubSettings) -> Any:
     """The ASGI app: FastAPI routes behind the URL and fault middlewares."""
     hub = Hub(storage, settings, FaultInjector(settings.faults))
-    app = FastAPI(title="localhub", description="Local Hugging Face Hub-compatible server", docs_url="/_docs",
-                  openapi_url="/_openapi.json", redoc_url=None)
+    app = FastAPI(
+        title="localhub",
+        description="Local Hugging Face Hub-compatible server",
+        docs_url="/_docs",
+        openapi_url="/_openapi.json",
+        redoc_url=None,
+    )
     app.state.hub = hub
 
     @app.exception_handler(HubError)
@@ -129,8 +142,15 @@ def create_app(storage: Storage, settings: HubSettings) -> Any:
         return _error_response(exc)
 
     # Order matters: /api/collections/... and /api/whoami-v2 must win over /api/{kind}/{ns}/{name}.
-    for register in (_admin_routes, _account_routes, _collection_routes, _repo_routes, _commit_routes,
-                     _file_routes, _lfs_routes):
+    for register in (
+        _admin_routes,
+        _account_routes,
+        _collection_routes,
+        _repo_routes,
+        _commit_routes,
+        _file_routes,
+        _lfs_routes,
+    ):
         register(app, hub)
     return FaultMiddleware(KeepEncodedSlashes(app), hub.injector)
 
@@ -165,9 +185,13 @@ def _admin_routes(app: FastAPI, hub: Hub) -> None:
     def index(request: Request) -> str:
         rows = "".join(
             f"<li>{t}: <a href='/api/{t}s/{r.id}'>{r.id}</a> (branches: {', '.join(sorted(r.branches))})</li>"
-            for t in KINDS.values() for r in hub.storage.iter_repos(t))
-        return (f"<h1>localhub</h1><p>Use it with <code>HF_ENDPOINT={_base(request)}"
-                f" HF_HUB_DISABLE_XET=1</code>.</p><ul>{rows}</ul>")
+            for t in KINDS.values()
+            for r in hub.storage.iter_repos(t)
+        )
+        return (
+            f"<h1>localhub</h1><p>Use it with <code>HF_ENDPOINT={_base(request)}"
+            f" HF_HUB_DISABLE_XET=1</code>.</p><ul>{rows}</ul>"
+        )
 
 
 # ---- account, repos -----------------------------------------------------------------------------
@@ -175,9 +199,17 @@ def _account_routes(app: FastAPI, hub: Hub) -> None:
     @app.get("/api/whoami-v2")
     def whoami(request: Request) -> dict[str, Any]:
         user = hub.writer(request)
-        return {"type": "user", "id": hub.sign(user)[:24], "name": user, "fullname": user, "email": None,
-                "emailVerified": False, "isPro": False, "orgs": [],
-                "auth": {"type": "access_token", "accessToken": {"displayName": "localhub", "role": "write"}}}
+        return {
+            "type": "user",
+            "id": hub.sign(user)[:24],
+            "name": user,
+            "fullname": user,
+            "email": None,
+            "emailVerified": False,
+            "isPro": False,
+            "orgs": [],
+            "auth": {"type": "access_token", "accessToken": {"displayName": "localhub", "role": "write"}},
+        }
 
     @app.post("/api/validate-yaml")
     async def validate_yaml(request: Request) -> JSONResponse:
@@ -205,11 +237,16 @@ def _repo_routes(app: FastAPI, hub: Hub) -> None:
         private = payload.get("visibility", "private" if payload.get("private") else "public") != "public"
         url = f"{_base(request)}/{URL_PREFIX.get(repo_type, '')}{repo_id}"
         try:
-            await run_in_threadpool(hub.storage.create_repo, repo_type, repo_id, user, private, payload.get("sdk"))
+            await run_in_threadpool(
+                hub.storage.create_repo, repo_type, repo_id, user, private, payload.get("sdk")
+            )
         except HubError as err:
             if err.status == 409:
-                return JSONResponse({"error": err.message, "url": url}, status_code=409,
-                                    headers={"X-Error-Message": err.message})
+                return JSONResponse(
+                    {"error": err.message, "url": url},
+                    status_code=409,
+                    headers={"X-Error-Message": err.message},
+                )
             raise
         return JSONResponse({"url": url, "name": repo_id, "id": repo_id})
 
@@ -234,56 +271,114 @@ def _repo_routes(app: FastAPI, hub: Hub) -> None:
         return {}
 
     @app.get("/api/{kind}")
-    def list_repos(kind: str, request: Request, author: str | None = None, search: str | None = None,
-                   limit: int | None = None) -> list[dict[str, Any]]:
+    def list_repos(
+        kind: str,
+        request: Request,
+        author: str | None = None,
+        search: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
         repo_type = _repo_type(kind)
         authed = hub.user(request) is not None
-        repos = [r for r in hub.storage.iter_repos(repo_type)
-                 if (authed or not r.private) and (author is None or r.id.split("/")[0] == author)
-                 and (search is None or search.lower() in r.id.lower())]
-        return [{"id": r.id, "_id": hub.sign(r.id)[:24], "private": r.private, "createdAt": r.created_at,
-                 "sha": r.branches["main"]} for r in repos[:limit]]
+        repos = [
+            r
+            for r in hub.storage.iter_repos(repo_type)
+            if (authed or not r.private)
+            and (author is None or r.id.split("/")[0] == author)
+            and (search is None or search.lower() in r.id.lower())
+        ]
+        return [
+            {
+                "id": r.id,
+                "_id": hub.sign(r.id)[:24],
+                "private": r.private,
+                "createdAt": r.created_at,
+                "sha": r.branches["main"],
+            }
+            for r in repos[:limit]
+        ]
 
     @app.get("/api/{kind}/{ns}/{name}")
     def repo_info(kind: str, ns: str, name: str, request: Request, blobs: bool = False) -> dict[str, Any]:
         return _repo_info(hub, request, kind, f"{ns}/{name}", "main", blobs)
 
     @app.get("/api/{kind}/{ns}/{name}/revision/{rev}")
-    def repo_info_at(kind: str, ns: str, name: str, rev: str, request: Request,
-                     blobs: bool = False) -> dict[str, Any]:
+    def repo_info_at(
+        kind: str, ns: str, name: str, rev: str, request: Request, blobs: bool = False
+    ) -> dict[str, Any]:
         return _repo_info(hub, request, kind, f"{ns}/{name}", unquote(rev), blobs)
 
     @app.get("/api/{kind}/{ns}/{name}/refs")
     def refs(kind: str, ns: str, name: str, request: Request) -> dict[str, Any]:
         repo = hub.readable_repo(request, kind, f"{ns}/{name}")
+
         def fmt(prefix: str, refs: dict[str, str]) -> list[dict[str, str]]:
-            return [{"name": n, "ref": f"refs/{prefix}/{n}", "targetCommit": sha} for n, sha in sorted(refs.items())]
-        return {"branches": fmt("heads", repo.branches), "tags": fmt("tags", repo.tags), "converts": [],
-                "pullRequests": []}
+            return [
+                {"name": n, "ref": f"refs/{prefix}/{n}", "targetCommit": sha}
+                for n, sha in sorted(refs.items())
+            ]
+
+        return {
+            "branches": fmt("heads", repo.branches),
+            "tags": fmt("tags", repo.tags),
+            "converts": [],
+            "pullRequests": [],
+        }
 
     @app.get("/api/{kind}/{ns}/{name}/commits/{rev}")
-    def commits(kind: str, ns: str, name: str, rev: str, request: Request, response: Response,
-                cursor: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+    def commits(
+        kind: str,
+        ns: str,
+        name: str,
+        rev: str,
+        request: Request,
+        response: Response,
+        cursor: int = 0,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
         repo = hub.readable_repo(request, kind, f"{ns}/{name}")
         history = list(hub.storage.history(hub.storage.resolve(repo, unquote(rev))))
-        items = [{"id": c.id, "title": c.title, "message": c.message, "authors": [{"user": c.author}],
-                  "date": c.date} for c in history]
+        items = [
+            {
+                "id": c.id,
+                "title": c.title,
+                "message": c.message,
+                "authors": [{"user": c.author}],
+                "date": c.date,
+            }
+            for c in history
+        ]
         return paginate(items, request, response, cursor, limit)
 
 
-def _repo_info(hub: Hub, request: Request, kind: str, repo_id: str, revision: str, blobs: bool) -> dict[str, Any]:
+def _repo_info(
+    hub: Hub, request: Request, kind: str, repo_id: str, revision: str, blobs: bool
+) -> dict[str, Any]:
     repo = hub.readable_repo(request, kind, repo_id)
     commit = hub.storage.get_commit(hub.storage.resolve(repo, revision))
     card = card_data(hub.storage, commit)
     info: dict[str, Any] = {
-        "_id": hub.sign(repo.id)[:24], "id": repo.id, "author": repo.id.split("/")[0], "sha": commit.id,
-        "lastModified": commit.date, "createdAt": repo.created_at, "private": repo.private, "gated": False,
-        "disabled": False, "downloads": 0, "likes": 0, "tags": _tags(card), "cardData": card,
+        "_id": hub.sign(repo.id)[:24],
+        "id": repo.id,
+        "author": repo.id.split("/")[0],
+        "sha": commit.id,
+        "lastModified": commit.date,
+        "createdAt": repo.created_at,
+        "private": repo.private,
+        "gated": False,
+        "disabled": False,
+        "downloads": 0,
+        "likes": 0,
+        "tags": _tags(card),
+        "cardData": card,
         "siblings": [_sibling(path, entry, blobs) for path, entry in sorted(commit.tree.items())],
     }
     if repo.type == "model":
-        info.update(modelId=repo.id, library_name=card.get("library_name") if card else None,
-                    pipeline_tag=card.get("pipeline_tag") if card else None)
+        info.update(
+            modelId=repo.id,
+            library_name=card.get("library_name") if card else None,
+            pipeline_tag=card.get("pipeline_tag") if card else None,
+        )
     if repo.type == "space":
         info.update(sdk=repo.sdk or (card or {}).get("sdk"), runtime={"stage": "NO_APP_FILE"})
     return info
@@ -304,8 +399,11 @@ def _sibling(path: str, entry: Entry, blobs: bool) -> dict[str, Any]:
         return {"rfilename": path}
     sibling: dict[str, Any] = {"rfilename": path, "size": entry.size, "blobId": entry.oid}
     if entry.lfs:
-        sibling["lfs"] = {"size": entry.size, "sha256": entry.sha256,
-                          "pointerSize": len(lfs_pointer(entry.sha256, entry.size))}
+        sibling["lfs"] = {
+            "size": entry.size,
+            "sha256": entry.sha256,
+            "pointerSize": len(lfs_pointer(entry.sha256, entry.size)),
+        }
     return sibling
 
 
@@ -314,8 +412,11 @@ def _commit_routes(app: FastAPI, hub: Hub) -> None:
     @app.get("/api/{kind}/{ns}/{name}/xet-{token_type}-token/{rev}")
     def xet_token(kind: str, ns: str, name: str, token_type: str, rev: str) -> None:
         # huggingface_hub uses Xet whenever hf_xet is installed: say what to do instead of a bare 404.
-        raise HubError(501, "The local Hub does not speak the Xet protocol: set HF_HUB_DISABLE_XET=1 in the"
-                            " environment before huggingface_hub is imported, so it uses the LFS protocol.")
+        raise HubError(
+            501,
+            "The local Hub does not speak the Xet protocol: set HF_HUB_DISABLE_XET=1 in the"
+            " environment before huggingface_hub is imported, so it uses the LFS protocol.",
+        )
 
     @app.post("/api/{kind}/{ns}/{name}/preupload/{rev}")
     async def preupload(kind: str, ns: str, name: str, rev: str, request: Request) -> dict[str, Any]:
@@ -335,13 +436,26 @@ def _commit_routes(app: FastAPI, hub: Hub) -> None:
         lines = [json.loads(line) for line in (await request.body()).splitlines() if line.strip()]
         header, operations = await run_in_threadpool(_parse_commit, hub.storage, lines)
         new = await run_in_threadpool(
-            hub.storage.commit, repo_type, repo_id, unquote(rev), operations, header.get("summary") or "update",
-            header.get("description") or "", user, header.get("parentCommit"))
-        return {"success": True, "commitOid": new.id, "hookOutput": "",
-                "commitUrl": f"{_base(request)}/{URL_PREFIX[repo_type]}{repo_id}/commit/{new.id}"}
+            hub.storage.commit,
+            repo_type,
+            repo_id,
+            unquote(rev),
+            operations,
+            header.get("summary") or "update",
+            header.get("description") or "",
+            user,
+            header.get("parentCommit"),
+        )
+        return {
+            "success": True,
+            "commitOid": new.id,
+            "hookOutput": "",
+            "commitUrl": f"{_base(request)}/{URL_PREFIX[repo_type]}{repo_id}/commit/{new.id}",
+        }
 
-    async def create_ref(request: Request, kind: str, repo_id: str, ref_kind: str, ref: str,
-                         revision: str) -> dict[str, Any]:
+    async def create_ref(
+        request: Request, kind: str, repo_id: str, ref_kind: str, ref: str, revision: str
+    ) -> dict[str, Any]:
         hub.writer(request)
         repo = hub.readable_repo(request, kind, repo_id)
         target = hub.storage.resolve(repo, revision)
@@ -351,8 +465,9 @@ def _commit_routes(app: FastAPI, hub: Hub) -> None:
     @app.post("/api/{kind}/{ns}/{name}/branch/{branch}")
     async def create_branch(kind: str, ns: str, name: str, branch: str, request: Request) -> dict[str, Any]:
         payload = (await request.json()) if await request.body() else {}
-        return await create_ref(request, kind, f"{ns}/{name}", "branch", unquote(branch),
-                                payload.get("startingPoint") or "main")
+        return await create_ref(
+            request, kind, f"{ns}/{name}", "branch", unquote(branch), payload.get("startingPoint") or "main"
+        )
 
     @app.post("/api/{kind}/{ns}/{name}/tag/{rev}")
     async def create_tag(kind: str, ns: str, name: str, rev: str, request: Request) -> dict[str, Any]:
@@ -396,8 +511,11 @@ def _parse_commit(storage: Storage, lines: list[dict[str, Any]]) -> tuple[dict[s
         raw_path = str(value.get("path", ""))
         path = check_path(raw_path.rstrip("/") if key == "deletedFolder" else raw_path)
         if key == "file":
-            data = base64.b64decode(value.get("content", "")) if value.get("encoding") == "base64" \
+            data = (
+                base64.b64decode(value.get("content", ""))
+                if value.get("encoding") == "base64"
                 else str(value.get("content", "")).encode()
+            )
             storage.put_bytes(data)
             operations.append(Operation("add", path, Entry.of(data, lfs=False)))
         elif key == "lfsFile":
@@ -405,16 +523,22 @@ def _parse_commit(storage: Storage, lines: list[dict[str, Any]]) -> tuple[dict[s
         elif key in ("deletedFile", "deletedFolder"):
             operations.append(Operation("delete_file" if key == "deletedFile" else "delete_folder", path))
         else:
-            raise HubError(400, f"Unsupported commit operation {key!r} (supported: file, lfsFile,"
-                                " deletedFile, deletedFolder).")
+            raise HubError(
+                400,
+                f"Unsupported commit operation {key!r} (supported: file, lfsFile,"
+                " deletedFile, deletedFolder).",
+            )
     return lines[0].get("value") or {}, operations
 
 
 def _lfs_entry(storage: Storage, path: str, value: dict[str, Any]) -> Entry:
     oid = str(value.get("oid", ""))
     if value.get("algo", "sha256") != "sha256" or not storage.has_blob(oid):
-        raise HubError(400, f"LFS file {path!r} points to object {oid} that was never uploaded: upload it"
-                            " through the LFS batch API (preupload_lfs_files) before committing.")
+        raise HubError(
+            400,
+            f"LFS file {path!r} points to object {oid} that was never uploaded: upload it"
+            " through the LFS batch API (preupload_lfs_files) before committing.",
+        )
     size = storage.blob_path(oid).stat().st_size
     if value.get("size") is not None and int(value["size"]) != size:
         raise HubError(400, f"LFS file {path!r}: announced size {value['size']} != stored size {size}.")
@@ -423,23 +547,53 @@ def _lfs_entry(storage: Storage, path: str, value: dict[str, Any]) -> Entry:
 
 # ---- trees, paths-info, resolve -----------------------------------------------------------------
 def _file_routes(app: FastAPI, hub: Hub) -> None:
-    def tree(kind: str, ns: str, name: str, rev: str, path: str, request: Request, response: Response,
-             recursive: bool, expand: bool, cursor: int, limit: int) -> list[dict[str, Any]]:
+    def tree(
+        kind: str,
+        ns: str,
+        name: str,
+        rev: str,
+        path: str,
+        request: Request,
+        response: Response,
+        recursive: bool,
+        expand: bool,
+        cursor: int,
+        limit: int,
+    ) -> list[dict[str, Any]]:
         repo = hub.readable_repo(request, kind, f"{ns}/{name}")
         head = hub.storage.resolve(repo, unquote(rev))
         items = list_tree(hub.storage, head, unquote(path).strip("/"), recursive, expand)
         return paginate(items, request, response, cursor, limit)
 
     @app.get("/api/{kind}/{ns}/{name}/tree/{rev}")
-    def tree_root(kind: str, ns: str, name: str, rev: str, request: Request, response: Response,
-                  recursive: bool = False, expand: bool = False, cursor: int = 0,
-                  limit: int = 1000) -> list[dict[str, Any]]:
+    def tree_root(
+        kind: str,
+        ns: str,
+        name: str,
+        rev: str,
+        request: Request,
+        response: Response,
+        recursive: bool = False,
+        expand: bool = False,
+        cursor: int = 0,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
         return tree(kind, ns, name, rev, "", request, response, recursive, expand, cursor, limit)
 
     @app.get("/api/{kind}/{ns}/{name}/tree/{rev}/{path:path}")
-    def tree_path(kind: str, ns: str, name: str, rev: str, path: str, request: Request, response: Response,
-                  recursive: bool = False, expand: bool = False, cursor: int = 0,
-                  limit: int = 1000) -> list[dict[str, Any]]:
+    def tree_path(
+        kind: str,
+        ns: str,
+        name: str,
+        rev: str,
+        path: str,
+        request: Request,
+        response: Response,
+        recursive: bool = False,
+        expand: bool = False,
+        cursor: int = 0,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
         return tree(kind, ns, name, rev, path, request, response, recursive, expand, cursor, limit)
 
     @app.post("/api/{kind}/{ns}/{name}/paths-info/{rev}")
@@ -469,8 +623,9 @@ def _resolve_route(app: FastAPI, hub: Hub, prefix: str, kind: str) -> None:
         headers = {"ETag": f'"{etag}"', "X-Repo-Commit": sha, "Accept-Ranges": "bytes"}
         if entry.lfs:
             headers.update({"X-Linked-Etag": f'"{entry.sha256}"', "X-Linked-Size": str(entry.size)})
-        return FileResponse(hub.storage.blob_path(entry.sha256), headers=headers,
-                            media_type="application/octet-stream")
+        return FileResponse(
+            hub.storage.blob_path(entry.sha256), headers=headers, media_type="application/octet-stream"
+        )
 
     app.add_api_route(prefix + "/{ns}/{name}/resolve/{rev}/{path:path}", resolve, methods=["GET", "HEAD"])
 
@@ -498,7 +653,9 @@ def _lfs_routes(app: FastAPI, hub: Hub) -> None:
         hub.writer(request)
         payload = await request.json()
         if not hub.storage.has_blob(str(payload.get("oid")), payload.get("size")):
-            raise HubError(404, f"LFS object {payload.get('oid')} with size {payload.get('size')} is not stored.")
+            raise HubError(
+                404, f"LFS object {payload.get('oid')} with size {payload.get('size')} is not stored."
+            )
         return {}
 
     @app.get("/_lfs/objects/{oid}")
@@ -518,8 +675,10 @@ def _lfs_batch_route(app: FastAPI, hub: Hub, prefix: str, kind: str) -> None:
         base = _base(request)
         objects = [_lfs_object(hub, base, obj, upload) for obj in payload.get("objects", [])]
         del repo
-        return JSONResponse({"transfer": "basic", "objects": objects, "hash_algo": "sha256"},
-                            media_type="application/vnd.git-lfs+json")
+        return JSONResponse(
+            {"transfer": "basic", "objects": objects, "hash_algo": "sha256"},
+            media_type="application/vnd.git-lfs+json",
+        )
 
     app.add_api_route(prefix + "/{ns}/{name}/info/lfs/objects/batch", batch, methods=["POST"])
 
@@ -530,8 +689,10 @@ def _lfs_object(hub: Hub, base: str, obj: dict[str, Any], upload: bool) -> dict[
     present = re.fullmatch(r"[0-9a-f]{64}", oid) is not None and hub.storage.has_blob(oid, size)
     if upload and not present:
         query = urlencode({"size": size, "sig": hub.sign(f"upload:{oid}:{size}")})
-        out["actions"] = {"upload": {"href": f"{base}/_lfs/upload/{oid}?{query}", "header": {}},
-                          "verify": {"href": f"{base}/_lfs/verify", "header": {}}}
+        out["actions"] = {
+            "upload": {"href": f"{base}/_lfs/upload/{oid}?{query}", "header": {}},
+            "verify": {"href": f"{base}/_lfs/verify", "header": {}},
+        }
     elif not upload and present:
         query = urlencode({"sig": hub.sign(f"download:{oid}")})
         out["actions"] = {"download": {"href": f"{base}/_lfs/objects/{oid}?{query}", "header": {}}}
@@ -570,21 +731,34 @@ def _collection_routes(app: FastAPI, hub: Hub) -> None:
         with hub.collections_lock:
             for existing in storage.iter_collections():
                 if existing["owner"] == owner and existing["title"] == title:
-                    return JSONResponse({"error": f"Collection {title!r} already exists", "slug": existing["slug"]},
-                                        status_code=409)
+                    return JSONResponse(
+                        {"error": f"Collection {title!r} already exists", "slug": existing["slug"]},
+                        status_code=409,
+                    )
             slug_title = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60] or "collection"
-            collection = {"slug": f"{owner}/{slug_title}-{secrets.token_hex(12)}", "title": title, "owner": owner,
-                          "description": payload.get("description"), "private": bool(payload.get("private")),
-                          "items": [], "theme": "default", "upvotes": 0}
+            collection = {
+                "slug": f"{owner}/{slug_title}-{secrets.token_hex(12)}",
+                "title": title,
+                "owner": owner,
+                "description": payload.get("description"),
+                "private": bool(payload.get("private")),
+                "items": [],
+                "theme": "default",
+                "upvotes": 0,
+            }
             save(collection)
         return JSONResponse(render(collection))
 
     @app.get("/api/collections")
-    def list_collections(owner: str | None = None, item: str | None = None,
-                         limit: int | None = None) -> list[dict[str, Any]]:
-        found = [c for c in storage.iter_collections()
-                 if (owner is None or c["owner"] == owner)
-                 and (item is None or any(_item_key(i) == item for i in c["items"]))]
+    def list_collections(
+        owner: str | None = None, item: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        found = [
+            c
+            for c in storage.iter_collections()
+            if (owner is None or c["owner"] == owner)
+            and (item is None or any(_item_key(i) == item for i in c["items"]))
+        ]
         return [render(c, listed=True) for c in found[:limit]]
 
     @app.get("/api/collections/{slug:path}")
@@ -599,10 +773,15 @@ def _collection_routes(app: FastAPI, hub: Hub) -> None:
         with hub.collections_lock:
             collection = load(slug)
             if any(i["id"] == item.get("id") and i["type"] == item.get("type") for i in collection["items"]):
-                return JSONResponse({"error": f"Item {item.get('id')} is already in the collection"},
-                                    status_code=409)
-            new = {"_id": secrets.token_hex(12), "id": item.get("id"), "type": item.get("type"),
-                   "position": len(collection["items"])}
+                return JSONResponse(
+                    {"error": f"Item {item.get('id')} is already in the collection"}, status_code=409
+                )
+            new = {
+                "_id": secrets.token_hex(12),
+                "id": item.get("id"),
+                "type": item.get("type"),
+                "position": len(collection["items"]),
+            }
             if payload.get("note"):
                 new["note"] = {"text": payload["note"], "html": payload["note"]}
             collection["items"].append(new)

@@ -39,11 +39,44 @@ REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 # The Hub's default .gitattributes: it is the content of every repo's initial commit.
 GITATTRIBUTES = "".join(
     f"{pattern} filter=lfs diff=lfs merge=lfs -text\n"
-    for pattern in ("*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gguf", "*.gz", "*.h5",
-                    "*.joblib", "*.lfs.*", "*.mlmodel", "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx",
-                    "*.ot", "*.parquet", "*.pb", "*.pickle", "*.pkl", "*.pt", "*.pth", "*.rar",
-                    "*.safetensors", "saved_model/**/*", "*.tar.*", "*.tar", "*.tflite", "*.tgz", "*.wasm",
-                    "*.xz", "*.zip", "*.zst", "*tfevents*")
+    for pattern in (
+        "*.7z",
+        "*.arrow",
+        "*.bin",
+        "*.bz2",
+        "*.ckpt",
+        "*.ftz",
+        "*.gguf",
+        "*.gz",
+        "*.h5",
+        "*.joblib",
+        "*.lfs.*",
+        "*.mlmodel",
+        "*.model",
+        "*.msgpack",
+        "*.npy",
+        "*.npz",
+        "*.onnx",
+        "*.ot",
+        "*.parquet",
+        "*.pb",
+        "*.pickle",
+        "*.pkl",
+        "*.pt",
+        "*.pth",
+        "*.rar",
+        "*.safetensors",
+        "saved_model/**/*",
+        "*.tar.*",
+        "*.tar",
+        "*.tflite",
+        "*.tgz",
+        "*.wasm",
+        "*.xz",
+        "*.zip",
+        "*.zst",
+        "*tfevents*",
+    )
 )
 LFS_SUFFIXES = tuple(p[1:] for p in GITATTRIBUTES.split() if p.startswith("*.") and "*" not in p[1:])
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024  # the Hub stores anything >= 10 MB with LFS
@@ -121,9 +154,15 @@ class Commit:
     tree: dict[str, Entry]
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "parents": self.parents, "title": self.title, "message": self.message,
-                "author": self.author, "date": self.date,
-                "tree": {path: entry.to_json() for path, entry in sorted(self.tree.items())}}
+        return {
+            "id": self.id,
+            "parents": self.parents,
+            "title": self.title,
+            "message": self.message,
+            "author": self.author,
+            "date": self.date,
+            "tree": {path: entry.to_json() for path, entry in sorted(self.tree.items())},
+        }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Commit:
@@ -144,13 +183,27 @@ class Repo:
     sdk: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "id": self.id, "private": self.private, "created_at": self.created_at,
-                "branches": self.branches, "tags": self.tags, "sdk": self.sdk}
+        return {
+            "type": self.type,
+            "id": self.id,
+            "private": self.private,
+            "created_at": self.created_at,
+            "branches": self.branches,
+            "tags": self.tags,
+            "sdk": self.sdk,
+        }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Repo:
-        return cls(raw["type"], raw["id"], raw["private"], raw["created_at"], raw["branches"], raw["tags"],
-                   raw.get("sdk"))
+        return cls(
+            raw["type"],
+            raw["id"],
+            raw["private"],
+            raw["created_at"],
+            raw["branches"],
+            raw["tags"],
+            raw.get("sdk"),
+        )
 
 
 @dataclass(frozen=True)
@@ -182,8 +235,11 @@ class UploadSink:
         self.handle.close()
         sha256 = self.digest.hexdigest()
         if sha256 != expected_sha256:
-            raise HubError(400, f"Uploaded content hashes to sha256 {sha256}, not the announced"
-                                f" {expected_sha256}: the upload was corrupted or the oid is wrong; upload again.")
+            raise HubError(
+                400,
+                f"Uploaded content hashes to sha256 {sha256}, not the announced"
+                f" {expected_sha256}: the upload was corrupted or the oid is wrong; upload again.",
+            )
         if expected_size is not None and self.size != expected_size:
             raise HubError(400, f"Uploaded {self.size} bytes for {sha256}, expected {expected_size}.")
         target = self.storage.blob_path(sha256)
@@ -197,9 +253,17 @@ class UploadSink:
 
 def check_repo_id(repo_id: str) -> None:
     parts = repo_id.split("/")
-    if len(parts) != 2 or not all(NAME_RE.match(p) for p in parts) or ".." in repo_id or repo_id.endswith(".git"):
-        raise HubError(400, f"Invalid repo id {repo_id!r}: expected 'namespace/name' with letters, digits,"
-                            " '-', '_' or '.' (at most 96 characters each).")
+    if (
+        len(parts) != 2
+        or not all(NAME_RE.match(p) for p in parts)
+        or ".." in repo_id
+        or repo_id.endswith(".git")
+    ):
+        raise HubError(
+            400,
+            f"Invalid repo id {repo_id!r}: expected 'namespace/name' with letters, digits,"
+            " '-', '_' or '.' (at most 96 characters each).",
+        )
 
 
 def check_ref_name(name: str) -> None:
@@ -278,8 +342,9 @@ class Storage:
         for path in sorted((self.root / "repos" / f"{repo_type}s").glob("*/*/repo.json")):
             yield Repo.from_json(read_json(path))
 
-    def create_repo(self, repo_type: str, repo_id: str, author: str, private: bool = False,
-                    sdk: str | None = None) -> Repo:
+    def create_repo(
+        self, repo_type: str, repo_id: str, author: str, private: bool = False, sdk: str | None = None
+    ) -> Repo:
         with self.lock(repo_type, repo_id):
             if (self.repo_dir(repo_type, repo_id) / "repo.json").exists():
                 raise HubError(409, f"You already created this {repo_type} repo: {repo_id}")
@@ -287,7 +352,9 @@ class Storage:
                 raise HubError(409, f"A {repo_type} repo whose name differs only by case exists: {repo_id}")
             data = GITATTRIBUTES.encode()
             self.put_bytes(data)
-            initial = self._write_commit([], "initial commit", "", author, {".gitattributes": Entry.of(data, False)})
+            initial = self._write_commit(
+                [], "initial commit", "", author, {".gitattributes": Entry.of(data, False)}
+            )
             repo = Repo(repo_type, repo_id, private, now_iso(), {"main": initial.id}, {}, sdk)
             self.save_repo(repo)
             return repo
@@ -295,8 +362,11 @@ class Storage:
     def _case_insensitive_clash(self, repo_type: str, repo_id: str) -> bool:
         # Folder names only (no JSON reads): creating many repos stays cheap.
         wanted = repo_id.lower()
-        return any(f"{p.parent.name}/{p.name}".lower() == wanted
-                   for p in (self.root / "repos" / f"{repo_type}s").glob("*/*") if (p / "repo.json").exists())
+        return any(
+            f"{p.parent.name}/{p.name}".lower() == wanted
+            for p in (self.root / "repos" / f"{repo_type}s").glob("*/*")
+            if (p / "repo.json").exists()
+        )
 
     def delete_repo(self, repo_type: str, repo_id: str) -> None:
         with self.lock(repo_type, repo_id):
@@ -318,8 +388,9 @@ class Storage:
             self._commit_cache[sha] = Commit.from_json(read_json(path))
         return self._commit_cache[sha]
 
-    def _write_commit(self, parents: list[str], title: str, message: str, author: str,
-                      tree: dict[str, Entry]) -> Commit:
+    def _write_commit(
+        self, parents: list[str], title: str, message: str, author: str, tree: dict[str, Entry]
+    ) -> Commit:
         draft = Commit("", parents, title, message, author, now_iso(), tree)
         body = draft.to_json()
         body.pop("id")
@@ -331,17 +402,24 @@ class Storage:
     def resolve(self, repo: Repo, revision: str) -> str:
         """A branch, tag or commit sha (full, of this repo's history) to a commit sha."""
         for prefix in ("", "refs/heads/", "refs/tags/"):
-            name = revision[len(prefix):] if revision.startswith(prefix) else None
+            name = revision[len(prefix) :] if revision.startswith(prefix) else None
             if name is None:
                 continue
             if prefix != "refs/tags/" and name in repo.branches:
                 return repo.branches[name]
             if prefix != "refs/heads/" and name in repo.tags:
                 return repo.tags[name]
-        if COMMIT_SHA.match(revision) and self._commit_path(revision).exists() and self._reachable(repo, revision):
+        if (
+            COMMIT_SHA.match(revision)
+            and self._commit_path(revision).exists()
+            and self._reachable(repo, revision)
+        ):
             return revision
-        raise HubError(404, f"Invalid rev id: {revision} (no branch, tag or commit of {repo.id} by that name)",
-                       "RevisionNotFound")
+        raise HubError(
+            404,
+            f"Invalid rev id: {revision} (no branch, tag or commit of {repo.id} by that name)",
+            "RevisionNotFound",
+        )
 
     def _reachable(self, repo: Repo, sha: str) -> bool:
         heads = list(repo.branches.values()) + list(repo.tags.values())
@@ -355,33 +433,52 @@ class Storage:
             yield commit
             sha = commit.parents[0] if commit.parents else None
 
-    def commit(self, repo_type: str, repo_id: str, branch: str, operations: list[Operation], title: str,
-               message: str, author: str, parent_commit: str | None = None) -> Commit:
+    def commit(
+        self,
+        repo_type: str,
+        repo_id: str,
+        branch: str,
+        operations: list[Operation],
+        title: str,
+        message: str,
+        author: str,
+        parent_commit: str | None = None,
+    ) -> Commit:
         """Apply ``operations`` on top of ``branch``; 412 if ``parent_commit`` is no longer its head."""
         with self.lock(repo_type, repo_id):
             repo = self.get_repo(repo_type, repo_id)
             if branch not in repo.branches:
-                raise HubError(404, f"Branch {branch!r} not found in {repo_id}: create it first"
-                                    " (create_branch) or commit to an existing branch.", "RevisionNotFound")
+                raise HubError(
+                    404,
+                    f"Branch {branch!r} not found in {repo_id}: create it first"
+                    " (create_branch) or commit to an existing branch.",
+                    "RevisionNotFound",
+                )
             head = repo.branches[branch]
             if parent_commit is not None and parent_commit != head:
-                raise HubError(412, f"A commit has happened since. Please refresh and try again: parent commit"
-                                    f" {parent_commit} is not the head of {branch!r} ({head}).")
+                raise HubError(
+                    412,
+                    f"A commit has happened since. Please refresh and try again: parent commit"
+                    f" {parent_commit} is not the head of {branch!r} ({head}).",
+                )
             tree = apply_operations(self.get_commit(head).tree, operations)
             new = self._write_commit([head], title, message, author, tree)
             repo.branches[branch] = new.id
             self.save_repo(repo)
             return new
 
-    def set_ref(self, repo_type: str, repo_id: str, kind: str, name: str, target: str | None,
-                exist_ok: bool = False) -> None:
+    def set_ref(
+        self, repo_type: str, repo_id: str, kind: str, name: str, target: str | None, exist_ok: bool = False
+    ) -> None:
         """Create (``target`` a sha) or delete (``target`` None) a branch or tag."""
         with self.lock(repo_type, repo_id):
             repo = self.get_repo(repo_type, repo_id)
             refs = repo.branches if kind == "branch" else repo.tags
             if target is None:
                 if name not in refs:
-                    raise HubError(404, f"{kind.capitalize()} {name!r} not found in {repo_id}.", "RevisionNotFound")
+                    raise HubError(
+                        404, f"{kind.capitalize()} {name!r} not found in {repo_id}.", "RevisionNotFound"
+                    )
                 if kind == "branch" and name == "main":
                     raise HubError(403, "Cannot delete the default branch 'main'.")
                 del refs[name]
@@ -415,15 +512,19 @@ def apply_operations(tree: dict[str, Entry], operations: list[Operation]) -> dic
             new[op.path] = op.entry
         elif op.kind == "delete_file":
             if op.path not in new:
-                raise HubError(404, f"Cannot delete {op.path!r}: no such file in the parent commit.",
-                               "EntryNotFound")
+                raise HubError(
+                    404, f"Cannot delete {op.path!r}: no such file in the parent commit.", "EntryNotFound"
+                )
             del new[op.path]
         else:
             prefix = op.path.rstrip("/") + "/"
             doomed = [p for p in new if p.startswith(prefix)]
             if not doomed:
-                raise HubError(404, f"Cannot delete folder {op.path!r}: no such folder in the parent commit.",
-                               "EntryNotFound")
+                raise HubError(
+                    404,
+                    f"Cannot delete folder {op.path!r}: no such folder in the parent commit.",
+                    "EntryNotFound",
+                )
             for path in doomed:
                 del new[path]
     return new

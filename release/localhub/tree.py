@@ -16,8 +16,11 @@ from release.localhub.storage import Commit, Entry, HubError, Storage, lfs_point
 def tree_entry(path: str, entry: Entry) -> dict[str, Any]:
     item: dict[str, Any] = {"type": "file", "oid": entry.oid, "size": entry.size, "path": path}
     if entry.lfs:
-        item["lfs"] = {"oid": entry.sha256, "size": entry.size,
-                       "pointerSize": len(lfs_pointer(entry.sha256, entry.size))}
+        item["lfs"] = {
+            "oid": entry.sha256,
+            "size": entry.size,
+            "pointerSize": len(lfs_pointer(entry.sha256, entry.size)),
+        }
     return item
 
 
@@ -39,8 +42,14 @@ def list_tree(storage: Storage, sha: str, folder: str, recursive: bool, expand: 
     if folder and not files:
         raise HubError(404, f"Folder {folder!r} not found at {sha}.", "EntryNotFound")
     depth = prefix.count("/")
-    folders = sorted({f for p in files for f in folders_of(p) if f.startswith(prefix)
-                      and (recursive or f.count("/") == depth)})
+    folders = sorted(
+        {
+            f
+            for p in files
+            for f in folders_of(p)
+            if f.startswith(prefix) and (recursive or f.count("/") == depth)
+        }
+    )
     if not recursive:
         files = [p for p in files if p.count("/") == depth]
     items = [folder_entry(tree, f) for f in folders] + [tree_entry(p, tree[p]) for p in sorted(files)]
@@ -69,8 +78,11 @@ def _expanded(storage: Storage, sha: str, items: list[dict[str, Any]]) -> list[d
             item["lastCommit"] = {"id": commit.id, "title": commit.title, "date": commit.date}
         if item["type"] == "file":
             # The local Hub scans nothing: say so rather than pretend a scan ran.
-            item["securityFileStatus"] = {"status": "unscanned", "avScan": {"virusFound": False},
-                                          "pickleImportScan": {"highestSafetyLevel": "innocuous", "imports": []}}
+            item["securityFileStatus"] = {
+                "status": "unscanned",
+                "avScan": {"virusFound": False},
+                "pickleImportScan": {"highestSafetyLevel": "innocuous", "imports": []},
+            }
     return items
 
 
@@ -106,11 +118,12 @@ def card_data(storage: Storage, commit: Commit) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) else None
 
 
-def paginate(items: list[dict[str, Any]], request: Request, response: Response, cursor: int,
-             limit: int) -> list[dict[str, Any]]:
+def paginate(
+    items: list[dict[str, Any]], request: Request, response: Response, cursor: int, limit: int
+) -> list[dict[str, Any]]:
     """One page, with a GitHub-style ``Link: <...>; rel="next"`` header when more remain."""
     limit = max(1, limit)
-    page = items[cursor: cursor + limit]
+    page = items[cursor : cursor + limit]
     if cursor + limit < len(items):
         url = request.url.include_query_params(cursor=cursor + limit, limit=limit)
         response.headers["Link"] = f'<{url}>; rel="next"'
