@@ -105,7 +105,7 @@ def run_pass(
     """Both contenders on their own fresh Hub with the same injected latency; requests counted by the server."""
     from huggingface_hub import HfApi
 
-    from release.localhub import serve_in_background
+    from localhub import serve_in_background
 
     faults = {"seed": 0, "rules": [{"kind": "delay", "delay_s": latency_ms / 1000, "probability": 1.0}]}
     tag = f"{latency_ms:g}ms"
@@ -191,7 +191,7 @@ def main() -> int:
 
     from huggingface_hub.utils import disable_progress_bars
 
-    from release.fixtures import synthetic_repo_root
+    from tests.release_fixtures import synthetic_repo_root
     from training.tiny import build_tiny_model
 
     disable_progress_bars()

@@ -375,8 +375,8 @@ def run_suite_distributed(
     resources: Any = None,
 ):
     """One task per model through the training stage's executors (local subprocesses or Slurm)."""
-    from training.executors import Task, run_tasks
-    from training.spec import Resources
+    from jobs.executors import Task, run_tasks
+    from jobs.resources import Resources
 
     root = Path(root)
     loaded = load_suite(suite)

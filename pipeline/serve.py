@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from localhub import DEFAULT_TOKEN, free_port
 from pipeline.stages import Stage, StageFailed, run_stages
-from release.localhub import DEFAULT_TOKEN, free_port
 
 
 def _wait_until_up(url: str, process: subprocess.Popen, what: str, timeout_s: float = 120.0) -> None:
@@ -101,7 +101,7 @@ def serve(hub_root: Path, results_repo: str, hub_port: int | None, space_port: i
         [
             sys.executable,
             "-m",
-            "release.localhub",
+            "localhub",
             "--root",
             str(hub_root),
             "--port",

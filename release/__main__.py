@@ -6,7 +6,7 @@ from common.cli import run_subcommands
 
 COMMANDS = {
     "publish": ("release.publish", "publish models, cards, the results dataset and the Space (idempotent)"),
-    "localhub": ("release.localhub", "serve a local Hub-compatible server for staging and tests"),
+    "localhub": ("localhub", "serve a local Hub-compatible server for staging and tests"),
 }
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ difference is committed, so re-running an unchanged release makes no commit and 
 
 Where to: with HF_TOKEN (or a `hf auth login`) it publishes to --endpoint (default: HF_ENDPOINT, else
 huggingface.co); with no token and no endpoint it stages the release into a local Hub folder
-(<root>/hub) served by `python -m release.localhub` for the duration, and prints how to browse it.
+(<root>/hub) served by `python -m localhub` for the duration, and prints how to browse it.
 
 examples:
   python -m release.publish --root outputs/demo --dry-run
@@ -163,7 +163,7 @@ def connected(target: Target, port: int | None) -> Iterator[Target]:
     if not target.staging:
         yield target
         return
-    from release.localhub import serve_in_background
+    from localhub import serve_in_background
 
     token = f"hf_staging_{secrets.token_hex(16)}"
     with serve_in_background(target.hub_root, port=port, tokens={token: "localhub"}) as hub:
@@ -377,7 +377,7 @@ def staging_help(target: Target, config: ReleaseConfig, outcome: PublishOutcome)
     model = next((p.repo_id for p in outcome.plans if p.kind == "model"), config.results_repo())
     return f"""
 Staged into the local Hub folder {target.hub_root}. Browse and download while a server runs:
-  python -m release.localhub --root {target.hub_root} --port 8900
+  python -m localhub --root {target.hub_root} --port 8900
   HF_ENDPOINT=http://127.0.0.1:8900 HF_HUB_DISABLE_XET=1 python -c "from huggingface_hub import snapshot_download; print(snapshot_download('{model}', revision='main'))"
   HF_ENDPOINT=http://127.0.0.1:8900 HF_HUB_DISABLE_XET=1 python -c "import datasets; print(datasets.load_dataset('{config.results_repo()}', 'leaderboard'))"
   python -m space --endpoint http://127.0.0.1:8900 --results {config.results_repo()}"""

@@ -62,8 +62,8 @@ def tiny_qwen2(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def local_hub(tmp_path_factory: pytest.TempPathFactory):
     """The local Hub-compatible server on HUB_PORT (where HF_ENDPOINT points), one per session.
-    Yields a ``release.localhub.LocalHubHandle``: ``.endpoint``, ``.token``, ``.set_faults()``..."""
-    from release.localhub import serve_in_background
+    Yields a ``localhub.LocalHubHandle``: ``.endpoint``, ``.token``, ``.set_faults()``..."""
+    from localhub import serve_in_background
 
     with serve_in_background(tmp_path_factory.mktemp("localhub"), port=HUB_PORT) as handle:
         yield handle
@@ -81,7 +81,7 @@ def clean_faults(local_hub):
 def release_root(tmp_path_factory: pytest.TempPathFactory, tiny_llama: Path) -> Path:
     """An output root as training + evaluation leave it (release tests): a tiny base model, one full and
     one LoRA run with 2 kept epochs each, and scores for all of them. Copy it before changing it."""
-    from release.fixtures import build_root, make_job
+    from tests.release_fixtures import build_root, make_job
 
     jobs = [make_job("tiny-llama", "demo_arithmetic", "full"), make_job("tiny-llama", "demo_facts", "lora")]
     return build_root(tmp_path_factory.mktemp("release") / "root", tiny_llama, jobs)

@@ -264,7 +264,7 @@ def test_resume_skips_finished_pairs(evaluated: dict) -> None:
 @pytest.mark.slow
 def test_models_spread_over_local_workers_give_the_same_scores(evaluated: dict, tmp_path: Path) -> None:
     from evaluation.runner import run_suite_distributed
-    from training.spec import Resources
+    from jobs.resources import Resources
 
     root = tmp_path / "root"
     shutil.copytree(evaluated["root"], root, ignore=shutil.ignore_patterns("scores.parquet", ".scores.lock"))

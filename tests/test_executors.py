@@ -12,17 +12,18 @@ from pathlib import Path
 import pytest
 
 from common.io import read_json
-from training.executors import (
+from jobs.executors import (
     SlurmOptions,
     Task,
     launch_command,
-    run_jobs,
     run_tasks,
     sbatch_script,
     slurm_parameters,
 )
+from jobs.resources import Resources
+from training.launch import run_jobs
 from training.manifest import read_manifest, set_status, statuses
-from training.spec import Job, LoraSettings, Resources
+from training.spec import Job, LoraSettings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -173,14 +174,14 @@ def test_slurm_parameters_and_sbatch_script(tmp_path):
 def test_multi_gpu_tasks_launch_through_accelerate_with_deepspeed(tmp_path):
     task_file = tmp_path / "task.pkl"
     single = launch_command(task_file, Resources(gpus=1))
-    assert single[1:] == ["-u", "-m", "training.worker", str(task_file)]
+    assert single[1:] == ["-u", "-m", "jobs.worker", str(task_file)]
     command = launch_command(task_file, Resources(gpus=4, deepspeed_config="zero3.json"))
     assert command[1:3] == ["-m", "accelerate.commands.launch"]
     assert command[command.index("--num_processes") + 1] == "4"
     config = Path(command[command.index("--deepspeed_config_file") + 1])
     assert "--use_deepspeed" in command and config == REPO / "configs" / "deepspeed" / "zero3.json"
     assert read_json(config)["zero_optimization"]["stage"] == 3
-    assert command[-3:] == ["--module", "training.worker", str(task_file)]
+    assert command[-3:] == ["--module", "jobs.worker", str(task_file)]
     assert "--multi_gpu" in launch_command(task_file, Resources(gpus=2))
     with pytest.raises(FileNotFoundError, match="zero2.json"):
         launch_command(task_file, Resources(gpus=2, deepspeed_config="zero9.json"))

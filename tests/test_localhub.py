@@ -26,7 +26,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from release.localhub import DEFAULT_USER
+from localhub import DEFAULT_USER
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import pytest
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError
 
-from release.localhub import DEFAULT_ADMIN_TOKEN, DEFAULT_USER, free_port, serve_in_background
-from release.localhub.faults import FaultConfig, FaultConfigError
+from localhub import DEFAULT_ADMIN_TOKEN, DEFAULT_USER, free_port, serve_in_background
+from localhub.faults import FaultConfig, FaultConfigError
 
 
 @pytest.fixture

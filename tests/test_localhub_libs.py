@@ -10,7 +10,7 @@ import pytest
 import torch
 from huggingface_hub import HfApi
 
-from release.localhub import DEFAULT_USER
+from localhub import DEFAULT_USER
 
 
 @pytest.fixture

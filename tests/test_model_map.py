@@ -144,8 +144,8 @@ def test_report_states_the_map_finding(tmp_path, released_table):
 
 
 def _kept(root: Path, base: Path, base_name: str, method: str) -> str:
-    """Epoch 1 of a real job's run, as training leaves it (release.fixtures: perturbed weights, run.json)."""
-    from release.fixtures import make_job, write_checkpoint
+    """Epoch 1 of a real job's run, as training leaves it (tests/release_fixtures.py: perturbed weights, run.json)."""
+    from tests.release_fixtures import make_job, write_checkpoint
 
     job = make_job(base_name, "demo_facts", method)
     write_checkpoint(job, 1, root, base)

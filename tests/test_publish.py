@@ -234,7 +234,7 @@ def test_bad_input_fails_before_upload(
 def test_staging_mode_and_token_never_leaks(release_root, tmp_path) -> None:
     """No token, no endpoint: staged into <root>/hub. Then a known fake token against a local server:
     it appears nowhere in the output, the produced files, the cards or the Space."""
-    from release.localhub import serve_in_background
+    from localhub import serve_in_background
 
     root = copy_root(release_root, tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("HF_ENDPOINT", "HF_TOKEN")}
@@ -258,7 +258,7 @@ def test_staging_mode_and_token_never_leaks(release_root, tmp_path) -> None:
         cwd=Path(publish_cli.__file__).parents[1],
     )
     assert staged.returncode == 0, staged.stderr[-2000:]
-    assert "python -m release.localhub --root" in staged.stdout and "snapshot_download" in staged.stdout
+    assert "python -m localhub --root" in staged.stdout and "snapshot_download" in staged.stdout
     assert (root / "hub").is_dir()
 
     secret = "hf_FAKEsecretTOKEN0123456789"
@@ -324,5 +324,5 @@ def test_stage_flag_stages_locally_whatever_the_environment_says(release_root, t
         cwd=Path(publish_cli.__file__).parents[1],
     )
     assert staged.returncode == 0, staged.stderr[-2000:]
-    assert (root / "hub").is_dir() and "python -m release.localhub --root" in staged.stdout
+    assert (root / "hub").is_dir() and "python -m localhub --root" in staged.stdout
     assert "hf_not_for_staging" not in staged.stdout + staged.stderr

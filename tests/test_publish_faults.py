@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi
 
-from release.fixtures import tree_fingerprint
-from release.localhub import serve_in_background
+from localhub import serve_in_background
+from tests.release_fixtures import tree_fingerprint
 
 PROJECT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_fault_test_token"

@@ -70,7 +70,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _slurm_options(args: argparse.Namespace):
-    from training.executors import SlurmOptions
+    from jobs.executors import SlurmOptions
 
     return SlurmOptions(
         partition=args.slurm_partition,
@@ -83,7 +83,7 @@ def _slurm_options(args: argparse.Namespace):
 
 
 def _print_sbatch(jobs, root: Path, options) -> None:
-    from training.executors import sbatch_script
+    from jobs.executors import sbatch_script
 
     groups: dict = {}
     for job in jobs:
@@ -94,8 +94,8 @@ def _print_sbatch(jobs, root: Path, options) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from training.executors import run_jobs
     from training.grid import GridError, filter_jobs, load_grid
+    from training.launch import run_jobs
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -20,8 +20,9 @@ import yaml
 
 from common.catalog import BASE_MODELS_BY_NAME
 from common.paths import configs_dir
+from jobs.resources import Resources
 from training.loaders import DataError, composite, known_datasets, max_size, member_size
-from training.spec import LOSS_ON, LR_SCHEDULES, METHODS, TEMPLATES, Job, LoraSettings, Resources
+from training.spec import LOSS_ON, LR_SCHEDULES, METHODS, TEMPLATES, Job, LoraSettings
 
 
 class GridError(ValueError):

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from common.io import stable_hash
+from jobs.resources import Resources
 
 METHODS = ("full", "lora")
 LR_SCHEDULES = ("cosine", "constant")
@@ -32,20 +33,6 @@ class LoraSettings:
         "up_proj",
         "down_proj",
     )
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one job asks of a cluster (used by the Slurm executor)."""
-
-    gpus: int = 1
-    cpus: int = 8
-    mem_gb: int = 64
-    time_min: int = 24 * 60
-    partition: str | None = None
-    deepspeed_config: str | None = None  # file name under configs/deepspeed/
-    # Per-device batch; the job's batch_size is reached with gradient accumulation. None: the whole batch.
-    micro_batch_size: int | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from release.localhub.config import DEFAULT_ADMIN_TOKEN, DEFAULT_TOKEN, DEFAULT_USER
+from localhub.config import DEFAULT_ADMIN_TOKEN, DEFAULT_TOKEN, DEFAULT_USER
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -85,9 +85,9 @@ def serve_in_background(
     ``faults`` is a fault config (mapping) or the path of a YAML/JSON one."""
     import uvicorn
 
-    from release.localhub.faults import FaultConfig
-    from release.localhub.server import HubSettings, create_app
-    from release.localhub.storage import Storage
+    from localhub.faults import FaultConfig
+    from localhub.server import HubSettings, create_app
+    from localhub.storage import Storage
 
     fault_config = (
         FaultConfig.load(faults)

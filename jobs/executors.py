@@ -2,15 +2,13 @@
 
 Generic layer (reusable by any stage, e.g. evaluation):
 
-* a :class:`Task` is a picklable module-level callable + arguments + :class:`~training.spec.Resources`;
+* a :class:`Task` is a picklable module-level callable + arguments + :class:`~jobs.resources.Resources`;
   the callable returns ``"done"`` or ``"skipped"`` (anything else counts as done) or raises;
 * :func:`run_tasks` runs them with the ``local`` executor (one subprocess per task, ``workers`` at a
   time, one GPU per worker when GPUs exist) or the ``slurm`` executor (submitit job arrays, one array per
   distinct resource request; ``cluster="local"`` runs the same path through submitit's local executor);
 * tasks asking for more than one GPU are launched with ``accelerate launch`` (DeepSpeed ZeRO when
   ``resources.deepspeed_config`` names a file of ``configs/deepspeed/``), every rank running the task.
-
-Training layer: :func:`run_jobs` turns grid jobs into tasks and keeps ``<root>/manifest.json`` current.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from tqdm.auto import tqdm
 
 from common.io import read_json, write_bytes
 from common.paths import configs_dir
-from training.spec import Job, Resources
+from jobs.resources import Resources
 
 EXECUTORS = ("local", "slurm")
 SLURM_CLUSTERS = ("slurm", "local")
@@ -110,7 +108,7 @@ def run_task(task: Task) -> str:
 
 def launch_command(task_file: Path, resources: Resources) -> list[str]:
     """The command running a pickled task: plain Python, or ``accelerate launch`` for multi-GPU tasks."""
-    worker = ["-m", "training.worker", str(task_file)]
+    worker = ["-m", "jobs.worker", str(task_file)]
     if resources.gpus <= 1:
         return [sys.executable, "-u", *worker]
     command = [
@@ -134,7 +132,7 @@ def launch_command(task_file: Path, resources: Resources) -> list[str]:
         command += ["--use_deepspeed", "--deepspeed_config_file", str(config)]
     else:
         command += ["--multi_gpu"]
-    return command + ["--module", "training.worker", str(task_file)]
+    return command + ["--module", "jobs.worker", str(task_file)]
 
 
 def _write_task(task: Task, work_dir: Path) -> Path:
@@ -315,26 +313,3 @@ def run_tasks(
     if executor == "local":
         return RunSummary(_run_local(tasks, work_dir, workers))
     return RunSummary(_run_slurm(tasks, work_dir, slurm_options or SlurmOptions()))
-
-
-# ---------------------------------------------------------------- training jobs
-
-
-def run_jobs(
-    jobs: Sequence[Job],
-    root: str | Path,
-    executor: str = "local",
-    workers: int = 1,
-    slurm_options: SlurmOptions | None = None,
-) -> RunSummary:
-    """Train grid jobs under ``root``; ``root/manifest.json`` tracks each job's status."""
-    from training.manifest import set_status
-    from training.worker import train_task
-
-    root = Path(root).resolve()
-    set_status(root, [job.run_id for job in jobs], "pending", keep_finished=True)
-    tasks = [Task(job.run_id, train_task, (job.to_record(), str(root)), job.resources) for job in jobs]
-    summary = run_tasks(tasks, root, executor, workers, slurm_options)
-    for result in summary.failed:  # also covers workers killed before they could record their failure
-        set_status(root, result.key, "failed", error=result.error)
-    return summary

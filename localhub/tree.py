@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from fastapi import Request, Response
 
-from release.localhub.storage import Commit, Entry, HubError, Storage, lfs_pointer
+from localhub.storage import Commit, Entry, HubError, Storage, lfs_pointer
 
 
 def tree_entry(path: str, entry: Entry) -> dict[str, Any]:

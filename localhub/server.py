@@ -23,8 +23,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from common.io import write_json
-from release.localhub.faults import FaultConfig, FaultConfigError, FaultInjector, FaultMiddleware
-from release.localhub.storage import (
+from localhub.faults import FaultConfig, FaultConfigError, FaultInjector, FaultMiddleware
+from localhub.storage import (
     Commit,
     Entry,
     HubError,
@@ -35,7 +35,7 @@ from release.localhub.storage import (
     now_iso,
     wants_lfs,
 )
-from release.localhub.tree import card_data, list_tree, paginate, path_info
+from localhub.tree import card_data, list_tree, paginate, path_info
 
 KINDS = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
@@ -501,7 +501,7 @@ def _parse_commit(storage: Storage, lines: list[dict[str, Any]]) -> tuple[dict[s
     """NDJSON commit payload -> (header, operations); stores regular files' content as blobs."""
     import base64
 
-    from release.localhub.storage import Operation
+    from localhub.storage import Operation
 
     if not lines or lines[0].get("key") != "header":
         raise HubError(400, "A commit payload starts with a {'key': 'header', ...} line.")

@@ -1,4 +1,4 @@
-"""``python -m release localhub`` / ``python -m release.localhub``: a local Hugging Face
+"""``python -m release localhub`` / ``python -m localhub``: a local Hugging Face
 Hub-compatible server (FastAPI + uvicorn) that the publisher stages releases into and the tests use.
 
 Library API: ``serve_in_background(root, port=None, tokens=None, faults=None)`` (a context manager
@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from release.localhub.background import LocalHubHandle, free_port, serve_in_background
-from release.localhub.config import (
+from localhub.background import LocalHubHandle, free_port, serve_in_background
+from localhub.config import (
     DEFAULT_ADMIN_TOKEN,
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -77,9 +77,9 @@ def parse_tokens(values: list[str] | None) -> dict[str, str]:
 def main(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from release.localhub.faults import FaultConfig, FaultConfigError
-    from release.localhub.server import HubSettings, create_app
-    from release.localhub.storage import Storage
+    from localhub.faults import FaultConfig, FaultConfigError
+    from localhub.server import HubSettings, create_app
+    from localhub.storage import Storage
 
     try:
         faults = FaultConfig.load(args.faults) if args.faults else FaultConfig()

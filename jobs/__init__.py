@@ -1,0 +1,1 @@
+"""Job execution shared by every stage: tasks with resource requests, run locally or on Slurm."""
