@@ -22,15 +22,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.paths import DEFAULT_OUTPUT_ROOT
+from common.layout import OutputRoot, default_root
+from common.selection import SelectionError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--root", type=Path, default=DEFAULT_OUTPUT_ROOT / "demo", help="output root of a grid"
-    )
+    parser.add_argument("--root", type=Path, default=default_root(), help="output root of a grid")
     parser.add_argument(
         "--texts",
         type=Path,
@@ -78,7 +77,7 @@ def _texts(args: argparse.Namespace) -> pd.DataFrame:
     from analysis.model_map import text_set
     from analysis.predictors import load_training_texts
 
-    texts = read_texts(args.texts) if args.texts else load_training_texts(args.root / "data")
+    texts = read_texts(args.texts) if args.texts else load_training_texts(OutputRoot(args.root).data_dir)
     return text_set(texts, args.texts_per_dataset)
 
 
@@ -96,11 +95,10 @@ def main(args: argparse.Namespace) -> int:
     from analysis.model_map import LOGLIK_COLUMNS, label, model_map, text_loglik, texts_hash
     from common.io import replace_rows, write_parquet
     from evaluation.runner import discover_models
-    from training.grid import GridError
 
     out, loglik_path = (
-        args.out or args.root / "model_map.parquet",
-        args.loglik or args.root / "model_loglik.parquet",
+        args.out or OutputRoot(args.root).model_map,
+        args.loglik or OutputRoot(args.root).model_loglik,
     )
     try:
         models = discover_models(args.root, only=args.only)
@@ -110,7 +108,7 @@ def main(args: argparse.Namespace) -> int:
                 "grid first (python -m training run)"
             )
         texts = _texts(args)
-    except (MissingInputError, GridError) as error:
+    except (MissingInputError, SelectionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     digest = texts_hash(texts)

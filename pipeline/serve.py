@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from common.layout import OutputRoot
 from localhub import DEFAULT_TOKEN, free_port
 from pipeline.stages import Stage, StageFailed, run_stages
 
@@ -86,7 +87,7 @@ def run_then_serve(stages: list[Stage], args: argparse.Namespace) -> int:
         print(f"\nerror: {error}")
         return 1
     if not args.no_serve:
-        serve(args.root / "hub", results_repo, args.hub_port, args.space_port)
+        serve(OutputRoot(args.root).hub_dir, results_repo, args.hub_port, args.space_port)
     return 0
 
 

@@ -18,15 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from common.io import file_lock
+from common.layout import OutputRoot
 from training.spec import Job
 
 
 class BaseModelError(ValueError):
     """A base model that cannot be resolved (missing build spec, missing GGUF file)."""
-
-
-def base_models_dir(root: str | Path) -> Path:
-    return Path(root) / "base_models"
 
 
 def gguf_file(gguf: dict[str, Any]) -> Path:
@@ -96,8 +93,7 @@ def resolve_base_model(
         gguf = job.gguf if gguf is None else gguf
     else:
         base_model = job_or_base_model
-    name = base_model.removeprefix("local/").rstrip("/").split("/")[-1]
-    target = base_models_dir(root) / name
+    target = OutputRoot(root).base_model_dir(base_model)
     if gguf is not None:
         with _build_lock(target):
             return convert_gguf(gguf, target)

@@ -1,4 +1,6 @@
-"""The status manifest of an output root: ``<root>/manifest.json``.
+"""The manifests of an output root: ``jobs.jsonl`` (the jobs and their resolved base models, read by
+evaluation) and the status manifest ``manifest.json``.
+
 
 ``{"jobs": {run_id: {"status": ..., "error": str?, "updated_at": iso}}}``. Parallel workers (local
 processes, Slurm array tasks on a shared file system) update it through a read-modify-write held under an
@@ -7,19 +9,21 @@ see half a file."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from common.io import file_lock, read_json, write_json
+from common.layout import OutputRoot
+from training.base_models import resolve_base_model
+from training.spec import Job
 
 STATUSES = ("pending", "running", "done", "failed", "skipped")
-MANIFEST = "manifest.json"
 
 
 def manifest_path(root: str | Path) -> Path:
-    return Path(root) / MANIFEST
+    return OutputRoot(root).manifest
 
 
 def read_manifest(root: str | Path) -> dict[str, Any]:
@@ -41,7 +45,7 @@ def set_status(
     ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     path = manifest_path(root)
-    with file_lock(path.with_name(MANIFEST + ".lock")):
+    with file_lock(path.with_name(path.name + ".lock")):
         manifest = read_manifest(root)
         jobs = manifest.setdefault("jobs", {})
         for run_id in ids:
@@ -52,6 +56,21 @@ def set_status(
                 entry["error"] = error
             jobs[run_id] = entry
         write_json(path, manifest)
+
+
+def record_jobs(jobs: Sequence[Job], root: str | Path) -> list[dict[str, Any]]:
+    """Write the jobs into ``<root>/jobs.jsonl`` with ``base_model_path``, the loadable base model
+    (locally built and GGUF bases are built here, once); returns the records written."""
+    root = Path(root).resolve()  # the paths must hold from any working directory
+    resolved: dict[str, str] = {}
+    records = []
+    for job in jobs:
+        key = job.to_record()["base_model"]
+        if key not in resolved:
+            resolved[key] = str(resolve_base_model(job, root))
+        records.append({**job.to_record(), "base_model_path": resolved[key]})
+    OutputRoot(root).record_jobs(records)
+    return records
 
 
 def statuses(root: str | Path) -> dict[str, str]:

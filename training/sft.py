@@ -182,7 +182,7 @@ def build_trainer(
         wall_offset = read_json(resume / "massive_sft_wall_time.json")["wall_time_s"]
     return SFTTrainer(
         model=model,
-        args=sft_config(job, context.folder / "trainer", held_out is not None),
+        args=sft_config(job, context.trainer_dir, held_out is not None),
         train_dataset=train,
         eval_dataset=Dataset.from_dict(held_out) if held_out else None,
         processing_class=tokenizer,
