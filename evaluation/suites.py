@@ -22,13 +22,12 @@ from typing import Any
 
 import yaml
 
-from common.catalog import BENCHMARK_FAMILIES
+from common.catalog import BENCHMARK_FAMILIES, JUDGED_BENCHMARKS
 from common.io import write_text
 from common.paths import configs_dir
 from common.template import render_prompt
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
-JUDGED_BENCHMARKS = ("mtbench", "alpaca_eval_v2")  # need a judge model: imported, never run here
 ENTRY_FIELDS = ("benchmark", "task", "shots", "metric", "limit")
 SUITE_FIELDS = ("name", "description", "prepare", "task_dirs", "entries")
 PREPARERS = ("demo",)

@@ -33,11 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from common.io import write_json
+from common.layout import OutputRoot
 from common.paths import PROJECT_ROOT
+from release.cards import ModelResults
 from release.config import ReleaseConfig, ReleaseConfigError, RequestBudget, load_config
 from release.executor import Publisher, RepoResult, StateFile, run_all
 from release.hub import Pacer, RequestStats, Retrier, SecretSafeError, install_budget, scrub
 from release.inputs import ReleaseInputError, ReleaseInputs, load_inputs
+from release.merge import merge_lora_checkpoints
 from release.plan import (
     HashCache,
     RepoPlan,
@@ -138,7 +141,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
     token = os.environ.get("HF_TOKEN") or get_token()
     endpoint = args.endpoint or os.environ.get("HF_ENDPOINT")
     if args.stage or (token is None and endpoint is None):
-        return Target("", None, staging=True, hub_root=args.hub_root or args.root / "hub")
+        return Target("", None, staging=True, hub_root=args.hub_root or OutputRoot(args.root).hub_dir)
     if token is None and not args.dry_run:
         raise ReleaseConfigError(
             f"no Hub token for {endpoint}: set HF_TOKEN or run `hf auth login` "
@@ -186,11 +189,12 @@ def build_plans(
     from release.results_dataset import build_results_dataset
 
     plans: list[RepoPlan] = []
+    results = ModelResults.build(inputs.scores, inputs.gains)
     if config.include.base_models:
         plans += [base_repo_plan(base, config, hashes) for base in inputs.bases]
     if config.include.models:
         for group in tqdm(inputs.groups, desc="plan models", unit="repo", disable=not progress):
-            plans.append(model_repo_plan(group, inputs, config, hashes, work_dir))
+            plans.append(model_repo_plan(group, inputs, config, hashes, results))
     if config.include.results_dataset:
         folder = build_results_dataset(inputs, work_dir / "results", config, inputs.locations())
         plans.append(results_repo_plan(folder, config, hashes))
@@ -268,11 +272,13 @@ def publish(
 
     disable_progress_bars()  # one bar for the whole release, not one per uploaded file
     started = time.monotonic()
-    work_dir = work_dir or inputs.root / ".release"
+    work_dir = work_dir or OutputRoot(inputs.root).release_work_dir
     hashes = HashCache(None if dry_run else work_dir / "hashes.json")
     scratch = (
         tempfile.TemporaryDirectory(prefix="release-dry-run-") if dry_run else nullcontext(str(work_dir))
     )
+    if not dry_run:
+        merge_lora_checkpoints(inputs, config)  # the explicit step before planning; plans only read
     with scratch as scratch_dir:
         plans = build_plans(inputs, config, Path(scratch_dir), target.endpoint, hashes, progress)
         hashes.save()
@@ -415,7 +421,7 @@ def main(args: argparse.Namespace) -> int:
     except (SecretSafeError, ReleaseConfigError, ReleaseInputError, FileNotFoundError) as error:
         print(f"error: {scrub(str(error), token)}", file=sys.stderr)
         return 2
-    plan_out = args.plan_out or args.root / ".release" / (
+    plan_out = args.plan_out or OutputRoot(args.root).release_work_dir / (
         "plan.json" if args.dry_run else "last_publish.json"
     )
     write_json(plan_out, outcome_json(outcome, args.dry_run))
