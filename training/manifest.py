@@ -16,7 +16,7 @@ from typing import Any
 
 from common.io import file_lock, read_json, write_json
 from common.layout import OutputRoot
-from training.base_models import resolve_base_model
+from training.base_models import base_model_location, resolve_base_model
 from training.spec import Job
 
 STATUSES = ("pending", "running", "done", "failed", "skipped")
@@ -58,17 +58,18 @@ def set_status(
         write_json(path, manifest)
 
 
-def record_jobs(jobs: Sequence[Job], root: str | Path) -> list[dict[str, Any]]:
-    """Write the jobs into ``<root>/jobs.jsonl`` with ``base_model_path``, the loadable base model
-    (locally built and GGUF bases are built here, once); returns the records written."""
+def record_jobs(jobs: Sequence[Job], root: str | Path, build: bool = True) -> list[dict[str, Any]]:
+    """Write the jobs into ``<root>/jobs.jsonl`` with ``base_model_path``, where the base model loads
+    from; returns the records written. ``build``: build locally built and GGUF bases now (prepare);
+    without it (run) each job builds its own, and a base that cannot be built fails only its jobs."""
     root = Path(root).resolve()  # the paths must hold from any working directory
+    locate = resolve_base_model if build else base_model_location
     resolved: dict[str, str] = {}
     records = []
     for job in jobs:
-        key = job.to_record()["base_model"]
-        if key not in resolved:
-            resolved[key] = str(resolve_base_model(job, root))
-        records.append({**job.to_record(), "base_model_path": resolved[key]})
+        if job.base_model not in resolved:
+            resolved[job.base_model] = str(locate(job, root))
+        records.append({**job.to_record(), "base_model_path": resolved[job.base_model]})
     OutputRoot(root).record_jobs(records)
     return records
 
