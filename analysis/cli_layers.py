@@ -18,7 +18,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from tqdm import tqdm
 
+from analysis.layers import KERNELS, CheckpointError, LayerShapeError, layer_changes, resolve_kernel
+from common.io import replace_rows
 from common.layout import OutputRoot, default_root, iter_checkpoints
 
 IDENTITY = ("model_id", "run_id", "base_model")
@@ -33,7 +36,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--only", default=None, metavar="GLOB", help="only model ids matching this glob")
     parser.add_argument("--redo", action="store_true", help="recompute checkpoints already in the output")
-    from analysis.layers import KERNELS
 
     parser.add_argument(
         "--kernel",
@@ -50,10 +52,6 @@ def _done(out: Path) -> set[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from analysis.layers import CheckpointError, LayerShapeError, layer_changes, resolve_kernel
-    from common.io import replace_rows
 
     out = args.out or OutputRoot(args.root).layers
     checkpoints = [

@@ -21,9 +21,15 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from tqdm import tqdm
 
+from analysis.common import MissingInputError
+from analysis.model_map import LOGLIK_COLUMNS, label, model_map, text_loglik, text_set, texts_hash
+from analysis.predictors import load_training_texts
+from common.io import replace_rows, write_parquet
 from common.layout import OutputRoot, default_root
 from common.selection import SelectionError
+from evaluation.runner import discover_models
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +66,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def read_texts(path: Path) -> dict[str, list[str]]:
     """source -> texts of a user's text file (``dataset`` column, else one source named after the file)."""
-    from analysis.common import MissingInputError
 
     if not path.exists():
         raise MissingInputError(f"texts file {path} does not exist")
@@ -74,8 +79,6 @@ def read_texts(path: Path) -> dict[str, list[str]]:
 
 
 def _texts(args: argparse.Namespace) -> pd.DataFrame:
-    from analysis.model_map import text_set
-    from analysis.predictors import load_training_texts
 
     texts = read_texts(args.texts) if args.texts else load_training_texts(OutputRoot(args.root).data_dir)
     return text_set(texts, args.texts_per_dataset)
@@ -89,12 +92,6 @@ def _scored(path: Path, texts_hash: str) -> set[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from analysis.common import MissingInputError
-    from analysis.model_map import LOGLIK_COLUMNS, label, model_map, text_loglik, texts_hash
-    from common.io import replace_rows, write_parquet
-    from evaluation.runner import discover_models
 
     out, loglik_path = (
         args.out or OutputRoot(args.root).model_map,

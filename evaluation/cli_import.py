@@ -8,6 +8,9 @@ from pathlib import Path
 
 from common.layout import OutputRoot, default_root
 from common.paths import RELEASED_TABLE_URL
+from common.schema import upsert_scores
+from evaluation.importer import ReleasedTableError, import_released
+from evaluation.quality import format_summary, write_quality
 
 DEFAULT_ROOT = default_root("study")
 
@@ -33,9 +36,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from common.schema import upsert_scores
-    from evaluation.importer import ReleasedTableError, import_released
-    from evaluation.quality import format_summary, write_quality
 
     try:
         result = import_released(args.csv)

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.io import write_parquet
 from common.layout import OutputRoot, default_root
 from common.selection import SelectionError, select
+from evaluation.perplexity import PerplexityError, compute_perplexity, load_model
 from training.data import prepare_job_data
 from training.loaders import DataError
 
@@ -78,7 +80,6 @@ def _read(path: Path) -> pd.DataFrame | None:
 
 
 def _merge_write(path: Path, new: pd.DataFrame) -> None:
-    from common.io import write_parquet
 
     old = _read(path)
     if old is not None:
@@ -99,8 +100,6 @@ def _finished(root: Path) -> set[tuple[str, str]]:
 def run_base_model(base_model: str, jobs: list[dict], root: Path, args: argparse.Namespace) -> int:
     """Score every pending prepared set of one base model; returns how many pairs were computed."""
     from transformers import AutoTokenizer
-
-    from evaluation.perplexity import compute_perplexity, load_model
 
     path = jobs[0]["base_model_path"]
     tokenizer = AutoTokenizer.from_pretrained(str(path))
@@ -135,7 +134,6 @@ def run_base_model(base_model: str, jobs: list[dict], root: Path, args: argparse
 
 
 def main(args: argparse.Namespace) -> int:
-    from evaluation.perplexity import PerplexityError
 
     root = args.root or default_root(args.grid)
     try:

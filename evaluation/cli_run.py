@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from common.layout import OutputRoot, default_root
+from evaluation.runner import RunOptions, run_suite, run_suite_distributed
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +77,6 @@ def _batch_size(value: str) -> int | str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from evaluation.runner import RunOptions, run_suite, run_suite_distributed
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.root is None and args.grid is None:

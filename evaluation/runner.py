@@ -23,6 +23,8 @@ from common.layout import Checkpoint, OutputRoot
 from common.schema import read_scores, upsert_scores
 from common.selection import matches, parse_filter
 from evaluation.suites import Suite, SuiteEntry, load_suite, prepare_suite, task_manager
+from jobs.executors import Task, run_tasks
+from jobs.resources import Resources
 
 log = logging.getLogger(__name__)
 BACKENDS = ("hf", "vllm")
@@ -60,8 +62,6 @@ class RunSummary:
             f"already in scores.parquet, failed {len(self.failed)}"
         ]
         if self.rows:
-            import pandas as pd
-
             # one line per model, one column per benchmark: readable for a whole grid
             table = pd.DataFrame(self.rows).pivot_table(index="model_id", columns="benchmark", values="value")
             lines.append(table.round(1).to_string())
@@ -352,8 +352,6 @@ def run_suite_distributed(
     resources: Any = None,
 ):
     """One task per model through the training stage's executors (local subprocesses or Slurm)."""
-    from jobs.executors import Task, run_tasks
-    from jobs.resources import Resources
 
     root = Path(root)
     loaded = load_suite(suite)

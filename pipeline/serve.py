@@ -15,6 +15,7 @@ import httpx
 from common.layout import OutputRoot
 from localhub import DEFAULT_TOKEN, free_port
 from pipeline.stages import Stage, StageFailed, run_stages
+from release.config import load_config
 
 
 def _wait_until_up(url: str, process: subprocess.Popen, what: str, timeout_s: float = 120.0) -> None:
@@ -78,7 +79,6 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_then_serve(stages: list[Stage], args: argparse.Namespace) -> int:
     """Run the stages; unless ``--no-serve``, then serve the staged release until Ctrl-C."""
-    from release.config import load_config
 
     results_repo = load_config(args.release_config).results_repo()
     try:

@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pandas as pd
 import yaml
 
@@ -71,7 +72,6 @@ def fmt_number(value: Any, digits: int = 2) -> Raw:
 
 @lru_cache(maxsize=4)
 def _environment(templates_dir: str) -> Any:
-    import jinja2
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir),

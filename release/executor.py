@@ -16,7 +16,7 @@ from typing import Any
 
 from common.hub import LFS_SIZE_THRESHOLD
 from common.io import read_json, write_json
-from release.hub import Pacer, Retrier, SecretSafeError, is_retryable
+from release.hub import Pacer, Retrier, SecretSafeError, is_retryable, scrub
 from release.plan import KEEP_REMOTE, LocalFile, RepoPlan, RevisionPlan
 
 log = logging.getLogger(__name__)
@@ -271,7 +271,6 @@ class Publisher:
         return result
 
     def retrier_scrub(self, text: str) -> str:
-        from release.hub import scrub
 
         return scrub(text, self.retrier.token)
 

@@ -32,9 +32,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from common.io import write_json
 from common.layout import OutputRoot
 from common.paths import PROJECT_ROOT
+from localhub import serve_in_background
 from release.cards import ModelResults
 from release.config import ReleaseConfig, ReleaseConfigError, RequestBudget, load_config
 from release.executor import Publisher, RepoResult, StateFile, run_all
@@ -50,6 +53,7 @@ from release.plan import (
     results_repo_plan,
     space_repo_plan,
 )
+from release.results_dataset import build_results_dataset
 
 log = logging.getLogger("release.publish")
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -166,7 +170,6 @@ def connected(target: Target, port: int | None) -> Iterator[Target]:
     if not target.staging:
         yield target
         return
-    from localhub import serve_in_background
 
     token = f"hf_staging_{secrets.token_hex(16)}"
     with serve_in_background(target.hub_root, port=port, tokens={token: "localhub"}) as hub:
@@ -184,9 +187,6 @@ def build_plans(
     hashes: HashCache,
     progress: bool,
 ) -> list[RepoPlan]:
-    from tqdm.auto import tqdm
-
-    from release.results_dataset import build_results_dataset
 
     plans: list[RepoPlan] = []
     results = ModelResults.build(inputs.scores, inputs.gains)
@@ -268,7 +268,6 @@ def publish(
     failure: it is reported in the results (status ``failed``)."""
     from huggingface_hub import HfApi
     from huggingface_hub.utils import disable_progress_bars
-    from tqdm.auto import tqdm
 
     disable_progress_bars()  # one bar for the whole release, not one per uploaded file
     started = time.monotonic()

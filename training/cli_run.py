@@ -14,6 +14,9 @@ import logging
 from pathlib import Path
 
 from common.layout import OutputRoot, default_root
+from jobs.executors import SlurmOptions, sbatch_script
+from training.grid import GridError, filter_jobs, load_grid
+from training.launch import run_jobs
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -70,7 +73,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _slurm_options(args: argparse.Namespace):
-    from jobs.executors import SlurmOptions
 
     return SlurmOptions(
         partition=args.slurm_partition,
@@ -83,7 +85,6 @@ def _slurm_options(args: argparse.Namespace):
 
 
 def _print_sbatch(jobs, root: Path, options) -> None:
-    from jobs.executors import sbatch_script
 
     groups: dict = {}
     for job in jobs:
@@ -94,8 +95,6 @@ def _print_sbatch(jobs, root: Path, options) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from training.grid import GridError, filter_jobs, load_grid
-    from training.launch import run_jobs
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from common.catalog import ALL_MIXTURE, DATASET_HUB_IDS, FLAN_HUB_ID, LEAVE_ONE_OUT_PREFIX, PAPER_DATASETS
 from training.demo_data import DEMO_DATASETS, demo_examples
 
@@ -334,7 +336,6 @@ def sample_examples(
     dataset: str, data_size: int, seed: int = 0, sources: Mapping[str, SourceOverride] | None = None
 ) -> list[Example]:
     """``data_size`` examples of one (non-composite) dataset, the same for the same seed and source."""
-    import numpy as np
 
     if dataset in DEMO_DATASETS:
         return [

@@ -15,12 +15,15 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from common.io import read_json, write_json
 from common.layout import OutputRoot, RunRecord
+from training.base_models import resolve_base_model
 from training.data import prepare_job_data
+from training.sft import build_trainer
 from training.spec import Job
 
 log = logging.getLogger(__name__)
@@ -97,7 +100,6 @@ def claim_run_dir(job: Job, root: str | Path) -> Path:
 
 
 def library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
     for name in VERSIONED_LIBRARIES:
@@ -216,8 +218,6 @@ def train_job(job: Job, root: str | Path) -> list[Path]:
     )
     export_missing_epochs(context)
     if not is_finished(job, root):
-        from training.sft import build_trainer
-
         checkpoints = complete_checkpoints(context.trainer_dir)
         resume = checkpoints[-1] if checkpoints else None
         if resume is not None:
@@ -235,6 +235,5 @@ def train_job(job: Job, root: str | Path) -> list[Path]:
 
 
 def _resolve_base(job: Job, root: Path) -> Path | str:
-    from training.base_models import resolve_base_model
 
     return resolve_base_model(job, root)
