@@ -125,6 +125,9 @@ class OutputRoot:
     def __fspath__(self) -> str:
         return os.fspath(self.path)
 
+    def __str__(self) -> str:
+        return str(self.path)
+
     # -- training
     @property
     def data_dir(self) -> Path:

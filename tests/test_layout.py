@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 from pathlib import Path
 
@@ -117,6 +118,12 @@ def test_jobs_manifest_upserts_by_run_id(tmp_path: Path) -> None:
     root.record_jobs([{"run_id": "a", "x": 1}, {"run_id": "b", "x": 2}])
     root.record_jobs([{"run_id": "a", "x": 3}, {"run_id": "c", "x": 4}])
     assert root.read_jobs() == [{"run_id": "a", "x": 3}, {"run_id": "b", "x": 2}, {"run_id": "c", "x": 4}]
+
+
+def test_output_root_reads_as_its_path(tmp_path: Path) -> None:
+    root = OutputRoot(tmp_path)
+    assert str(root) == os.fspath(root) == str(tmp_path) and OutputRoot(root) == root
+    assert root / "x" == tmp_path / "x"
 
 
 def test_every_cli_defaults_to_the_same_root_naming() -> None:
