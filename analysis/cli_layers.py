@@ -12,38 +12,34 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
+from analysis.common import MissingInputError
+from analysis.layers import KERNELS
+from common.config import setting
+from common.errors import UsageError
 from common.paths import DEFAULT_OUTPUT_ROOT
 
 IDENTITY = ("model_id", "run_id", "base_model")
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--root", type=Path, default=DEFAULT_OUTPUT_ROOT / "demo", help="output root of a grid"
-    )
-    parser.add_argument(
-        "--out", type=Path, default=None, help="output parquet (default: ROOT/layers.parquet)"
-    )
-    parser.add_argument("--only", default=None, metavar="GLOB", help="only model ids matching this glob")
-    parser.add_argument("--redo", action="store_true", help="recompute checkpoints already in the output")
-    from analysis.layers import KERNELS
-
-    parser.add_argument(
-        "--kernel",
-        choices=KERNELS,
-        default="auto",
-        help="how the norms are computed: 'compiled' fuses each tensor pass with torch.compile on "
-        "one thread (needs a C++ compiler; the fastest), 'eager' uses plain torch ops on a thread "
-        "per core; 'auto' (default) compiles when it can, else warns and runs eagerly",
+@dataclass(frozen=True)
+class Options:
+    root: Path = setting(DEFAULT_OUTPUT_ROOT / "demo", "output root of a grid")
+    out: Path | None = setting(None, "output parquet (default: ROOT/layers.parquet)")
+    only: str | None = setting(None, "only model ids matching this glob", metavar="GLOB")
+    redo: bool = setting(False, "recompute checkpoints already in the output")
+    kernel: Literal[KERNELS] = setting(
+        "auto",
+        "how the norms are computed: 'compiled' fuses each tensor pass with torch.compile on one thread "
+        "(needs a C++ compiler; the fastest), 'eager' uses plain torch ops on a thread per core; 'auto' "
+        "compiles when it can, else warns and runs eagerly",
     )
 
 
@@ -63,29 +59,28 @@ def _done(out: Path) -> set[str]:
     return set(pd.read_parquet(out, columns=["model_id"])["model_id"]) if out.exists() else set()
 
 
-def main(args: argparse.Namespace) -> int:
+def main(options: Options) -> int:
     from tqdm import tqdm
 
     from analysis.layers import CheckpointError, LayerShapeError, layer_changes, resolve_kernel
     from common.io import replace_rows
 
-    out = args.out or args.root / "layers.parquet"
+    out = options.out or options.root / "layers.parquet"
     checkpoints = [
-        c for c in kept_checkpoints(args.root) if not args.only or fnmatch.fnmatchcase(c[0], args.only)
+        c
+        for c in kept_checkpoints(options.root)
+        if not options.only or fnmatch.fnmatchcase(c[0], options.only)
     ]
     if not checkpoints:
-        print(
-            f"error: no kept checkpoints (runs/*/epoch-*/run.json) under {args.root}; train a grid first "
-            "(python -m training run)",
-            file=sys.stderr,
+        raise MissingInputError(
+            f"no kept checkpoints (runs/*/epoch-*/run.json) under {options.root}; train a grid first "
+            "(python -m training run)"
         )
-        return 2
     try:
-        kernel = resolve_kernel(args.kernel)
+        kernel = resolve_kernel(options.kernel)
     except RuntimeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    done = set() if args.redo else _done(out)
+        raise UsageError(str(error)) from None
+    done = set() if options.redo else _done(out)
     pending = [c for c in checkpoints if c[0] not in done]
     skipped = []
     for model_id, folder, record in tqdm(pending, desc="layer analysis", unit="checkpoint"):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.errors import InputError
 from common.io import write_parquet
 
 # column -> pandas dtype. Identity first, then the measurement, then provenance.
@@ -54,7 +55,7 @@ SOURCES = ("lm-eval", "released-table")
 METHODS = ("full", "lora", "base")
 
 
-class SchemaError(ValueError):
+class SchemaError(InputError):
     """A scores table that does not follow the schema."""
 
 

@@ -12,30 +12,25 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from common.config import setting
 from common.paths import DEFAULT_OUTPUT_ROOT
+from training.grid import GridSelection
 
 PAIR_KEY = ["base_model", "data_hash"]
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    from training.cli_plan import add_grid_arguments
-
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    add_grid_arguments(parser)
-    parser.add_argument("--root", type=Path, default=None, help="output root (default: outputs/<grid>)")
-    parser.add_argument("--batch-size", type=int, default=8, help="samples per forward pass (default: 8)")
-    parser.add_argument("--max-length", type=int, default=2048, help="truncate samples to this many tokens")
-    parser.add_argument(
-        "--device", default=None, help="torch device (default: cuda when available, else cpu)"
-    )
+@dataclass(frozen=True)
+class Options(GridSelection):
+    root: Path | None = setting(None, "output root (default: outputs/<grid>)")
+    batch_size: int = setting(8, "samples per forward pass")
+    max_length: int = setting(2048, "truncate samples to this many tokens")
+    device: str | None = setting(None, "torch device (default: cuda when available, else cpu)")
 
 
 def _pairs(jobs) -> dict[str, list]:
@@ -82,7 +77,7 @@ def _prepared(job, root: Path, tokenizer):
     )
 
 
-def run_base_model(base_model: str, jobs: list, root: Path, args: argparse.Namespace) -> int:
+def run_base_model(base_model: str, jobs: list, root: Path, options: Options) -> int:
     """Score every pending prepared set of one base model; returns how many pairs were computed."""
     from transformers import AutoTokenizer
 
@@ -99,14 +94,14 @@ def run_base_model(base_model: str, jobs: list, root: Path, args: argparse.Names
     ]
     if not pending:
         return 0
-    model, tokenizer, device = load_model(path, args.device)
+    model, tokenizer, device = load_model(path, options.device)
     for job, data in pending:
         samples, aggregate = compute_perplexity(
             path,
             [data.path],
-            batch_size=args.batch_size,
+            batch_size=options.batch_size,
             device=device,
-            max_length=args.max_length,
+            max_length=options.max_length,
             base_model=base_model,
             base_model_name=job.base_model_name,
             model_and_tokenizer=(model, tokenizer),
@@ -121,20 +116,10 @@ def run_base_model(base_model: str, jobs: list, root: Path, args: argparse.Names
     return len(pending)
 
 
-def main(args: argparse.Namespace) -> int:
-    from evaluation.perplexity import PerplexityError
-    from training.base_models import BaseModelError
-    from training.cli_plan import load_jobs
-    from training.grid import GridError
-    from training.loaders import DataError
-
-    root = args.root or DEFAULT_OUTPUT_ROOT / Path(args.grid).stem
-    try:
-        pairs = _pairs(load_jobs(args))
-        computed = sum(run_base_model(base, jobs, root, args) for base, jobs in pairs.items())
-    except (GridError, DataError, BaseModelError, PerplexityError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def main(options: Options) -> int:
+    root = options.root or DEFAULT_OUTPUT_ROOT / Path(options.grid).stem
+    pairs = _pairs(options.jobs())
+    computed = sum(run_base_model(base, jobs, root, options) for base, jobs in pairs.items())
     total = sum(len(jobs) for jobs in pairs.values())
     print(
         f"{computed} (base model, dataset) pair(s) computed, {total - computed} already done; "

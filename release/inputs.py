@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from common.errors import InputError
 from common.io import read_json
 from common.schema import read_scores
 from release.config import ReleaseConfig, render_repo_id
@@ -32,7 +33,7 @@ FULL_WEIGHTS = (
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 
 
-class ReleaseInputError(ValueError):
+class ReleaseInputError(InputError):
     """The output root cannot be released as it is; the message names the file and the fix."""
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from common.catalog import BENCHMARK_FAMILIES, benchmark_family, language_of
+from common.errors import InputError
 from common.schema import IDENTITY_COLUMNS, to_wide
 from space.config import SpaceConfig
 
@@ -43,7 +44,7 @@ JUDGE_SHOTS = "judge"  # the "shot setting" of MT-Bench / AlpacaEval columns
 _SHOT_COLUMN = re.compile(r"^(?P<benchmark>.+)-(?P<shots>\d+)shot$")
 
 
-class ResultsNotFoundError(FileNotFoundError):
+class ResultsNotFoundError(InputError, FileNotFoundError):
     """No results dataset where the config points."""
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json
@@ -15,6 +14,7 @@ import pytest
 import yaml
 
 from common.catalog import PAPER_BASE_MODELS, PAPER_DATASETS
+from common.cli import run_command
 from common.paths import configs_dir
 from training import cli_plan
 from training.grid import GridError, filter_jobs, load_grid, models_count
@@ -123,10 +123,10 @@ def test_run_id_ignores_where_the_job_runs(paper_jobs):
 
 
 def _plan(capsys, **kwargs) -> tuple[int, str, str]:
-    args = argparse.Namespace(
-        **{"grid": "paper", "only": None, "format": "table", "verbose": False, **kwargs}
-    )
-    code = cli_plan.main(args)
+    options = {"grid": "paper", "format": "table", **kwargs}
+    argv = [f"--{key}={value}" for key, value in options.items() if value not in (None, False, True)]
+    argv += [f"--{key}" for key, value in options.items() if value is True]
+    code = run_command("python -m training plan", cli_plan, argv)
     out = capsys.readouterr()
     return code, out.out, out.err
 

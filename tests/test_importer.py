@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import functools
 import http.server
@@ -17,6 +16,7 @@ import pandas as pd
 import pytest
 
 from common.catalog import BENCHMARK_FAMILIES
+from common.cli import run_command
 from common.io import read_json
 from common.schema import read_scores, to_wide, wide_column
 from evaluation import cli_import
@@ -177,9 +177,9 @@ def _write(tmp_path: Path, rows: list[list[str]]) -> Path:
 
 
 def _run_cli(csv_source: str, root: Path) -> int:
-    parser = argparse.ArgumentParser()
-    cli_import.configure(parser)
-    return cli_import.main(parser.parse_args(["--csv", csv_source, "--root", str(root)]))
+    return run_command(
+        "python -m evaluation import-released", cli_import, ["--csv", csv_source, "--root", str(root)]
+    )
 
 
 def _set(rows, row, column, value):

@@ -17,11 +17,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from common.errors import InputError
 from common.io import file_lock
 from training.spec import Job
 
 
-class BaseModelError(ValueError):
+class BaseModelError(InputError):
     """A base model that cannot be resolved (missing build spec, missing GGUF file)."""
 
 

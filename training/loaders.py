@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from common.catalog import ALL_MIXTURE, LEAVE_ONE_OUT_PREFIX, PAPER_DATASETS
+from common.errors import InputError
 from training.demo_data import DEMO_DATASETS, demo_examples
 
 # A source override: a local file (.json/.jsonl/.parquet/.csv), a local folder laid out like the Hub repo,
@@ -23,7 +24,7 @@ from training.demo_data import DEMO_DATASETS, demo_examples
 SourceOverride = str | os.PathLike[str]
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A dataset cannot be prepared as asked (unknown name, too few rows, unreadable source)."""
 
 

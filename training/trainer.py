@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.errors import MassiveSFTError
 from common.io import read_json, write_json
 from training.spec import Job
 
@@ -41,7 +42,7 @@ _RESUME_ONLY = (
 VERSIONED_LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers")
 
 
-class RunConflictError(RuntimeError):
+class RunConflictError(MassiveSFTError, RuntimeError):
     """The run folder belongs to a different configuration."""
 
 
