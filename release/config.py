@@ -105,6 +105,8 @@ class ReleaseConfig:
         if self.concurrency < 1:
             raise ReleaseConfigError(f"concurrency must be >= 1, got {self.concurrency}")
         validate_repo_id(f"{self.namespace}/x")
+        _check_template_text(self.repo_template)
+        _check_template_text(self.base_repo_template)
         self.results_repo()
         self.space_repo()
 
@@ -149,14 +151,15 @@ def validate_repo_id(repo_id: str) -> str:
 def _check_template_text(template: str) -> None:
     """The literal text of a repo template is used as written: it must already be a valid repo id's
     text with exactly one ``/`` (values filled in are sanitized, the template itself never is)."""
-    literal = "".join(text for text, *_ in string.Formatter().parse(template))
+    pieces = [text for text, *_ in string.Formatter().parse(template)]
+    literal = "".join(pieces)
     if literal.count("/") != 1:
         raise ReleaseConfigError(
             f"repo template {template!r} must have exactly one '/' (namespace/name); "
             "the Hub has no nested repos"
         )
     bad = sorted(set(_INVALID_CHARS.findall(literal.replace("/", ""))))
-    bad += [sequence for sequence in ("--", "..") if sequence in literal]
+    bad += [sequence for sequence in ("--", "..") if any(sequence in piece for piece in pieces)]
     if bad:
         raise ReleaseConfigError(
             f"repo template {template!r} contains {bad}: repo ids use only letters, digits, '-', '_', '.'"
