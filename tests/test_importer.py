@@ -325,7 +325,9 @@ def test_a_number_cut_short_is_named(released_table, tmp_path, capsys):
     path = tmp_path / "partial.csv"
     path.write_text("".join(lines[:index]) + last[:-6], encoding="utf-8")  # 20.61955223880597 -> 20.6195522
     code, err = _cli(path, tmp_path / "out", capsys)
-    assert code == 2 and "fewer decimals than the column's" in err and repr(last[:-6].rsplit(",", 1)[1]) in err
+    assert (
+        code == 2 and "fewer decimals than the column's" in err and repr(last[:-6].rsplit(",", 1)[1]) in err
+    )
 
 
 def test_a_table_cut_at_a_row_boundary_is_imported_with_a_warning(released_table, tmp_path, capsys):
