@@ -294,3 +294,27 @@ def test_release_names_are_never_silently_rewritten():
         load_config("demo", ["repo_template={namespace}/a--{run_id}"])
     config = load_config("demo", ["results_dataset={namespace}/results-v2", "retry.max_attempts=3"])
     assert config.results_repo() == "massive-sft-demo/results-v2" and config.retry.max_attempts == 3
+
+
+@pytest.mark.parametrize("pipeline", ["demo", "study"])
+def test_the_pipeline_passes_every_stage_valid_options(pipeline):
+    """Each stage command the pipeline runs parses with that stage's own options (no run needed)."""
+    import importlib
+
+    from pipeline import demo, study
+
+    module = {"demo": demo, "study": study}[pipeline]
+    stages = (demo.demo_stages if pipeline == "demo" else study.study_stages)(parse_options(module, []))
+    commands = {
+        **{
+            (stage, name): path
+            for stage in ("training", "evaluation", "analysis")
+            for name, (path, _) in importlib.import_module(f"{stage}.__main__").COMMANDS.items()
+        },
+        ("release.publish",): "release.publish",
+    }
+    for stage in stages:
+        key = stage.args[:2] if stage.args[0] != "release.publish" else stage.args[:1]
+        command = importlib.import_module(commands[key])
+        options = parse_options(command, list(stage.args[len(key) :]))
+        assert options is not None, stage
