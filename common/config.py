@@ -31,6 +31,8 @@ T = TypeVar("T")
 _NONE_WORDS = ("none", "null", "~")
 _TRUE_WORDS = ("true", "yes", "on", "1")
 _FALSE_WORDS = ("false", "no", "off", "0")
+_METAVARS = {Path: "PATH", int: "N", float: "X"}
+_RESERVED = ("config", "set", "debug", "command")  # the shell's own flags
 
 
 def setting(
@@ -256,21 +258,6 @@ def build(cls: type[T], data: Mapping[str, Any], section: str = "") -> T:
     return cls(**values)
 
 
-def to_dict(options: Any) -> dict[str, Any]:
-    """A dataclass as plain data (paths as text), e.g. to record the options a run used."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, Path):
-            return str(value)
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [plain(v) for v in value]
-        return value
-
-    return plain(dataclasses.asdict(options))
-
-
 # ---------------------------------------------------------------- overrides
 
 
@@ -380,7 +367,7 @@ def _owner(options: Any, cls: type, key: str) -> Any:
 # ---------------------------------------------------------------- argparse
 
 
-def _flag_help(item: dataclasses.Field, kind: Any, default: Any) -> str:
+def _flag_help(item: dataclasses.Field, default: Any) -> str:
     text = item.metadata.get("help", "")
     if item.metadata.get("required"):
         return f"{text} (required)" if text else "(required)"
@@ -418,6 +405,9 @@ def add_options(parser: argparse.ArgumentParser, cls: type, configs: Path | None
 
     Flags default to "not given" so that ``options_from_args`` can tell them from the config file's
     values; the help shows each field's default."""
+    clash = sorted(set(keys(cls)) & set(_RESERVED))
+    if clash:
+        raise TypeError(f"{cls.__name__}: settings may not be named {clash} (flags of every command)")
     names = f" (a YAML file or a name under {configs.relative_to(configs.parents[1])})" if configs else ""
     parser.set_defaults(_options_class=cls, _configs=configs)
     group = parser.add_argument_group("configuration (every command)")
@@ -446,7 +436,7 @@ def _add_flag(parser: argparse.ArgumentParser, item: dataclasses.Field, kind: An
     names = [f"--{item.name.replace('_', '-')}"]
     if item.metadata.get("short"):
         names.insert(0, item.metadata["short"])
-    help_text = _flag_help(item, kind, default)
+    help_text = _flag_help(item, default)
     common = {"dest": item.name, "default": argparse.SUPPRESS, "help": help_text}
     inner = _optional_inner(kind)
     base = inner if inner is not None else kind
@@ -461,7 +451,7 @@ def _add_flag(parser: argparse.ArgumentParser, item: dataclasses.Field, kind: An
     if typing.get_origin(base) is typing.Literal:
         parser.add_argument(*names, choices=typing.get_args(base), metavar=metavar, **common)
         return
-    parser.add_argument(*names, metavar=metavar or item.name.upper(), **common)
+    parser.add_argument(*names, metavar=metavar or _METAVARS.get(base, item.name.upper()), **common)
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
@@ -470,7 +460,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
     given = {
         name: value
         for name, value in vars(args).items()
-        if not name.startswith("_") and name not in ("config", "debug", "command")
+        if not name.startswith("_") and name not in _RESERVED
     }
     flags = {}
     flag_kinds = {item.name: kind for item, kind, _ in _flag_fields(cls)}
