@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.config import setting
-from pipeline.serve import PipelineOptions, run_then_serve
+from pipeline.serve import PipelineOptions, release_stage, run_then_serve
 from pipeline.stages import Stage
 
 
@@ -61,18 +61,7 @@ def demo_stages(options: Options) -> list[Stage]:
                 "3",
             ),
         ),  # the demo grid has three datasets
-        Stage(
-            "stage the release",
-            (
-                "release.publish",
-                "--root",
-                root,
-                "--config",
-                options.release_config,
-                "--stage",
-                "--no-progress",
-            ),
-        ),
+        release_stage(options),
     ]
 
 

@@ -78,6 +78,16 @@ class PipelineOptions:
     space_port: int | None = setting(None, "port of the Space (default: a free one)")
 
 
+def release_stage(options: PipelineOptions) -> Stage:
+    """Stage the release into ROOT/hub (served afterwards unless ``no_serve``)."""
+    root = str(options.root)
+    config = options.release_config
+    return Stage(
+        "stage the release",
+        ("release.publish", "--root", root, "--config", config, "--stage", "--no-progress"),
+    )
+
+
 def run_then_serve(stages: list[Stage], options: PipelineOptions) -> int:
     """Run the stages (a failure raises StageFailed); unless ``no_serve``, then serve the staged
     release until Ctrl-C."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from common.config import setting
 from common.paths import RELEASED_TABLE_URL
-from pipeline.serve import PipelineOptions, run_then_serve
+from pipeline.serve import PipelineOptions, release_stage, run_then_serve
 from pipeline.stages import Stage
 
 
@@ -40,18 +40,7 @@ def study_stages(options: Options) -> list[Stage]:
                 f"{root}/quality.json",
             ),
         ),
-        Stage(
-            "stage the release",
-            (
-                "release.publish",
-                "--root",
-                root,
-                "--config",
-                options.release_config,
-                "--stage",
-                "--no-progress",
-            ),
-        ),
+        release_stage(options),
     ]
 
 

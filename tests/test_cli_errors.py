@@ -246,40 +246,31 @@ def test_every_project_error_has_the_common_base():
     assert issubclass(ResultsNotFoundError, FileNotFoundError) and issubclass(DataError, ValueError)
 
 
+def _command(error: Exception):
+    """A command module whose main raises ``error``."""
+
+    @dataclass(frozen=True)
+    class FailingOptions:
+        path: Path = setting(Path("x"), "a file")
+
+    def main(_options: FailingOptions) -> int:
+        raise error
+
+    return type("Failing", (), {"__doc__": "fails", "Options": FailingOptions, "main": staticmethod(main)})
+
+
 def test_unexpected_errors_are_one_line_too(capsys):
-    class Broken:
-        __name__ = "broken"
-        __doc__ = "fails"
-
-        @dataclass(frozen=True)
-        class Options:
-            pass
-
-        @staticmethod
-        def main(_options):
-            raise KeyError("oops")
-
-    assert run_command("broken", Broken, []) == 1
+    broken = _command(KeyError("oops"))
+    assert run_command("broken", broken, []) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unexpected KeyError" in err and "--debug" in err
     with pytest.raises(KeyError):
-        run_command("broken", Broken, ["--debug"])
+        run_command("broken", broken, ["--debug"])
 
 
 def test_input_errors_exit_2_with_their_message(capsys):
-    class Failing:
-        __name__ = "failing"
-        __doc__ = "fails"
-
-        @dataclass(frozen=True)
-        class Options:
-            path: Path = setting(Path("x"), "a file")
-
-        @staticmethod
-        def main(options):
-            raise InputError(f"{options.path} is damaged;\n  rebuild it")
-
-    assert run_command("failing", Failing, ["--path", "in.csv"]) == 2
+    damaged = _command(InputError("in.csv is damaged;\n  rebuild it"))
+    assert run_command("damaged", damaged, ["--path", "in.csv"]) == 2
     assert capsys.readouterr().err == "error: in.csv is damaged; rebuild it\n"
 
 
