@@ -309,3 +309,12 @@ def test_the_pipeline_passes_every_stage_valid_options(pipeline):
         command = importlib.import_module(commands[key])
         options = parse_options(command, list(stage.args[len(key) :]))
         assert options is not None, stage
+
+
+def test_training_commands_agree_on_the_default_grid():
+    from evaluation import cli_perplexity
+    from training import cli_plan, cli_prepare, cli_run
+
+    grids = {module.__name__: parse_options(module, []).grid for module in (cli_plan, cli_prepare, cli_run)}
+    grids["perplexity"] = parse_options(cli_perplexity, []).grid
+    assert set(grids.values()) == {"demo"}, grids
