@@ -109,7 +109,6 @@ def fitted_model(options: Options) -> GainModel:
 
 
 def new_data_features(options: Options, name: str, scope: str) -> dict[str, float]:
-
     with tempfile.TemporaryDirectory() as tmp:
         prepared = prepared_from(options.data, options.max_samples, Path(tmp))
         _, aggregated = compute_perplexity(

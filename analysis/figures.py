@@ -19,7 +19,6 @@ GAIN_LABEL = "gain over base model (score points)"
 
 
 def save(figure: plt.Figure, path: Path, dpi: int = 110) -> Path:
-
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         figure.savefig(handle, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(figure)

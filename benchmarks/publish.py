@@ -73,7 +73,6 @@ class PassResult:
 
 
 def naive(api: Any, namespace: str, folders: list[tuple[str, list[Path]]]) -> float:
-
     started = time.perf_counter()
     for name, epochs in tqdm(folders, desc="naive", unit="repo"):
         repo = f"{namespace}/{name}"
@@ -86,7 +85,6 @@ def naive(api: Any, namespace: str, folders: list[tuple[str, list[Path]]]) -> fl
 
 
 def publish(root: Path, endpoint: str, namespace: str, concurrency: int, work_dir: Path) -> tuple[float, int]:
-
     overrides = [
         f"namespace={namespace}",
         f"concurrency={concurrency}",

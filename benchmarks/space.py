@@ -50,7 +50,6 @@ CASES: dict[str, Filters] = {
 
 
 def real_results(csv: Path, work: Path) -> Results:
-
     imported = import_released(csv)
     root = work / "root"
     root.mkdir(parents=True, exist_ok=True)

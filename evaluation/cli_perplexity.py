@@ -72,7 +72,6 @@ def _read(path: Path) -> pd.DataFrame | None:
 
 
 def _merge_write(path: Path, new: pd.DataFrame) -> None:
-
     old = _read(path)
     if old is not None:
         done = set(map(tuple, new[PAIR_KEY].drop_duplicates().to_numpy()))

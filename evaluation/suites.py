@@ -167,7 +167,6 @@ def demo_tasks_dir(root: Path) -> Path:
 
 
 def _demo_records(name: str) -> list[dict]:
-
     records, seen = [], set()
     for example in demo_examples(name, "test", 200):  # the test split cycles: keep each question once
         if example["instruction"] not in seen:

@@ -490,7 +490,6 @@ def _delete_ref_route(app: FastAPI, hub: Hub, ref_kind: str) -> None:
 
 
 def _upload_mode(commit: Commit, file: dict[str, Any]) -> dict[str, Any]:
-
     path = str(file.get("path", ""))
     lfs = wants_lfs(path, int(file.get("size", 0)), base64.b64decode(file.get("sample", "") or ""))
     existing = commit.tree.get(path)

@@ -72,7 +72,6 @@ def fmt_number(value: Any, digits: int = 2) -> Raw:
 
 @lru_cache(maxsize=4)
 def _environment(templates_dir: str) -> Any:
-
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir),
         undefined=jinja2.StrictUndefined,

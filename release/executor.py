@@ -271,7 +271,6 @@ class Publisher:
         return result
 
     def retrier_scrub(self, text: str) -> str:
-
         return scrub(text, self.retrier.token)
 
     def _publish_once(self, repo: RepoPlan, result: RepoResult) -> None:

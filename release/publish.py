@@ -166,7 +166,6 @@ def build_plans(
     hashes: HashCache,
     progress: bool,
 ) -> list[RepoPlan]:
-
     plans: list[RepoPlan] = []
     results = ModelResults.build(inputs.scores, inputs.gains)
     if config.include.base_models:

@@ -64,7 +64,6 @@ def space_config(options: Options) -> SpaceConfig:
 
 
 def main(options: Options) -> int:
-
     config = space_config(options)
     store = ResultsStore(config)
     print(f"results: {store.results.source} ({len(store.results.leaderboard):,} models)", file=sys.stderr)

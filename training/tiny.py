@@ -17,7 +17,6 @@ SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
 
 
 def _tokenizer_corpus(extra_texts: Iterable[str]) -> list[str]:
-
     texts = list(extra_texts)
     for name in DEMO_DATASETS:
         for example in demo_examples(name, "train", 400) + demo_examples(name, "test", 100):

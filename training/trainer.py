@@ -101,7 +101,6 @@ def claim_run_dir(job: Job, root: str | Path) -> Path:
 
 
 def library_versions() -> dict[str, str]:
-
     versions = {}
     for name in VERSIONED_LIBRARIES:
         try:
@@ -236,5 +235,4 @@ def train_job(job: Job, root: str | Path) -> list[Path]:
 
 
 def _resolve_base(job: Job, root: Path) -> Path | str:
-
     return resolve_base_model(job, root)
