@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # After the environment above: huggingface_hub (imported by these) reads it at import time.
 from tqdm.auto import tqdm  # noqa: E402
 
+from common.layout import OutputRoot  # noqa: E402
 from localhub import serve_in_background  # noqa: E402
 from release.config import load_config  # noqa: E402
 from release.inputs import load_inputs  # noqa: E402
@@ -197,11 +198,12 @@ def main() -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-publish-"))
     base = build_tiny_model(work / "tiny-base", hidden_size=16, num_layers=1, vocab_size=300)
     root = work / "root"
-    if len(list((root / "runs").glob("*"))) < args.repos:
+    if len(OutputRoot(root).run_ids()) < args.repos:
         shutil.rmtree(root, ignore_errors=True)
         synthetic_repo_root(root, base, args.repos)
-    runs = sorted((root / "runs").iterdir())[: args.repos]
-    folders = [(run.name.split("__")[1].replace("_", "-"), sorted(run.glob("epoch-*"))) for run in runs]
+    layout = OutputRoot(root)
+    runs = layout.run_ids()[: args.repos]
+    folders = [(run.split("__")[1].replace("_", "-"), layout.epoch_folders(run)) for run in runs]
     latencies = sorted({0.0, args.latency_ms})
     results = [run_pass(work, root, folders, latency, args.concurrency) for latency in latencies]
     return 0 if report(results, len(folders)) else 1
