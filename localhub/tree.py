@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 import yaml
 from fastapi import Request, Response
@@ -125,6 +126,9 @@ def paginate(
     limit = max(1, limit)
     page = items[cursor : cursor + limit]
     if cursor + limit < len(items):
-        url = request.url.include_query_params(cursor=cursor + limit, limit=limit)
-        response.headers["Link"] = f'<{url}>; rel="next"'
+        # From the raw (still encoded, ASCII) path: the decoded one may hold characters a header cannot.
+        raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+        query = urlencode({**request.query_params, "cursor": cursor + limit, "limit": limit})
+        base = str(request.base_url).rstrip("/")
+        response.headers["Link"] = f'<{base}{raw_path}?{query}>; rel="next"'
     return page
