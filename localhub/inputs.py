@@ -28,7 +28,7 @@ async def json_body(request: Request, optional: bool = False) -> dict[str, Any]:
         return {}
     try:
         payload = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise HubError(400, f"The request body is not valid JSON: {err}.") from err
     if not isinstance(payload, dict):
         raise HubError(400, f"The request body must be a JSON object, not {_type_name(payload)}.")
@@ -43,7 +43,7 @@ def ndjson_lines(raw: bytes) -> list[dict[str, Any]]:
             continue
         try:
             value = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
             raise HubError(400, f"Commit payload line {number} is not valid JSON: {err}.") from err
         if not isinstance(value, dict):
             raise HubError(

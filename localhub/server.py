@@ -54,7 +54,7 @@ from localhub.storage import (
     now_iso,
     wants_lfs,
 )
-from localhub.tree import card_data, list_tree, paginate, path_info
+from localhub.tree import card_data, list_tree, load_front_matter, paginate, path_info
 
 KINDS = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
@@ -329,14 +329,12 @@ def _account_routes(app: FastAPI, hub: Hub) -> None:
     async def validate_yaml(request: Request) -> JSONResponse:
         content = text_field(await json_body(request), "content", "")
         errors: list[dict[str, str]] = []
-        match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", content, re.S)
-        if match:
-            try:
-                meta = yaml.safe_load(match.group(1))
-                if meta is not None and not isinstance(meta, dict):
-                    errors.append({"message": "the YAML front matter must be a mapping"})
-            except yaml.YAMLError as err:
-                errors.append({"message": f"invalid YAML front matter: {err}"})
+        try:
+            meta = load_front_matter(content)
+            if meta is not None and not isinstance(meta, dict):
+                errors.append({"message": "the YAML front matter must be a mapping"})
+        except yaml.YAMLError as err:
+            errors.append({"message": f"invalid YAML front matter: {err}"})
         body = {"errors": errors, "warnings": []}
         return JSONResponse(body, status_code=400 if errors else 200)
 
@@ -550,9 +548,10 @@ def _commit_routes(app: FastAPI, hub: Hub) -> None:
     @app.get("/api/{kind}/{ns}/{name}/xet-{token_type}-token/{rev}")
     def xet_token(kind: str, ns: str, name: str, token_type: str, rev: str, request: Request) -> None:
         hub.readable_repo(request, kind, f"{ns}/{name}")
-        # huggingface_hub uses Xet whenever hf_xet is installed: say what to do instead of a bare 404.
+        # huggingface_hub uses Xet whenever hf_xet is installed: say what to do instead of a bare 404
+        # (a 4xx: no request makes this server answer 5xx).
         raise HubError(
-            501,
+            400,
             "The local Hub does not speak the Xet protocol: set HF_HUB_DISABLE_XET=1 in the"
             " environment before huggingface_hub is imported, so it uses the LFS protocol.",
         )
@@ -627,10 +626,8 @@ def _delete_ref_route(app: FastAPI, hub: Hub, ref_kind: str) -> None:
 def _parent_commit(header: dict[str, Any]) -> str | None:
     parent = text_field(header, "parentCommit")
     if parent is not None and not SHORT_SHA.match(parent):
-        raise HubError(
-            400, f"parentCommit {parent[:60]!r} is not a commit sha (7 to 40 lower-case hex digits)."
-        )
-    return parent
+        raise HubError(400, f"parentCommit {parent[:60]!r} is not a commit sha (5 to 40 hex digits).")
+    return None if parent is None else parent.lower()
 
 
 def _upload_mode(commit: Commit, file: dict[str, Any]) -> dict[str, Any]:
@@ -721,6 +718,9 @@ def _file_routes(app: FastAPI, hub: Hub) -> None:
     @app.post("/api/{kind}/{ns}/{name}/paths-info/{rev}")
     async def paths_info(kind: str, ns: str, name: str, rev: str, request: Request) -> list[dict[str, Any]]:
         repo = hub.readable_repo(request, kind, f"{ns}/{name}")
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            raise HubError(400, f"paths-info takes a form (paths=...&expand=...), not {content_type[:80]!r}.")
         form = await request.form()
         values = form.getlist("paths")
         if any(isinstance(p, UploadFile) for p in values):

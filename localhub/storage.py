@@ -39,7 +39,8 @@ from localhub.names import valid_name
 REPO_TYPES = ("model", "dataset", "space")
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
-SHORT_SHA = re.compile(r"^[0-9a-f]{7,40}$")
+# huggingface_hub accepts 5 to 40 hex digits as parent_commit (REGEX_COMMIT_OID); so does the server.
+SHORT_SHA = re.compile(r"^[0-9a-fA-F]{5,40}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # First URL segments of the server's own pages and routes: a namespace of that name would shadow them.
 RESERVED_NAMESPACES = frozenset({"api", "datasets", "spaces", "models", "collections", "health", "settings"})
@@ -458,7 +459,9 @@ class Storage:
         first, second = sorted([from_id.lower(), to_id.lower()])
         with self.lock(repo_type, first), self.lock(repo_type, second):
             repo = self.get_repo(repo_type, from_id)
-            if from_id.lower() != to_id.lower():
+            if from_id == to_id:
+                raise HubError(409, f"Cannot move {from_id} onto itself: the repo already exists there.")
+            if from_id.lower() != to_id.lower():  # a change of case only is a rename in place
                 self._check_free(repo_type, to_id)
             target = self.repo_dir(repo_type, to_id)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -565,7 +568,7 @@ class Storage:
         parent_commit: str | None = None,
     ) -> Commit:
         """Apply ``operations`` on top of ``branch``; 412 if ``parent_commit`` (a full sha or a prefix
-        of at least 7 hex digits, as the client documents) is no longer its head. Nothing is written
+        of at least 5 hex digits, as the client accepts) is no longer its head. Nothing is written
         unless the whole commit applies."""
         with self.lock(repo_type, repo_id):
             repo = self.get_repo(repo_type, repo_id)
