@@ -16,6 +16,7 @@ from markdown_it import MarkdownIt
 from localhub.storage import Commit, Repo, Storage
 
 URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+INDEX_PAGE_SIZE = 200
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}"
     "table{border-collapse:collapse}td,th{padding:.2rem .8rem;border-bottom:1px solid #ddd;text-align:left}"
@@ -43,16 +44,23 @@ def _href(*parts: str) -> str:
     return escape("/" + "/".join(quote(p, safe="/") for p in parts if p), quote=True)
 
 
-def index_page(repos: list[Repo], base: str) -> str:
+def index_page(repos: list[Repo], base: str, page: int = 1) -> str:
+    """One page of ``INDEX_PAGE_SIZE`` repos (a study has thousands), with links to the others."""
+    pages = max(1, -(-len(repos) // INDEX_PAGE_SIZE))
+    shown = repos[(page - 1) * INDEX_PAGE_SIZE : page * INDEX_PAGE_SIZE]
     rows = "".join(
         f"<tr><td>{r.type}</td><td><a href='{_href(URL_PREFIX[r.type] + r.id)}'>{escape(r.id)}</a></td>"
         f"<td>{len(r.branches)}</td><td>{'private' if r.private else 'public'}</td></tr>"
-        for r in repos
+        for r in shown
+    )
+    nav = " ".join(
+        f"<b>{n}</b>" if n == page else f"<a href='/?page={n}'>{n}</a>" for n in range(1, pages + 1)
     )
     body = (
         f"<h1>localhub</h1><p>Use it with <code>HF_ENDPOINT={escape(base)} HF_HUB_DISABLE_XET=1</code>"
         f" (see docs/localhub.md).</p><p class='muted'>{len(repos)} repos you may read.</p>"
         f"<table><tr><th>type</th><th>repo</th><th>branches</th><th>visibility</th></tr>{rows}</table>"
+        + (f"<p>pages: {nav}</p>" if pages > 1 else "")
     )
     return _page("localhub", body)
 

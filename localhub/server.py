@@ -264,7 +264,7 @@ def _admin_routes(app: FastAPI, hub: Hub) -> None:
 
 def _page_routes(app: FastAPI, hub: Hub) -> None:
     @app.get("/", response_class=HTMLResponse)
-    def index(request: Request) -> HTMLResponse:
+    def index(request: Request, page: Annotated[int, Query(ge=1)] = 1) -> HTMLResponse:
         principal = hub.principal(request)
         repos = [
             r
@@ -272,7 +272,7 @@ def _page_routes(app: FastAPI, hub: Hub) -> None:
             for r in hub.storage.iter_repos(t)
             if hub.may_see(principal, r.id.split("/")[0], r.private)
         ]
-        return _html(index_page(repos, _base(request)))
+        return _html(index_page(repos, _base(request), page))
 
     for prefix, kind in (("/datasets", "datasets"), ("/spaces", "spaces"), ("", "models")):
         _repo_page_routes(app, hub, prefix, kind)
