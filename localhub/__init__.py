@@ -113,11 +113,7 @@ def load_accounts(args: argparse.Namespace) -> Accounts:
 
 
 def main(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from localhub.faults import FaultConfig, FaultConfigError
-    from localhub.server import HubSettings, create_app
-    from localhub.storage import Storage
 
     try:
         faults = FaultConfig.load(args.faults) if args.faults else FaultConfig()
@@ -132,6 +128,13 @@ def main(args: argparse.Namespace) -> int:
     if args.max_body_bytes < 1:
         print("error: --max-body-bytes must be a positive number of bytes", file=sys.stderr)
         return 2
+    # Lazy on purpose: the server's dependencies load only once the configuration is known to be good,
+    # so a bad one is reported at once.
+    import uvicorn
+
+    from localhub.server import HubSettings, create_app
+    from localhub.storage import Storage
+
     port = args.port or free_port(args.host)
     settings = HubSettings(accounts, faults, args.max_body_bytes)
     app = create_app(Storage(args.root), settings)

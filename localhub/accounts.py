@@ -131,11 +131,17 @@ class Accounts:
         except OSError as err:
             raise AccountsError(f"cannot read {path}: {err.strerror or err}") from err
         except yaml.YAMLError as err:
-            raise AccountsError(f"{path} is not valid YAML/JSON: {err}") from err
+            raise AccountsError(f"{path} is not valid YAML/JSON: {_one_line(err)}") from err
         if path.stat().st_mode & 0o077:
             # Not fatal (a container may mount it so), but the secrets in it should be the server's only.
             print(f"localhub: warning: {path} is readable by other users; chmod 600 it", flush=True)
         return cls.from_obj(raw, admin_token)
+
+
+def _one_line(err: yaml.YAMLError) -> str:
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
 
 
 def _check_user(name: Any, what: str) -> None:
