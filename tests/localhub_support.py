@@ -4,11 +4,13 @@ token, an organisation, and a snapshot of the storage tree to prove that a reque
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 from huggingface_hub import HfApi
 
 from localhub import serve_in_background
@@ -47,3 +49,15 @@ def snapshot(root: Path) -> dict[str, tuple[int, str]]:
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
+
+
+def wait_until_healthy(endpoint: str, timeout_s: float = 60.0) -> None:
+    """Until a server started as a child process answers /health (bounded: it may be slow to import)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{endpoint}/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{endpoint} did not answer /health within {timeout_s:.0f} s")

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from localhub import free_port
 from localhub.accounts import TOKENS_FILE_ENV
-from tests.localhub_support import ALICE, BOB, TEAM
+from tests.localhub_support import ALICE, BOB, TEAM, wait_until_healthy
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -42,12 +41,7 @@ def test_team_mode_from_a_tokens_file_named_by_the_environment(tmp_path: Path) -
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{endpoint}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_until_healthy(endpoint)
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode()
         assert ALICE not in cmdline and BOB not in cmdline  # what `ps` shows
         alice, bob = HfApi(endpoint=endpoint, token=ALICE), HfApi(endpoint=endpoint, token=BOB)
