@@ -40,8 +40,15 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def _href(*parts: str) -> str:
-    return escape("/" + "/".join(quote(p, safe="/") for p in parts if p), quote=True)
+def _href(root: str, action: str = "", revision: str = "", path: str = "") -> str:
+    """A link to a repo (``root`` = prefix + id), one of its revisions (``action`` tree or resolve) and a
+    path in it; the revision is one URL segment (``release/v1`` is sent as ``release%2Fv1``)."""
+    url = "/" + quote(root, safe="/")
+    if action:
+        url += f"/{action}/{quote(revision, safe='')}"
+    if path:
+        url += "/" + quote(path, safe="/")
+    return escape(url, quote=True)
 
 
 def index_page(repos: list[Repo], base: str, page: int = 1) -> str:

@@ -9,7 +9,9 @@ import httpx
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
 
-from localhub import DEFAULT_USER
+from localhub import DEFAULT_USER, serve_in_background
+from localhub.pages import INDEX_PAGE_SIZE
+from localhub.storage import Storage
 
 CARD = """---
 license: apache-2.0
@@ -40,6 +42,7 @@ def published(local_hub) -> dict[str, str]:
         ]
         api.create_commit(repo_id, files, commit_message="card", repo_type=repo_type)
         api.create_branch(repo_id, branch="epoch-01", repo_type=repo_type)
+        api.create_branch(repo_id, branch="release/v1.0", repo_type=repo_type)
     repos["private"] = api.create_repo(f"{DEFAULT_USER}/hidden-{suffix}", private=True).repo_id
     return repos
 
@@ -68,6 +71,8 @@ def test_repo_pages_show_files_branches_and_the_rendered_card(local_hub, publish
     assert_safe_card(html)
     tree = page(local_hub, f"{prefix}{repo_id}/tree/epoch-01").text
     assert "epoch-01" in tree and "README.md" in tree
+    slashed = f"{prefix}{repo_id}/tree/release%2Fv1.0"
+    assert f"href='{slashed}'" in html and "README.md" in page(local_hub, slashed).text
     folder = page(local_hub, f"{prefix}{repo_id}/tree/main/data").text
     assert "&lt;i&gt;odd &amp; 100%.csv" in folder and "<i>odd" not in folder
     assert f"{prefix}{repo_id}/resolve/main/data/%3Ci%3Eodd%20%26%20100%25.csv" in folder
@@ -111,3 +116,15 @@ def test_a_repo_page_reads_well_in_chromium_and_runs_no_card_script(local_hub, p
     assert heading == "Results of the study"
     assert dialogs == []
     assert tree_url.endswith(f"/datasets/{published['dataset']}/tree/epoch-01")
+
+
+def test_the_index_is_paged(tmp_path) -> None:
+    storage = Storage(tmp_path)
+    for index in range(INDEX_PAGE_SIZE + 5):
+        storage.create_repo("model", f"many/repo-{index:04d}", "many")
+    with serve_in_background(tmp_path) as hub:
+        first, second = (httpx.get(f"{hub.endpoint}/?page={n}").text for n in (1, 2))
+        assert httpx.get(f"{hub.endpoint}/?page=0").status_code == 400
+    assert "many/repo-0000" in first and f"many/repo-{INDEX_PAGE_SIZE - 1:04d}" in first
+    assert f"many/repo-{INDEX_PAGE_SIZE:04d}" not in first and "href='/?page=2'" in first
+    assert f"many/repo-{INDEX_PAGE_SIZE + 4:04d}" in second and "many/repo-0000" not in second
