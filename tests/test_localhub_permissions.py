@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -224,3 +226,38 @@ def test_secret_blobs_and_commits_are_readable_by_the_server_user_only(hub, repo
         assert stat.S_IMODE((hub.root / folder).stat().st_mode) == 0o700, folder
     blobs = [p for p in (hub.root / "blobs").rglob("*") if p.is_file()]
     assert blobs and all(stat.S_IMODE(p.stat().st_mode) & 0o077 == 0 for p in blobs)
+
+
+LOAD_PRIVATE = """
+import sys
+from transformers import AutoConfig
+repo, good, bad = sys.argv[1:4]
+print("loaded", AutoConfig.from_pretrained(repo, revision="epoch-01", token=good).model_type)
+try:
+    AutoConfig.from_pretrained(repo, token=bad)
+except OSError as err:
+    print("refused", type(err).__name__)
+"""
+
+
+def test_from_pretrained_reads_a_private_repo_with_a_read_token_only(
+    hub, tiny_llama: Path, tmp_path: Path
+) -> None:
+    """The use the team mode is for: weights on a lab's server, read through HF_ENDPOINT."""
+    alice = client(hub, ALICE)
+    repo_id = alice.create_repo(f"lab/{unique('weights')}", private=True).repo_id
+    alice.upload_folder(folder_path=tiny_llama, repo_id=repo_id)
+    alice.create_branch(repo_id, branch="epoch-01")
+    env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(tmp_path)}
+    env.pop("HF_TOKEN", None)
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_PRIVATE, repo_id, ALICE_READ, BOB],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "loaded llama" in result.stdout and "refused" in result.stdout, (
+        result.stdout + result.stderr[-2000:]
+    )
