@@ -588,27 +588,24 @@ def _commit_routes(app: FastAPI, hub: Hub) -> None:
             "commitUrl": f"{_base(request)}/{URL_PREFIX[repo.type]}{repo.id}/commit/{new.id}",
         }
 
-    async def create_ref(
-        request: Request, kind: str, repo_id: str, ref_kind: str, ref: str, revision: str
-    ) -> dict[str, Any]:
-        _, repo = hub.writable_repo(request, kind, repo_id)
+    async def create_ref(repo: Repo, ref_kind: str, ref: str, revision: str) -> dict[str, Any]:
         target = hub.storage.resolve(repo, revision)
         await run_in_threadpool(hub.storage.set_ref, repo.type, repo.id, ref_kind, ref, target)
         return {}
 
     @app.post("/api/{kind}/{ns}/{name}/branch/{branch}")
     async def create_branch(kind: str, ns: str, name: str, branch: str, request: Request) -> dict[str, Any]:
-        hub.writable_repo(request, kind, f"{ns}/{name}")
+        _, repo = hub.writable_repo(request, kind, f"{ns}/{name}")
         start = text_field(await json_body(request, optional=True), "startingPoint") or "main"
-        return await create_ref(request, kind, f"{ns}/{name}", "branch", path_param(branch), start)
+        return await create_ref(repo, "branch", path_param(branch), start)
 
     @app.post("/api/{kind}/{ns}/{name}/tag/{rev}")
     async def create_tag(kind: str, ns: str, name: str, rev: str, request: Request) -> dict[str, Any]:
-        hub.writable_repo(request, kind, f"{ns}/{name}")
+        _, repo = hub.writable_repo(request, kind, f"{ns}/{name}")
         payload = await json_body(request)
         tag = text_field(payload, "tag", required=True)
-        text_field(payload, "message")
-        return await create_ref(request, kind, f"{ns}/{name}", "tag", tag, path_param(rev))
+        text_field(payload, "message")  # checked, not stored: tags carry no message here
+        return await create_ref(repo, "tag", tag, path_param(rev))
 
     for ref_kind in ("branch", "tag"):
         _delete_ref_route(app, hub, ref_kind)
