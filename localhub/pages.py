@@ -13,9 +13,9 @@ from urllib.parse import quote
 
 from markdown_it import MarkdownIt
 
+from localhub.hub import URL_PREFIX
 from localhub.storage import Commit, Repo, Storage
 
-URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 INDEX_PAGE_SIZE = 200
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}"

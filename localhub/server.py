@@ -8,15 +8,8 @@ storage work to the pool."""
 
 from __future__ import annotations
 
-import hmac
-import html
-import re
 import secrets
-import threading
-import time
-from dataclasses import dataclass, field
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 import yaml
 from fastapi import FastAPI, Query, Request, Response
@@ -25,11 +18,20 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from common.io import read_json, write_json
 from localhub import inputs
-from localhub.accounts import Accounts, Principal
-from localhub.config import DEFAULT_MAX_BODY_BYTES
+from localhub.collection_routes import collection_routes
 from localhub.faults import FaultConfig, FaultConfigError, FaultInjector, FaultMiddleware
+from localhub.hub import (
+    KINDS,
+    URL_PREFIX,
+    Hub,
+    HubSettings,
+    base_url,
+    error_response,
+    repo_type_of,
+    type_field,
+    validation_message,
+)
 from localhub.inputs import (
     BodyLimit,
     KeepEncodedSlashes,
@@ -38,9 +40,9 @@ from localhub.inputs import (
     path_param,
     text_field,
 )
+from localhub.lfs_routes import lfs_routes
 from localhub.pages import index_page, repo_page
 from localhub.storage import (
-    REPO_TYPES,
     SHA256,
     SHORT_SHA,
     Commit,
@@ -51,152 +53,13 @@ from localhub.storage import (
     Storage,
     check_path,
     lfs_pointer,
-    now_iso,
     wants_lfs,
 )
 from localhub.tree import card_data, list_tree, load_front_matter, paginate, path_info
 
-KINDS = {"models": "model", "datasets": "dataset", "spaces": "space"}
-URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
-BAD_CREDENTIALS = "Invalid credentials in Authorization header"  # huggingface_hub keys its 401 handling on it
-LFS_URL_TTL_S = 3600  # signed LFS transfer URLs expire: a leaked one does not grant access for ever
-COLLECTION_ITEM_TYPES = ("model", "dataset", "space", "paper", "collection")
+__all__ = ["Hub", "HubSettings", "create_app"]
 Cursor = Annotated[int, Query(ge=0)]
 Limit = Annotated[int, Query(ge=1, le=10_000)]
-
-
-@dataclass
-class HubSettings:
-    """Who may do what (``accounts``), injected faults, and the API body size limit."""
-
-    accounts: Accounts
-    faults: FaultConfig = field(default_factory=FaultConfig)
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-
-
-@dataclass
-class Hub:
-    storage: Storage
-    settings: HubSettings
-    injector: FaultInjector
-    collections_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def principal(self, request: Request) -> Principal | None:
-        """Whom a request's token authenticates; 401 for a token that is present but unknown."""
-        header = request.headers.get("authorization", "")
-        if not header:
-            return None
-        token = header.removeprefix("Bearer ").strip()
-        principal = self.settings.accounts.principal(token)
-        if principal is None:
-            raise HubError(
-                401,
-                "the token sent is not one of this local Hub's tokens (see --tokens-file;"
-                " the default staging token is in docs/localhub.md)",
-                "Unauthorized",
-            )
-        return principal
-
-    def writer(self, request: Request) -> Principal:
-        """The principal of a write: 401 without a token, 403 with a read-only one."""
-        principal = self.principal(request)
-        if principal is None:
-            raise HubError(
-                401,
-                "writes need a token: pass token=... to HfApi or set HF_TOKEN to one of the"
-                " server's tokens (see docs/localhub.md)",
-                "Unauthorized",
-            )
-        if not principal.can_write:
-            raise HubError(403, f"The token of user {principal.user!r} is read-only: use a write token.")
-        return principal
-
-    @staticmethod
-    def may_write(principal: Principal, namespace: str) -> None:
-        if not principal.member_of(namespace):
-            orgs = ", ".join(sorted(principal.orgs)) or "none"
-            raise HubError(
-                403,
-                f"You cannot write to namespace {namespace!r}: user {principal.user!r} may write only"
-                f" to its own namespace and its organisations' ({orgs}).",
-            )
-
-    @staticmethod
-    def may_see(principal: Principal | None, namespace: str, private: bool) -> bool:
-        return not private or (principal is not None and principal.member_of(namespace))
-
-    def readable_repo(self, request: Request, kind: str, repo_id: str) -> Repo:
-        """The repo if this request may read it; a private repo of someone else answers exactly as
-        a missing one (404), so its name does not leak."""
-        repo_type = _repo_type(kind)
-        principal = self.principal(request)
-        try:
-            repo = self.storage.get_repo(repo_type, repo_id)
-        except HubError as err:
-            if err.status == 404:
-                raise _repo_not_found(repo_type, repo_id) from None
-            raise
-        if not self.may_see(principal, repo.id.split("/")[0], repo.private):
-            raise _repo_not_found(repo_type, repo_id)
-        return repo
-
-    def writable_repo(self, request: Request, kind: str, repo_id: str) -> tuple[Principal, Repo]:
-        principal = self.writer(request)
-        repo = self.readable_repo(request, kind, repo_id)
-        self.may_write(principal, repo.id.split("/")[0])
-        return principal, repo
-
-    def sign(self, value: str) -> str:
-        return hmac.new(self.storage.secret, value.encode(), "sha256").hexdigest()
-
-    def signed_query(self, value: str, **params: Any) -> str:
-        expires = int(time.time()) + LFS_URL_TTL_S
-        return urlencode({**params, "exp": expires, "sig": self.sign(f"{value}:{expires}")})
-
-    def check_signature(self, value: str, expires: int, sig: str) -> None:
-        expected = self.sign(f"{value}:{expires}").encode()
-        if expires < time.time() or not hmac.compare_digest(sig.encode("utf-8", "replace"), expected):
-            raise HubError(403, "LFS URL signature is invalid or expired: ask the batch API for a fresh URL.")
-
-
-def _repo_not_found(repo_type: str, repo_id: str) -> HubError:
-    return HubError(
-        404,
-        f"Repository {repo_type}s/{repo_id} not found (or it is private and your token may not read it).",
-        "RepoNotFound",
-    )
-
-
-def _repo_type(kind: str) -> str:
-    if kind not in KINDS:
-        raise HubError(404, f"Unknown repo kind {kind[:50]!r}: expected models, datasets or spaces.")
-    return KINDS[kind]
-
-
-def _type_of(payload: dict[str, Any]) -> str:
-    repo_type = text_field(payload, "type", "model")
-    if repo_type not in REPO_TYPES:
-        raise HubError(400, f"Invalid repo type {repo_type[:50]!r}: expected one of {', '.join(REPO_TYPES)}.")
-    return repo_type
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
-def _error_response(exc: HubError) -> JSONResponse:
-    headers = {"X-Error-Message": BAD_CREDENTIALS if exc.status == 401 else header_safe(exc.message)}
-    if exc.code:
-        headers["X-Error-Code"] = exc.code
-    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
-
-
-def _validation_message(exc: RequestValidationError) -> str:
-    problems = [
-        f"{'.'.join(str(part) for part in error.get('loc', ())[1:]) or 'request'}: {error.get('msg', 'invalid')}"
-        for error in exc.errors()
-    ]
-    return "Invalid request parameter(s): " + "; ".join(problems)
 
 
 def create_app(storage: Storage, settings: HubSettings) -> Any:
@@ -209,22 +72,22 @@ def create_app(storage: Storage, settings: HubSettings) -> Any:
 
     @app.exception_handler(HubError)
     async def _hub_error(request: Request, exc: HubError) -> JSONResponse:
-        return _error_response(exc)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error_response(HubError(400, _validation_message(exc)))
+        return error_response(HubError(400, validation_message(exc)))
 
     # Order matters: /api/collections/... and /api/whoami-v2 must win over /api/{kind}/{ns}/{name},
     # and the HTML pages (/{ns}/{name}) come last.
     for register in (
         _admin_routes,
         _account_routes,
-        _collection_routes,
+        collection_routes,
         _repo_routes,
         _commit_routes,
         _file_routes,
-        _lfs_routes,
+        lfs_routes,
         _page_routes,
     ):
         register(app, hub)
@@ -272,7 +135,7 @@ def _page_routes(app: FastAPI, hub: Hub) -> None:
             for r in hub.storage.iter_repos(t)
             if hub.may_see(principal, r.id.split("/")[0], r.private)
         ]
-        return _html(index_page(repos, _base(request), page))
+        return _html(index_page(repos, base_url(request), page))
 
     for prefix, kind in (("/datasets", "datasets"), ("/spaces", "spaces"), ("", "models")):
         _repo_page_routes(app, hub, prefix, kind)
@@ -344,7 +207,7 @@ def _repo_routes(app: FastAPI, hub: Hub) -> None:
     async def create_repo(request: Request) -> JSONResponse:
         principal = hub.writer(request)
         payload = await json_body(request)
-        repo_type = _type_of(payload)
+        repo_type = type_field(payload)
         namespace = text_field(payload, "organization") or principal.user
         repo_id = f"{namespace}/{text_field(payload, 'name', required=True)}"
         visibility = text_field(payload, "visibility")
@@ -354,7 +217,7 @@ def _repo_routes(app: FastAPI, hub: Hub) -> None:
         sdk = text_field(payload, "sdk")
         hub.storage.repo_dir(repo_type, repo_id)  # 400 for an invalid name before any permission talk
         hub.may_write(principal, namespace)
-        url = f"{_base(request)}/{URL_PREFIX[repo_type]}{repo_id}"
+        url = f"{base_url(request)}/{URL_PREFIX[repo_type]}{repo_id}"
         try:
             await run_in_threadpool(hub.storage.create_repo, repo_type, repo_id, principal.user, private, sdk)
         except HubError as err:
@@ -371,7 +234,7 @@ def _repo_routes(app: FastAPI, hub: Hub) -> None:
     async def delete_repo(request: Request) -> dict[str, Any]:
         principal = hub.writer(request)
         payload = await json_body(request)
-        repo_type = _type_of(payload)
+        repo_type = type_field(payload)
         namespace = text_field(payload, "organization") or principal.user
         repo_id = f"{namespace}/{text_field(payload, 'name', required=True)}"
         hub.writable_repo(request, f"{repo_type}s", repo_id)
@@ -382,7 +245,7 @@ def _repo_routes(app: FastAPI, hub: Hub) -> None:
     async def move_repo(request: Request) -> dict[str, Any]:
         principal = hub.writer(request)
         payload = await json_body(request)
-        repo_type = _type_of(payload)
+        repo_type = type_field(payload)
         from_id = text_field(payload, "fromRepo", required=True)
         to_id = text_field(payload, "toRepo", required=True)
         hub.storage.repo_dir(repo_type, to_id)
@@ -414,7 +277,7 @@ def _repo_routes(app: FastAPI, hub: Hub) -> None:
         search: str | None = None,
         limit: Annotated[int | None, Query(ge=1)] = None,
     ) -> list[dict[str, Any]]:
-        repo_type = _repo_type(kind)
+        repo_type = repo_type_of(kind)
         principal = hub.principal(request)
         repos = [
             r
@@ -585,7 +448,7 @@ def _commit_routes(app: FastAPI, hub: Hub) -> None:
             "success": True,
             "commitOid": new.id,
             "hookOutput": "",
-            "commitUrl": f"{_base(request)}/{URL_PREFIX[repo.type]}{repo.id}/commit/{new.id}",
+            "commitUrl": f"{base_url(request)}/{URL_PREFIX[repo.type]}{repo.id}/commit/{new.id}",
         }
 
     async def create_ref(repo: Repo, ref_kind: str, ref: str, revision: str) -> dict[str, Any]:
@@ -740,7 +603,7 @@ def _resolve_route(app: FastAPI, hub: Hub, prefix: str, kind: str) -> None:
             exc = HubError(
                 404, f"Entry {file_path[:200]!r} not found in {repo.id} at {revision[:100]}.", "EntryNotFound"
             )
-            response = _error_response(exc)
+            response = error_response(exc)
             response.headers["X-Repo-Commit"] = sha
             return response
         etag = entry.sha256 if entry.lfs else entry.oid
@@ -752,236 +615,3 @@ def _resolve_route(app: FastAPI, hub: Hub, prefix: str, kind: str) -> None:
         )
 
     app.add_api_route(prefix + "/{ns}/{name}/resolve/{rev}/{path:path}", resolve, methods=["GET", "HEAD"])
-
-
-# ---- LFS batch API ------------------------------------------------------------------------------
-def _lfs_routes(app: FastAPI, hub: Hub) -> None:
-    """Objects are scoped to repos: a repo hands out (and accepts in commits) only the objects its
-    history references or that were uploaded to it; an upload proves possession of the content."""
-    for prefix, kind in (("/datasets", "datasets"), ("/spaces", "spaces"), ("", "models")):
-        _lfs_batch_route(app, hub, prefix, kind)
-
-    def signed_repo(repo_key: str, action: str, exp: int, sig: str, extra: str = "") -> Repo:
-        hub.check_signature(f"{action}:{repo_key}:{extra}", exp, sig)
-        kind, _, repo_id = repo_key.partition("/")
-        return hub.storage.get_repo(_repo_type(kind), repo_id)
-
-    @app.put("/_lfs/upload/{oid}")
-    async def upload(
-        oid: str, request: Request, size: Annotated[int, Query(ge=0)], repo: str, exp: int, sig: str
-    ) -> Response:
-        target = signed_repo(repo, "upload", exp, sig, f"{oid}:{size}")
-        sink = hub.storage.new_upload(max_size=size)
-        try:
-            async for chunk in request.stream():
-                sink.write(chunk)
-            await run_in_threadpool(sink.finish, oid, size)
-            hub.storage.stage_object(target, oid)
-        finally:
-            sink.discard()
-        return Response(status_code=200)
-
-    @app.post("/_lfs/verify")
-    async def verify(request: Request, repo: str, exp: int, sig: str) -> dict[str, Any]:
-        target = signed_repo(repo, "verify", exp, sig)
-        payload = await json_body(request)
-        oid = text_field(payload, "oid", required=True)
-        size = inputs.size_field(payload, "size")
-        if (
-            not SHA256.match(oid)
-            or oid not in hub.storage.repo_objects(target)
-            or not hub.storage.has_blob(oid, size)
-        ):
-            raise HubError(404, f"LFS object {oid[:100]} with size {size} is not stored for {target.id}.")
-        return {}
-
-    @app.get("/_lfs/objects/{oid}")
-    def download(oid: str, exp: int, sig: str) -> Response:
-        hub.check_signature(f"download:{oid}", exp, sig)
-        if not hub.storage.has_blob(oid):
-            raise HubError(404, f"LFS object {oid[:100]} not found.")
-        return FileResponse(hub.storage.blob_path(oid), media_type="application/octet-stream")
-
-
-def _lfs_batch_route(app: FastAPI, hub: Hub, prefix: str, kind: str) -> None:
-    async def batch(ns: str, name: str, request: Request) -> JSONResponse:
-        repo_id = f"{ns}/{name.removesuffix('.git')}"
-        payload = await json_body(request)
-        operation = text_field(payload, "operation", required=True)
-        if operation not in ("upload", "download"):
-            raise HubError(400, f"Field 'operation' must be 'upload' or 'download', not {operation[:50]!r}.")
-        if operation == "upload":
-            _, repo = hub.writable_repo(request, kind, repo_id)
-        else:
-            repo = hub.readable_repo(request, kind, repo_id)
-        wanted = [_lfs_request(obj) for obj in inputs.list_of_objects(payload, "objects")]
-        scope = hub.storage.repo_objects(repo)
-        base, repo_key = _base(request), f"{kind}/{repo.id}"
-        objects = [_lfs_object(hub, base, repo_key, scope, oid, size, operation) for oid, size in wanted]
-        return JSONResponse(
-            {"transfer": "basic", "objects": objects, "hash_algo": "sha256"},
-            media_type="application/vnd.git-lfs+json",
-        )
-
-    app.add_api_route(prefix + "/{ns}/{name}/info/lfs/objects/batch", batch, methods=["POST"])
-
-
-def _lfs_request(obj: dict[str, Any]) -> tuple[str, int]:
-    oid = text_field(obj, "oid", required=True)
-    if not SHA256.match(oid):
-        raise HubError(400, f"LFS object oid {oid[:100]!r} is not a sha256 (64 lower-case hex digits).")
-    return oid, inputs.size_field(obj, "size", required=True)
-
-
-def _lfs_object(
-    hub: Hub, base: str, repo_key: str, scope: frozenset[str], oid: str, size: int, operation: str
-) -> dict[str, Any]:
-    out: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
-    present = oid in scope and hub.storage.has_blob(oid, size)
-    if operation == "upload" and not present:
-        upload_query = hub.signed_query(f"upload:{repo_key}:{oid}:{size}", size=size, repo=repo_key)
-        verify_query = hub.signed_query(f"verify:{repo_key}:", repo=repo_key)
-        out["actions"] = {
-            "upload": {"href": f"{base}/_lfs/upload/{oid}?{upload_query}", "header": {}},
-            "verify": {"href": f"{base}/_lfs/verify?{verify_query}", "header": {}},
-        }
-    elif operation == "download" and present:
-        query = hub.signed_query(f"download:{oid}")
-        out["actions"] = {"download": {"href": f"{base}/_lfs/objects/{oid}?{query}", "header": {}}}
-    elif operation == "download":
-        out["error"] = {"code": 404, "message": f"Object {oid} does not exist"}
-    return out
-
-
-# ---- collections --------------------------------------------------------------------------------
-def _collection_routes(app: FastAPI, hub: Hub) -> None:
-    storage = hub.storage
-
-    def render(collection: dict[str, Any], listed: bool = False) -> dict[str, Any]:
-        owner = collection["owner"]
-        # Listings carry no position (the client numbers them itself); single collections do.
-        extra = {} if listed else {"position": 0}
-        return {**collection, **extra, "owner": {"name": owner, "type": "user", "_id": hub.sign(owner)[:24]}}
-
-    def visible(request: Request, collection: dict[str, Any]) -> bool:
-        return hub.may_see(hub.principal(request), collection["owner"], bool(collection.get("private")))
-
-    def load(request: Request, slug: str) -> dict[str, Any]:
-        """A collection this request may read; a private one of someone else is 404, like a missing one."""
-        path = storage.collection_path(slug)
-        collection = read_json(path) if path.exists() else None
-        if collection is None or not visible(request, collection):
-            raise HubError(404, f"Collection {slug[:200]!r} not found.")
-        return collection
-
-    def load_writable(request: Request, slug: str) -> dict[str, Any]:
-        principal = hub.writer(request)
-        collection = load(request, slug)
-        hub.may_write(principal, collection["owner"])
-        return collection
-
-    def save(collection: dict[str, Any]) -> None:
-        collection["lastUpdated"] = now_iso()
-        write_json(storage.collection_path(collection["slug"]), collection)
-
-    @app.post("/api/collections")
-    async def create(request: Request) -> JSONResponse:
-        principal = hub.writer(request)
-        payload = await json_body(request)
-        owner = text_field(payload, "namespace") or principal.user
-        title = text_field(payload, "title", "").strip()
-        description = text_field(payload, "description")
-        private = inputs.field(payload, "private", bool, False)
-        if not title:
-            raise HubError(400, "A collection needs a non-empty title.")
-        hub.may_write(principal, owner)
-        with hub.collections_lock:
-            for existing in storage.iter_collections():
-                if existing["owner"] == owner and existing["title"] == title:
-                    return JSONResponse(
-                        {"error": f"Collection {title!r} already exists", "slug": existing["slug"]},
-                        status_code=409,
-                    )
-            slug_title = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60] or "collection"
-            collection = {
-                "slug": f"{owner}/{slug_title}-{secrets.token_hex(12)}",
-                "title": title,
-                "owner": owner,
-                "description": description,
-                "private": private,
-                "items": [],
-                "theme": "default",
-                "upvotes": 0,
-            }
-            save(collection)
-        return JSONResponse(render(collection))
-
-    @app.get("/api/collections")
-    def list_collections(
-        request: Request,
-        owner: str | None = None,
-        item: str | None = None,
-        limit: Annotated[int | None, Query(ge=1)] = None,
-    ) -> list[dict[str, Any]]:
-        found = [
-            c
-            for c in storage.iter_collections()
-            if visible(request, c)
-            and (owner is None or c["owner"] == owner)
-            and (item is None or any(_item_key(i) == item for i in c["items"]))
-        ]
-        return [render(c, listed=True) for c in found[:limit]]
-
-    @app.get("/api/collections/{slug:path}")
-    def get(slug: str, request: Request) -> dict[str, Any]:
-        return render(load(request, slug))
-
-    @app.post("/api/collections/{slug:path}/items")
-    async def add_item(slug: str, request: Request) -> JSONResponse:
-        load_writable(request, slug)
-        payload = await json_body(request)
-        item = inputs.object_field(payload, "item")
-        item_id = text_field(item, "id", required=True)
-        item_type = text_field(item, "type", required=True)
-        if item_type not in COLLECTION_ITEM_TYPES:
-            raise HubError(
-                400, f"Item type {item_type[:50]!r} is not one of {', '.join(COLLECTION_ITEM_TYPES)}."
-            )
-        note = text_field(payload, "note")
-        with hub.collections_lock:
-            collection = load(request, slug)
-            if any(i["id"] == item_id and i["type"] == item_type for i in collection["items"]):
-                return JSONResponse(
-                    {"error": f"Item {item_id} is already in the collection"}, status_code=409
-                )
-            new = {
-                "_id": secrets.token_hex(12),
-                "id": item_id,
-                "type": item_type,
-                "position": len(collection["items"]),
-            }
-            if note:
-                new["note"] = {"text": note, "html": html.escape(note)}
-            collection["items"].append(new)
-            save(collection)
-        return JSONResponse(render(collection))
-
-    @app.delete("/api/collections/{slug:path}/items/{item_id}")
-    def delete_item(slug: str, item_id: str, request: Request) -> dict[str, Any]:
-        load_writable(request, slug)
-        with hub.collections_lock:
-            collection = load(request, slug)
-            collection["items"] = [i for i in collection["items"] if i["_id"] != item_id]
-            save(collection)
-        return {}
-
-    @app.delete("/api/collections/{slug:path}")
-    def delete(slug: str, request: Request) -> dict[str, Any]:
-        load_writable(request, slug)
-        with hub.collections_lock:
-            storage.collection_path(slug).unlink(missing_ok=True)
-        return {}
-
-
-def _item_key(item: dict[str, Any]) -> str:
-    return f"{item['type']}s/{item['id']}"
