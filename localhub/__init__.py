@@ -2,8 +2,12 @@
 Hub-compatible server (FastAPI + uvicorn) that the publisher stages releases into and the tests use.
 
 Library API: ``serve_in_background(root, port=None, tokens=None, faults=None)`` (a context manager
-yielding a handle with ``.endpoint``, ``.root``, ``.token``, ``.set_faults()``, ``.fault_counts()``),
-``create_app`` and ``Storage``. See docs/localhub.md."""
+yielding a handle with ``.endpoint``, ``.root``, ``.token``, ``.set_faults()``, ``.fault_counts()``;
+``tokens`` may be a ``localhub.accounts.Accounts`` for team mode), ``create_app`` and ``Storage``.
+
+Modules: accounts (users, tokens, organisations), hub (permissions), inputs (untrusted input),
+server / lfs_routes / collection_routes (routes), pages (HTML), storage and tree (data).
+See docs/localhub.md."""
 
 from __future__ import annotations
 
