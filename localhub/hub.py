@@ -149,7 +149,9 @@ def error_response(exc: HubError) -> JSONResponse:
     headers = {"X-Error-Message": BAD_CREDENTIALS if exc.status == 401 else header_safe(exc.message)}
     if exc.code:
         headers["X-Error-Code"] = exc.code
-    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
+    # Messages quote user input: keep the body encodable whatever it holds.
+    message = exc.message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return JSONResponse({"error": message}, status_code=exc.status, headers=headers)
 
 
 def validation_message(exc: RequestValidationError) -> str:

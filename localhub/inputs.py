@@ -32,7 +32,19 @@ async def json_body(request: Request, optional: bool = False) -> dict[str, Any]:
         raise HubError(400, f"The request body is not valid JSON: {err}.") from err
     if not isinstance(payload, dict):
         raise HubError(400, f"The request body must be a JSON object, not {_type_name(payload)}.")
+    _check_text(payload, "The request body")
     return payload
+
+
+def _check_text(value: Any, where: str) -> None:
+    """JSON may escape lone UTF-16 surrogates (a backslash-u d800) that no UTF-8 text can hold: refuse
+    them here rather than fail later while storing or echoing them."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise HubError(
+            400, f"{where} holds a lone UTF-16 surrogate, which is not text ({err.reason})."
+        ) from err
 
 
 def ndjson_lines(raw: bytes) -> list[dict[str, Any]]:
@@ -49,6 +61,7 @@ def ndjson_lines(raw: bytes) -> list[dict[str, Any]]:
             raise HubError(
                 400, f"Commit payload line {number} must be a JSON object, not {_type_name(value)}."
             )
+        _check_text(value, f"Commit payload line {number}")
         lines.append(value)
     return lines
 

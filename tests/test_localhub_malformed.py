@@ -107,6 +107,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], str]] = [
         {"json": {"name": "x", "organization": "api"}},
         "reserved",
     ),
+    ("create: surrogate", "POST", "/api/repos/create", {"content": b'{"name": "x\\ud800"}'}, "surrogate"),
     ("create: sdk int", "POST", "/api/repos/create", {"json": {"name": "x", "sdk": 1}}, "'sdk'"),
     ("delete: not JSON", "DELETE", "/api/repos/delete", {"content": b"\xff"}, "not valid JSON"),
     ("delete: name int", "DELETE", "/api/repos/delete", {"json": {"name": 1}}, "'name'"),
@@ -548,6 +549,7 @@ GARBAGE = [
     b"[" * 100_000 + b"]" * 100_000,
     b"1e999999",
     json.dumps(WRONG_TYPES).encode(),
+    b'{"name": "\\ud800", "key": "header", "value": {"summary": "\\udc00"}}',  # lone surrogates: not text
 ]
 BODY_ROUTES = [
     ("POST", "/api/repos/create"),
