@@ -27,6 +27,9 @@ from localhub.config import (
     DEFAULT_TOKEN,
     DEFAULT_USER,
 )
+from localhub.faults import FaultConfig, FaultConfigError
+from localhub.server import HubSettings, create_app
+from localhub.storage import Storage
 
 __all__ = [
     "LocalHubHandle",
@@ -117,8 +120,6 @@ def load_accounts(args: argparse.Namespace) -> Accounts:
 
 
 def main(args: argparse.Namespace) -> int:
-    from localhub.faults import FaultConfig, FaultConfigError
-
     try:
         faults = FaultConfig.load(args.faults) if args.faults else FaultConfig()
     except (OSError, FaultConfigError, ValueError) as err:
@@ -132,12 +133,7 @@ def main(args: argparse.Namespace) -> int:
     if args.max_body_bytes < 1:
         print("error: --max-body-bytes must be a positive number of bytes", file=sys.stderr)
         return 2
-    # Lazy on purpose: the server's dependencies load only once the configuration is known to be good,
-    # so a bad one is reported at once.
-    import uvicorn
-
-    from localhub.server import HubSettings, create_app
-    from localhub.storage import Storage
+    import uvicorn  # lazy on purpose: the --help and configuration errors do not wait for it
 
     port = args.port or free_port(args.host)
     settings = HubSettings(accounts, faults, args.max_body_bytes)

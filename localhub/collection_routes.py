@@ -12,9 +12,8 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 from common.io import read_json, write_json
-from localhub import inputs
 from localhub.hub import Hub
-from localhub.inputs import json_body, text_field
+from localhub.inputs import json_body, object_field, text_field, typed_field
 from localhub.storage import HubError, now_iso
 
 COLLECTION_ITEM_TYPES = ("model", "dataset", "space", "paper", "collection")
@@ -57,7 +56,7 @@ def collection_routes(app: FastAPI, hub: Hub) -> None:
         owner = text_field(payload, "namespace") or principal.user
         title = text_field(payload, "title", "").strip()
         description = text_field(payload, "description")
-        private = inputs.field(payload, "private", bool, False)
+        private = typed_field(payload, "private", bool, False)
         if not title:
             raise HubError(400, "A collection needs a non-empty title.")
         hub.may_write(principal, owner)
@@ -106,7 +105,7 @@ def collection_routes(app: FastAPI, hub: Hub) -> None:
     async def add_item(slug: str, request: Request) -> JSONResponse:
         load_writable(request, slug)
         payload = await json_body(request)
-        item = inputs.object_field(payload, "item")
+        item = object_field(payload, "item")
         item_id = text_field(item, "id", required=True)
         item_type = text_field(item, "type", required=True)
         if item_type not in COLLECTION_ITEM_TYPES:

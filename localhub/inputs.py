@@ -72,7 +72,9 @@ def _type_name(value: Any) -> str:
     )
 
 
-def field(payload: dict[str, Any], key: str, kind: type, default: Any = None, required: bool = False) -> Any:
+def typed_field(
+    payload: dict[str, Any], key: str, kind: type, default: Any = None, required: bool = False
+) -> Any:
     """``payload[key]`` checked to be of ``kind`` (``None`` or absent: ``default``)."""
     value = payload.get(key)
     if value is None:
@@ -86,22 +88,22 @@ def field(payload: dict[str, Any], key: str, kind: type, default: Any = None, re
 
 
 def text_field(payload: dict[str, Any], key: str, default: str | None = None, required: bool = False) -> Any:
-    return field(payload, key, str, default, required)
+    return typed_field(payload, key, str, default, required)
 
 
 def size_field(payload: dict[str, Any], key: str, required: bool = False) -> int | None:
-    size = field(payload, key, int, None, required)
+    size = typed_field(payload, key, int, None, required)
     if size is not None and size < 0:
         raise HubError(400, f"Field {key!r} must be a non-negative size, not {size}.")
     return size
 
 
 def object_field(payload: dict[str, Any], key: str) -> dict[str, Any]:
-    return field(payload, key, dict, {})
+    return typed_field(payload, key, dict, {})
 
 
 def list_of_objects(payload: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    items = field(payload, key, list, [])
+    items = typed_field(payload, key, list, [])
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             raise HubError(400, f"{key}[{index}] must be an object, not {_type_name(item)}.")

@@ -10,9 +10,8 @@ from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from localhub import inputs
 from localhub.hub import Hub, base_url, repo_type_of
-from localhub.inputs import json_body, text_field
+from localhub.inputs import json_body, list_of_objects, size_field, text_field
 from localhub.storage import SHA256, HubError, Repo
 
 
@@ -47,7 +46,7 @@ def lfs_routes(app: FastAPI, hub: Hub) -> None:
         target = signed_repo(repo, "verify", exp, sig)
         payload = await json_body(request)
         oid = text_field(payload, "oid", required=True)
-        size = inputs.size_field(payload, "size")
+        size = size_field(payload, "size")
         if (
             not SHA256.match(oid)
             or oid not in hub.storage.repo_objects(target)
@@ -75,7 +74,7 @@ def _lfs_batch_route(app: FastAPI, hub: Hub, prefix: str, kind: str) -> None:
             _, repo = hub.writable_repo(request, kind, repo_id)
         else:
             repo = hub.readable_repo(request, kind, repo_id)
-        wanted = [_lfs_request(obj) for obj in inputs.list_of_objects(payload, "objects")]
+        wanted = [_lfs_request(obj) for obj in list_of_objects(payload, "objects")]
         scope = hub.storage.repo_objects(repo)
         base, repo_key = base_url(request), f"{kind}/{repo.id}"
         objects = [_lfs_object(hub, base, repo_key, scope, oid, size, operation) for oid, size in wanted]
@@ -91,7 +90,7 @@ def _lfs_request(obj: dict[str, Any]) -> tuple[str, int]:
     oid = text_field(obj, "oid", required=True)
     if not SHA256.match(oid):
         raise HubError(400, f"LFS object oid {oid[:100]!r} is not a sha256 (64 lower-case hex digits).")
-    return oid, inputs.size_field(obj, "size", required=True)
+    return oid, size_field(obj, "size", required=True)
 
 
 def _lfs_object(

@@ -18,7 +18,6 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from localhub import inputs
 from localhub.collection_routes import collection_routes
 from localhub.faults import FaultConfig, FaultConfigError, FaultInjector, FaultMiddleware
 from localhub.hub import (
@@ -35,10 +34,17 @@ from localhub.hub import (
 from localhub.inputs import (
     BodyLimit,
     KeepEncodedSlashes,
+    base64_field,
+    flag,
     header_safe,
     json_body,
+    list_of_objects,
+    ndjson_lines,
+    object_field,
     path_param,
+    size_field,
     text_field,
+    typed_field,
 )
 from localhub.lfs_routes import lfs_routes
 from localhub.pages import index_page, repo_page
@@ -213,7 +219,7 @@ def _repo_routes(app: FastAPI, hub: Hub) -> None:
         visibility = text_field(payload, "visibility")
         if visibility not in (None, "public", "private"):
             raise HubError(400, f"Field 'visibility' must be 'public' or 'private', not {visibility[:50]!r}.")
-        private = visibility == "private" or bool(inputs.field(payload, "private", bool, False))
+        private = visibility == "private" or bool(typed_field(payload, "private", bool, False))
         sdk = text_field(payload, "sdk")
         hub.storage.repo_dir(repo_type, repo_id)  # 400 for an invalid name before any permission talk
         hub.may_write(principal, namespace)
@@ -258,7 +264,7 @@ def _repo_routes(app: FastAPI, hub: Hub) -> None:
     async def settings(kind: str, ns: str, name: str, request: Request) -> dict[str, Any]:
         _, repo = hub.writable_repo(request, kind, f"{ns}/{name}")
         payload = await json_body(request)
-        private = inputs.field(payload, "private", bool)
+        private = typed_field(payload, "private", bool)
         visibility = text_field(payload, "visibility")
         if visibility not in (None, "public", "private"):
             raise HubError(400, f"Field 'visibility' must be 'public' or 'private', not {visibility[:50]!r}.")
@@ -422,16 +428,16 @@ def _commit_routes(app: FastAPI, hub: Hub) -> None:
     @app.post("/api/{kind}/{ns}/{name}/preupload/{rev}")
     async def preupload(kind: str, ns: str, name: str, rev: str, request: Request) -> dict[str, Any]:
         _, repo = hub.writable_repo(request, kind, f"{ns}/{name}")
-        files = inputs.list_of_objects(await json_body(request), "files")
+        files = list_of_objects(await json_body(request), "files")
         commit = hub.storage.get_commit(hub.storage.resolve(repo, path_param(rev)))
         return {"files": [_upload_mode(commit, f) for f in files], "commitOid": commit.id}
 
     @app.post("/api/{kind}/{ns}/{name}/commit/{rev}")
     async def commit(kind: str, ns: str, name: str, rev: str, request: Request) -> dict[str, Any]:
         principal, repo = hub.writable_repo(request, kind, f"{ns}/{name}")
-        if inputs.flag(request.query_params.get("create_pr")):
+        if flag(request.query_params.get("create_pr")):
             raise HubError(400, "create_pr is not supported by the local Hub: commit to a branch instead.")
-        lines = inputs.ndjson_lines(await request.body())
+        lines = ndjson_lines(await request.body())
         header, operations = _parse_commit(hub.storage, repo, lines)
         new = await run_in_threadpool(
             hub.storage.commit,
@@ -492,8 +498,8 @@ def _parent_commit(header: dict[str, Any]) -> str | None:
 
 def _upload_mode(commit: Commit, file: dict[str, Any]) -> dict[str, Any]:
     path = text_field(file, "path", required=True)
-    size = inputs.size_field(file, "size") or 0
-    lfs = wants_lfs(path, size, inputs.base64_field(file, "sample", f"file {path[:100]!r}"))
+    size = size_field(file, "size") or 0
+    lfs = wants_lfs(path, size, base64_field(file, "sample", f"file {path[:100]!r}"))
     existing = commit.tree.get(path)
     oid = None if existing is None else (existing.sha256 if existing.lfs else existing.oid)
     return {"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid}
@@ -505,17 +511,17 @@ def _parse_commit(
     """NDJSON commit payload -> (header, operations), all checked; nothing is written here."""
     if not lines or lines[0].get("key") != "header":
         raise HubError(400, "A commit payload starts with a {'key': 'header', ...} line.")
-    header = inputs.object_field(lines[0], "value")
+    header = object_field(lines[0], "value")
     objects = storage.repo_objects(repo)
     operations = []
     for number, line in enumerate(lines[1:], start=2):
-        key, value = line.get("key"), inputs.object_field(line, "value")
+        key, value = line.get("key"), object_field(line, "value")
         raw_path = text_field(value, "path", required=True)
         path = check_path(raw_path.rstrip("/") if key == "deletedFolder" else raw_path)
         if key == "file":
             encoding = text_field(value, "encoding")
             data = (
-                inputs.base64_field(value, "content", f"file {path!r}")
+                base64_field(value, "content", f"file {path!r}")
                 if encoding == "base64"
                 else text_field(value, "content", "").encode()
             )
@@ -546,7 +552,7 @@ def _lfs_entry(storage: Storage, objects: frozenset[str], path: str, value: dict
             " it through the LFS batch API (preupload_lfs_files) before committing.",
         )
     size = storage.blob_path(oid).stat().st_size
-    announced = inputs.size_field(value, "size")
+    announced = size_field(value, "size")
     if announced is not None and announced != size:
         raise HubError(400, f"LFS file {path!r}: announced size {announced} != stored size {size}.")
     return Entry.for_blob(oid, size, lfs=True)
@@ -585,7 +591,7 @@ def _file_routes(app: FastAPI, hub: Hub) -> None:
         values = form.getlist("paths")
         if any(isinstance(p, UploadFile) for p in values):
             raise HubError(400, "Form field 'paths' must be text, not a file upload.")
-        expand = inputs.flag(form.get("expand", ""))
+        expand = flag(form.get("expand", ""))
         head = hub.storage.resolve(repo, path_param(rev))
         return await run_in_threadpool(path_info, hub.storage, head, [str(p) for p in values], expand)
 
