@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common.paths import DEFAULT_OUTPUT_ROOT
+
+if TYPE_CHECKING:  # the runner imports lm-eval: loaded only when a run starts, so --help stays fast
+    from evaluation.runner import RunOptions
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +74,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="local worker processes, one model each (1: everything in this process)",
     )
+    parser.add_argument(
+        "--allow-unsandboxed-code",
+        action="store_true",
+        help="run HumanEval/MBPP completions even where bubblewrap cannot isolate them "
+        "(they then run as plain processes: only for trusted models)",
+    )
 
 
 def _batch_size(value: str) -> int | str:
@@ -76,15 +87,30 @@ def _batch_size(value: str) -> int | str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from evaluation.runner import RunOptions, run_suite, run_suite_distributed
+    from evaluation.runner import RunOptions
+    from evaluation.sandbox import SandboxUnavailable
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.root is None and args.grid is None:
         raise SystemExit("give --root (or --grid, whose default root is outputs/<grid>)")
     root = args.root or DEFAULT_OUTPUT_ROOT / args.grid
     options = RunOptions(
-        limit=args.limit, batch_size=_batch_size(args.batch_size), backend=args.backend, device=args.device
+        limit=args.limit,
+        batch_size=_batch_size(args.batch_size),
+        backend=args.backend,
+        device=args.device,
+        allow_unsandboxed_code=args.allow_unsandboxed_code,
     )
+    try:
+        return _run(args, root, options)
+    except SandboxUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, root: Path, options: RunOptions) -> int:
+    from evaluation.runner import run_suite, run_suite_distributed
+
     if args.executor == "local" and args.workers == 1:
         summary = run_suite(root, args.suite, grid=args.grid, only=args.only, options=options)
         print(summary.render())
