@@ -49,6 +49,9 @@ class RetryPolicy:
     max_delay_s: float = 30.0
     jitter: float = 0.5  # the delay is multiplied by a random factor in [1 - jitter, 1 + jitter]
     timeout_s: float = 60.0  # per HTTP request
+    # Consecutive requests, across all workers, that got no answer at all (refused, dropped, timed
+    # out) before the whole release stops: a dead endpoint ends the run instead of every repo retrying.
+    max_connection_failures: int = 5
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class ReleaseConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     budget: RequestBudget = field(default_factory=RequestBudget)
     commit_prefix: str = "massive-sft release"
+    status_interval_s: float = 60.0  # a status line at least this often, with or without a progress bar
 
     def results_repo(self) -> str:
         return render_repo_id(self.results_dataset, {"namespace": self.namespace})

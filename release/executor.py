@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from common.io import read_json, write_json
-from release.hub import Pacer, Retrier, SecretSafeError, is_retryable
+from release.hub import FatalHubError, Pacer, Retrier, SecretSafeError, is_retryable
 from release.plan import KEEP_REMOTE, LocalFile, RepoPlan, RevisionPlan
 
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024  # the Hub stores anything from 10 MB on with LFS
@@ -257,6 +257,9 @@ class Publisher:
                 self._publish_once(repo, result)
                 if not self.dry_run:
                     self.verify(repo, result)
+                return result
+            except FatalHubError as error:  # the Hub is unusable: no re-plan, every worker stops
+                result.status, result.error = "failed", str(error)
                 return result
             except SecretSafeError as error:
                 replan = error.status in REPLAN_STATUS or (error.status or 0) >= 500 or error.status is None
