@@ -21,7 +21,14 @@ from localhub.background import free_port
 
 TOKEN = "hf_preflight_test_token_0123456789"
 USER = "preflighter"
-QUICK = ["--set", "retry.base_delay_s=0.05", "--set", "retry.max_delay_s=0.2", "--set", "include.collection=false"]
+QUICK = [
+    "--set",
+    "retry.base_delay_s=0.05",
+    "--set",
+    "retry.max_delay_s=0.2",
+    "--set",
+    "include.collection=false",
+]
 FAST_EXIT_S = 45.0  # interpreter start and imports included, on a loaded machine; the old code took hours
 
 
