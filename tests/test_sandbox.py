@@ -80,11 +80,13 @@ def problems() -> dict[str, dict]:
 
 
 def test_humaneval_canonical_solutions_pass_and_wrong_ones_fail(problems: dict[str, dict]) -> None:
-    ids = ["HumanEval/0", "HumanEval/2", "HumanEval/4", "HumanEval/10", "HumanEval/32"]
-    correct = [
-        humaneval_process_results(problems[i], [problems[i]["canonical_solution"]])["pass@1"] for i in ids
+    failing = [
+        task_id
+        for task_id, problem in problems.items()
+        if humaneval_process_results(problem, [problem["canonical_solution"]])["pass@1"] != 1
     ]
-    assert correct == [1] * len(ids)
+    assert len(problems) == 164 and failing == []
+    ids = ["HumanEval/0", "HumanEval/2", "HumanEval/4", "HumanEval/10"]
     wrong = [
         "    return None\n",
         "    import sys\n    sys.exit(0)\n",  # leaving before the tests ran is no pass
