@@ -274,10 +274,11 @@ def _drain(process: subprocess.Popen, limits: SandboxLimits) -> tuple[bool, _Cap
 
 
 def _execute(
-    command: list[str], program: str, limits: SandboxLimits, cwd: str | None = None, success: int = 0
+    command: list[str], program: str, limits: SandboxLimits, success: int = 0, scratch: str | None = None
 ) -> SandboxResult:
     """Start ``command`` with ``program`` on a memfd (``{program_fd}`` in the command is its number);
-    passed means exit status ``success``."""
+    passed means exit status ``success``. ``scratch``: the unsandboxed fallback's working directory;
+    with no sandbox to set the limits inside, they are set here before exec."""
     program_fd = os.memfd_create("program", 0)
     try:
         os.write(program_fd, program.encode("utf-8"))
@@ -285,14 +286,14 @@ def _execute(
         argv = [arg.replace("{program_fd}", str(program_fd)) for arg in command]
         process = subprocess.Popen(
             argv,
-            cwd=cwd,
+            cwd=scratch,
             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             pass_fds=(program_fd,),
             start_new_session=True,  # its own process group: one killpg reaches every descendant
-            preexec_fn=functools.partial(_set_limits, limits) if cwd is not None else None,
+            preexec_fn=functools.partial(_set_limits, limits) if scratch is not None else None,
         )
     finally:
         os.close(program_fd)
@@ -310,7 +311,7 @@ def _run_unsandboxed(program: str, limits: SandboxLimits, success: int) -> Sandb
     scratch = tempfile.mkdtemp(prefix="massive-sft-unsandboxed-")
     try:
         command = [_interpreter(), "-I", "-B", "/dev/fd/{program_fd}"]
-        return _execute(command, program, limits, cwd=scratch, success=success)
+        return _execute(command, program, limits, success, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

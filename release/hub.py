@@ -195,7 +195,7 @@ class FatalHubError(SecretSafeError):
     write access): every worker stops, and the CLI prints this one line and exits 2."""
 
 
-OFFLINE = "HF_HUB_OFFLINE is set: publishing needs to reach {endpoint}; unset HF_HUB_OFFLINE (or use --stage)"
+OFFLINE = "HF_HUB_OFFLINE is set: publishing needs to reach {endpoint}; unset HF_HUB_OFFLINE"
 
 
 def bad_token(endpoint: str) -> str:
