@@ -40,6 +40,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.errors import MassiveSFTError
+
 # System directories every program may read (read-only); /bin, /lib* are symlinks into /usr on Debian.
 SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/sbin")
 SANDBOX_TMP = "/tmp"
@@ -55,7 +57,7 @@ _ALLOW_UNSANDBOXED: ContextVar[bool] = ContextVar("allow_unsandboxed_code", defa
 _PROGRAM_COUNTER = itertools.count()
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(MassiveSFTError, RuntimeError):
     """Kernel-level isolation cannot be set up here, and unsandboxed code was not allowed."""
 
 

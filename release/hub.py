@@ -19,6 +19,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import httpx2
+
+from common.errors import ServiceError
 from release.config import RequestBudget, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -122,7 +125,6 @@ def _on_response(response: Any) -> None:
 
 def install_budget(budget: RequestBudget | None, timeout_s: float = 60.0) -> RequestStats:
     """Route every request of this process's huggingface_hub client through the budget and counters."""
-    import httpx2
     from huggingface_hub.utils import close_session, set_client_factory
 
     stats = RequestStats()
@@ -158,7 +160,6 @@ def retry_after_seconds(error: BaseException) -> float | None:
 
 def is_connection_failure(error: BaseException) -> bool:
     """The request got no answer at all (refused, dropped, timed out); offline mode is not one."""
-    import httpx2
     from huggingface_hub.errors import OfflineModeIsEnabled
 
     if isinstance(error, OfflineModeIsEnabled):
@@ -182,7 +183,7 @@ def scrub(text: str, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
 
 
-class SecretSafeError(RuntimeError):
+class SecretSafeError(ServiceError):
     """An error whose message has been checked for the token; ``status`` is the HTTP status, if any."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
@@ -332,7 +333,6 @@ def preflight(endpoint: str, token: str | None, namespace: str, *, write: bool) 
 
 def _ask_whoami(endpoint: str, token: str | None) -> Any:
     """GET /api/whoami-v2, a few quick attempts while there is no answer or the Hub is overloaded."""
-    import httpx2
     from huggingface_hub.utils import get_session
 
     headers = {"authorization": f"Bearer {token}"} if token else {}

@@ -4,7 +4,6 @@ reveal its storage root."""
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import shutil
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from common.cli import run_command
 from evaluation import cli_import
 from evaluation.importer import public_source
 from localhub import serve_in_background
@@ -23,9 +23,8 @@ def test_quality_json_names_the_table_by_file_name_and_hash(released_table: Path
     csv = folder / "evaluation_result.csv"
     shutil.copyfile(released_table, csv)
     root = tmp_path / "root"
-    parser = argparse.ArgumentParser()
-    cli_import.configure(parser)
-    assert cli_import.main(parser.parse_args(["--csv", str(csv), "--root", str(root)])) == 0
+    argv = ["--csv", str(csv), "--root", str(root)]
+    assert run_command("python -m evaluation import-released", cli_import, argv) == 0
     text = (root / "quality.json").read_text()
     assert str(tmp_path) not in text and "/private/downloads" not in text
     quality = json.loads(text)
