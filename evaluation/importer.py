@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import pandas as pd
 
 from common.catalog import (
@@ -81,8 +82,6 @@ def public_source(source: str | Path) -> str:
 def read_bytes(source: str | Path, timeout: float = 30.0) -> bytes:
     """The table's bytes at a local path or an http(s) URL."""
     if is_url(source):
-        import httpx  # lazy: only a download needs the HTTP client
-
         try:
             response = httpx.get(str(source), timeout=timeout, follow_redirects=True)
             response.raise_for_status()
