@@ -41,12 +41,23 @@ class Options:
         "local", "local: on this machine; slurm: one job per model (the jobs package's executors)"
     )
     workers: int = setting(1, "local worker processes, one model each (1: everything in this process)")
+    allow_unsandboxed_code: bool = setting(
+        False,
+        "run HumanEval/MBPP completions even where bubblewrap cannot isolate them "
+        "(they then run as plain processes: only for trusted models)",
+    )
 
     def run_options(self) -> RunOptions:
         if self.batch_size != "auto" and not self.batch_size.isdigit():
             raise UsageError(f"--batch-size {self.batch_size!r}: expected a positive integer or 'auto'")
         batch = self.batch_size if self.batch_size == "auto" else int(self.batch_size)
-        return RunOptions(limit=self.limit, batch_size=batch, backend=self.backend, device=self.device)
+        return RunOptions(
+            limit=self.limit,
+            batch_size=batch,
+            backend=self.backend,
+            device=self.device,
+            allow_unsandboxed_code=self.allow_unsandboxed_code,
+        )
 
 
 def main(options: Options) -> int:
