@@ -18,6 +18,8 @@ GAIN_COLUMNS: tuple[str, ...] = (
     "base_value",
     "gain",
     "flagged",
+    "flags",
+    "base_flags",
 )
 _MATCH = ["base_model_name", "benchmark", "shots", "metric"]
 
@@ -55,11 +57,14 @@ def compute_gains(scores: pd.DataFrame) -> pd.DataFrame:
             "gains cannot be computed. Evaluate the base models too (`python -m evaluation run` on the "
             "base model) or import a table that includes them."
         )
-    base = base.assign(base_flagged=has_flags(base["flags"]))
-    base = base.drop_duplicates(_MATCH).rename(columns={"value": "base_value"})
-    merged = tuned.merge(base[[*_MATCH, "base_value", "base_flagged"]], on=_MATCH, how="inner")
+    base = base.drop_duplicates(_MATCH).rename(columns={"value": "base_value", "flags": "base_flags"})
+    merged = tuned.merge(base[[*_MATCH, "base_value", "base_flags"]], on=_MATCH, how="inner")
     merged["gain"] = merged["value"] - merged["base_value"]
-    merged["flagged"] = has_flags(merged["flags"]) | merged["base_flagged"]
+    # ``flags``: the fine-tuned row's own; ``base_flags``: its base row's (they cancel in a paired
+    # difference of two fine-tuned models, so comparisons look at ``flags`` only).
+    merged["flags"] = merged["flags"].fillna("").astype(str)
+    merged["base_flags"] = merged["base_flags"].fillna("").astype(str)
+    merged["flagged"] = has_flags(merged["flags"]) | has_flags(merged["base_flags"])
     merged["task"] = task_labels(merged)
     merged = merged.dropna(subset=["gain"])
     return (
