@@ -31,6 +31,7 @@ PAPER_FACTORS: dict[str, tuple[object, object]] = {
     "data_size": (20000, 1000),
     "lr_schedule": ("constant", "cosine"),
 }
+DIFF_DECIMALS = 9  # scores carry at most 6 decimals
 COMPARISON_COLUMNS = [
     "factor",
     "level_a",
@@ -99,7 +100,9 @@ def paired_differences(gains: pd.DataFrame, factor: str, level_a, level_b) -> pd
     a = rows[rows[factor] == level_a].drop(columns=factor)
     b = rows[rows[factor] == level_b].drop(columns=factor)
     pairs = a.merge(b, on=keys, suffixes=("_a", "_b"))
-    pairs["diff"] = pairs["gain_a"] - pairs["gain_b"]
+    # rounded: (a - base) - (b - base) leaves float noise where a == b, and the Wilcoxon test must see
+    # those ties as exact zeros
+    pairs["diff"] = (pairs["gain_a"] - pairs["gain_b"]).round(DIFF_DECIMALS)
     pairs["flagged"] = pairs["flagged_a"] | pairs["flagged_b"]
     pairs["copied"] = pairs["copied_a"] | pairs["copied_b"]
     if factor not in pairs:
@@ -329,7 +332,7 @@ def leave_one_out(gains: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=[*columns, "n_dropped_copied"])
     merged["removed"] = merged["dataset"].astype(str).str.removeprefix(LEAVE_ONE_OUT_PREFIX)
     merged = merged.rename(columns={"gain": "loo_gain", "gain_all": "all_gain"})
-    merged["diff"] = merged["loo_gain"] - merged["all_gain"]
+    merged["diff"] = (merged["loo_gain"] - merged["all_gain"]).round(DIFF_DECIMALS)
     merged["flagged"] = has_flags(merged["flags"]) | has_flags(merged["flags_all"])
     dropped = gains[
         gains["model_id"].astype(str).isin(copies)
@@ -399,7 +402,7 @@ def best_epoch_by_size(
             f"best_epoch_{large}": wide[("epoch", large)].astype(int),
         }
     ).reset_index()
-    table["diff"] = table[f"best_gain_{large}"] - table[f"best_gain_{small}"]
+    table["diff"] = (table[f"best_gain_{large}"] - table[f"best_gain_{small}"]).round(DIFF_DECIMALS)
     return table
 
 

@@ -406,11 +406,6 @@ def prediction_errors(predictions: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def lodo_errors(predictions: pd.DataFrame) -> pd.DataFrame:
-    """``prediction_errors`` of leave-one-dataset-out predictions (kept for callers of the old name)."""
-    return prediction_errors(predictions)
-
-
 def verdict(errors: pd.DataFrame, scheme: str) -> str:
     """A plain sentence on whether the predictor beats its baseline under one evaluation scheme."""
     rows = errors[(errors["scheme"] == scheme) & (errors["task"] == "all")]

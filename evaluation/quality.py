@@ -290,9 +290,7 @@ def check_format(table: pd.DataFrame) -> list[dict[str, Any]]:
     base = table[table["dataset"] == PRETRAIN]
     found = []
     for few, zero in _zero_shot_columns().items():
-        failing = base[
-            (base[zero] >= FORMAT_MIN_ZERO_SHOT) & (base[few] < FORMAT_SHARE * base[zero])
-        ]
+        failing = base[(base[zero] >= FORMAT_MIN_ZERO_SHOT) & (base[few] < FORMAT_SHARE * base[zero])]
         found += [
             {
                 "model_id": r["model_id"],

@@ -7,8 +7,6 @@ import json
 import re
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,15 +16,10 @@ from analysis.report import Inputs, build_report
 from tests.analysis_tables import row, synergy_scores, table
 
 
-@pytest.fixture(scope="module")
-def real_report(released_table: Path, tmp_path_factory: pytest.TempPathFactory):
-    from evaluation.importer import import_released
-
-    imported = import_released(released_table)
-    out = tmp_path_factory.mktemp("real-report")
-    started = time.perf_counter()
-    report = build_report(Inputs(scores=imported.scores, quality=imported.findings), out)
-    return report, out, time.perf_counter() - started
+@pytest.fixture
+def real_report(released_report):
+    report, out, seconds, _ = released_report
+    return report, out, seconds
 
 
 @pytest.mark.slow
@@ -204,7 +197,7 @@ def test_demo_grid_report_with_every_optional_input(tmp_path):
     assert arithmetic["ngram_overlap"] > 0.5 > strings["ngram_overlap"]
     assert arithmetic["embedding_cosine"] > strings["embedding_cosine"]
     assert (out / "cache" / "embeddings").is_dir() and any((out / "cache" / "embeddings").iterdir())
-    for name in ("predictor_summary", "prediction_lodo", "layer_correlation", "variance_decomposition"):
+    for name in ("predictor_summary", "prediction_errors", "layer_correlation", "variance_decomposition"):
         assert not pd.read_parquet(out / "tables" / f"{name}.parquet").empty, name
     assert (
         "Main condition adapted to the data: no 1000-sample runs, using 64" in (out / "report.md").read_text()

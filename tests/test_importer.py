@@ -169,7 +169,11 @@ def test_base_rows_failing_the_answer_format_are_flagged(imported, released_tabl
     # computed here from the CSV: few-shot under a tenth of a zero-shot score of at least 10 points
     expected = {
         (name, few)
-        for few, zero in (("BoolQ-5shot", "BoolQ-0shot"), ("mmlu-5shot", "mmlu-0shot"), ("nq-1shot", "nq-0shot"))
+        for few, zero in (
+            ("BoolQ-5shot", "BoolQ-0shot"),
+            ("mmlu-5shot", "mmlu-0shot"),
+            ("nq-1shot", "nq-0shot"),
+        )
         for name in base.index
         if base.loc[name, zero] >= 10 and base.loc[name, few] < 0.1 * base.loc[name, zero]
     }
