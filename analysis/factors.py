@@ -290,7 +290,7 @@ def cross_lingual(
                     "p_value": p_value,
                 }
             )
-    return pd.DataFrame(
+    table = pd.DataFrame(
         records,
         columns=[
             "base_model_name",
@@ -302,6 +302,8 @@ def cross_lingual(
             "p_value",
         ],
     )
+    table["p_adjusted"] = bh_adjust(table["p_value"]) if len(table) else pd.Series(dtype=float)
+    return table
 
 
 # --- leave one dataset out ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ HEADLINE_BENCHMARKS = ("mtbench", "alpaca_eval_v2", "mmlu", "gsm8k", "humaneval"
 ALPHA = 0.05  # significance level of the Benjamini-Hochberg adjusted p-values
 FEW_PAIRS = 3  # fewer pairs per benchmark than this: no conclusion is drawn
 CLUSTER_RATIO = 1.5  # a between/within distance ratio below this does not support "models cluster"
+STUDY_COMPONENTS = 5  # the paper: about 5 components explain about 90% of the gain variance
 MIN_DEPTH_BINS = 3  # a peak of the layer correlation needs at least this many depth bins
 PERPLEXITY_COMMANDS = (
     "python -m training prepare --grid paper --root outputs/paper && "
@@ -344,8 +345,14 @@ def _dataset_pca(ctx: Context, s: Section, table: pd.DataFrame) -> None:
         return
     pca = ctx.table(s, "dataset_pca", pd.concat(parts, ignore_index=True))
     for method, rows in pca.groupby("method"):
-        k = min(5, len(rows))
-        row = rows.iloc[k - 1]
+        if len(rows) <= STUDY_COMPONENTS:
+            s.notes.append(
+                f"{method}: not supported by this data: {count(rows['n_datasets'].iloc[0])} datasets give at most "
+                f"{len(rows)} components, so the study's PCA claim (about 90% with {STUDY_COMPONENTS}) cannot be tested."
+            )
+            continue
+        row = rows.iloc[STUDY_COMPONENTS - 1]
+        k = STUDY_COMPONENTS
         s.sentences.append(
             f"{method}, the study's PCA design ({count(row['n_datasets'])} datasets x "
             f"{count(row['n_columns'])} (base model x benchmark) cells, each standardised): the first {k} "
@@ -378,7 +385,9 @@ def _stratum_sentence(row: pd.Series) -> str:
         f"better on {count(row['n_a_better'])}, {b} on {count(row['n_b_better'])} (Wilcoxon, "
         f"Benjamini-Hochberg adjusted p < {ALPHA}); mean difference over the "
         f"{count(row['n_percent_tasks'])} benchmarks scored in percent {_num(row['mean_diff_percent_tasks'])} "
-        f"points, MT-Bench {_num(row['mtbench_mean_diff'])}."
+        "points"
+        + ("" if pd.isna(row["mtbench_mean_diff"]) else f", MT-Bench {_num(row['mtbench_mean_diff'])}")
+        + "."
     )
 
 
@@ -448,9 +457,10 @@ def _best_epoch_size(ctx: Context, s: Section, gains: pd.DataFrame) -> None:
 
 def leave_one_out_section(ctx: Context, s: Section) -> None:
     gains = _gains(ctx)
-    loo = ctx.table(s, "leave_one_out", factors.leave_one_out(gains))
+    loo = factors.leave_one_out(gains)
     if loo.empty:
         raise MissingInputError("no leave-one-out (w/o-X) runs with a matching 'all' run in the table")
+    ctx.table(s, "leave_one_out", loo)
     summary = ctx.table(s, "leave_one_out_summary", factors.leave_one_out_summary(loo))
     models = sorted(loo["base_model_name"].unique())
     s.sentences.append(
@@ -489,10 +499,11 @@ def leave_one_out_section(ctx: Context, s: Section) -> None:
 
 def cross_lingual_section(ctx: Context, s: Section) -> None:
     gains = _gains(ctx)
-    transfer = ctx.table(s, "cross_lingual", factors.cross_lingual(gains, min_models=ctx.config.min_models))
+    transfer = factors.cross_lingual(gains, min_models=ctx.config.min_models)
     pooled = transfer[transfer["base_model_name"] == "all"]
     if pooled.empty:
         raise MissingInputError("cross-lingual transfer needs mmlu and cmmlu/jmmlu scores: not in the table")
+    ctx.table(s, "cross_lingual", transfer)
     for _, row in pooled.iterrows():
         s.sentences.append(
             f"Gains on {row['source_task']} and {row['target_task']} correlate with Pearson r = "
@@ -612,9 +623,7 @@ def prediction_section(ctx: Context, s: Section) -> None:
     )
     for scheme in ("leave-one-dataset-out", "leave-one-model-out"):
         line = predictors.verdict(errors, scheme)
-        s.sentences.append(line)
-        if "WORSE" in line:
-            s.notes.append(line)
+        (s.notes if "WORSE" in line else s.sentences).append(line)  # a failing predictor is a warning
     ctx.figure(
         s,
         "prediction_lodo",

@@ -156,7 +156,7 @@ def test_leave_one_out_matches_the_csv(study):
 @pytest.mark.slow
 def test_every_family_of_tests_is_bh_adjusted_like_scipy(study):
     folder, _, _ = study
-    for name in ("factor_comparisons", "cross_lingual_groups", "size_best_epoch_test"):
+    for name in ("factor_comparisons", "cross_lingual", "cross_lingual_groups", "size_best_epoch_test"):
         frame = _tables(folder, name)
         finite = frame["p_value"].notna()
         expected = stats.false_discovery_control(frame.loc[finite, "p_value"].to_numpy())
