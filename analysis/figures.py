@@ -244,8 +244,20 @@ def factor_plot(comparisons: pd.DataFrame, tasks: list[str]) -> plt.Figure:
         )
         for i, (share, n) in enumerate(zip(rows["share_a_wins"], rows["n_pairs"], strict=True)):
             label = "n=0" if n == 0 else f"{share:.0%}\nn={n}"
-            ax.text(i, 0, label, ha="center", va="bottom", fontsize=7)
+            # on a white box at the top of the panel: readable whatever the bar below
+            ax.text(
+                i,
+                0.97,
+                label,
+                ha="center",
+                va="top",
+                fontsize=7,
+                transform=ax.get_xaxis_transform(),
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
+            )
         ax.axhline(0, color="grey", lw=0.8)
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high + 0.45 * (high - low))  # room for the labels above the bars
         ax.set_xticks(range(len(rows)), rows["task"], rotation=30, ha="right", fontsize=8)
         level_a, level_b = comparisons.loc[comparisons["factor"] == factor, ["level_a", "level_b"]].iloc[0]
         ax.set_ylabel(f"{level_a} − {level_b}\n(points)")
