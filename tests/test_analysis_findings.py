@@ -410,3 +410,16 @@ def test_counts_and_plurals_read_as_integers():
     assert "24 pairs over 2 benchmarks (1 pair dropped" in sentence and ".0" not in sentence.replace(
         "0.05", ""
     )
+
+
+def test_rendered_report_escapes_text_and_lists_its_sources(tmp_path):
+    from analysis.report import render_html, render_markdown
+
+    section = Section("Odd <input>", sentences=["a <script>alert(1)</script> sentence", "- a bullet"])
+    section.sources.append("tables/gains.parquet")
+    page = render_html([section], "Title & more", tmp_path)
+    assert "<script>" not in page and "&lt;script&gt;" in page and "Title &amp; more" in page
+    assert "<li>a bullet</li>" in page and "tables/gains.parquet" in page
+    markdown = render_markdown([section], "T")
+    assert "## Odd <input>" in markdown and "- a bullet" in markdown
+    assert "Numbers from: `tables/gains.parquet`." in markdown
