@@ -32,7 +32,9 @@ def model_colours(names) -> dict[str, tuple]:
 
 
 def _family(task: str) -> str:
-    return benchmark_family(str(task).rsplit("-", 1)[0])
+    """The colour-scale group of a task: its benchmark family, MT-Bench (1-10 scale) on its own."""
+    family = benchmark_family(str(task).rsplit("-", 1)[0])
+    return family if is_percent_task(task) else f"{family} 1-10"
 
 
 def family_scaled(matrix: pd.DataFrame, percentile: float = 98) -> tuple[pd.DataFrame, dict[str, float]]:
