@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from common.catalog import ALL_MIXTURE, LEAVE_ONE_OUT_PREFIX, PRETRAIN
+from common.catalog import ALL_MIXTURE, LEAVE_ONE_OUT_PREFIX, PERCENT_RANGE, PRETRAIN, score_range
 from common.schema import wide_column
 
 
@@ -102,14 +102,6 @@ COPY_FLAGS = ("shared_scores", "duplicate_scores")
 # A base-model cell whose few-shot score is near zero while its zero-shot score is normal: the base
 # model fails the answer format, so gains there measure format learning.
 FORMAT_FLAG = "format_failure"
-# Score range per benchmark: MT-Bench is a 1-10 judge score, everything else is a percentage.
-SCORE_RANGES: dict[str, tuple[float, float]] = {"mtbench": (1.0, 10.0)}
-PERCENT_RANGE = (0.0, 100.0)
-
-
-def score_range(benchmark: str) -> tuple[float, float]:
-    """(lowest, highest) score a benchmark's metric can take."""
-    return SCORE_RANGES.get(str(benchmark), PERCENT_RANGE)
 
 
 def is_percent_task(task: str) -> bool:

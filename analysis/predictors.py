@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.common import MissingInputError, correlation, is_percent_task, score_range, sign_consistency
+from analysis.common import MissingInputError, correlation, is_percent_task, sign_consistency
 from analysis.config import DEFAULT_CONFIG, AnalysisConfig
+from common.catalog import score_range
 
 PREDICTORS = ("log_perplexity", "ngram_overlap", "embedding_cosine", "mean_tokens")
 # Predictors the predict command can compute for a new dataset without benchmark texts.

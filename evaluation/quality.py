@@ -33,7 +33,9 @@ from common.catalog import (
     LEAVE_ONE_OUT_PREFIX,
     PAPER_BASE_MODELS,
     PAPER_DATASETS,
+    PERCENT_RANGE,
     PRETRAIN,
+    score_range,
 )
 from common.io import write_json
 from evaluation.importer import COLUMN_MAP, SCORE_COLUMNS_IN_TABLE
@@ -50,10 +52,6 @@ FLAG_CODES = (
     "mtbench_inconsistent",
     "format_failure",
 )
-# metric -> allowed closed range on the released table's scales.
-METRIC_RANGES: dict[str, tuple[float, float]] = {"win_rate": (0.0, 100.0)}
-MTBENCH_RANGE = (1.0, 10.0)
-PERCENT_RANGE = (0.0, 100.0)
 SPARSE_SHARE = 0.10  # a column filled for fewer models than this share is "almost empty"
 # Two models sharing at least this many informative values (non-zero, not an MT-Bench category whose
 # one-decimal judge averages collide by chance) are flagged. On the real table, unrelated pairs share
@@ -82,10 +80,7 @@ DesignCell = tuple[str, str, str, int, str, int]  # model, dataset, method, data
 
 
 def metric_range(column: str) -> tuple[float, float]:
-    benchmark, _, metric = COLUMN_MAP[column]
-    if benchmark == "mtbench":
-        return MTBENCH_RANGE
-    return METRIC_RANGES.get(metric, PERCENT_RANGE)
+    return score_range(COLUMN_MAP[column][0])
 
 
 def paper_design() -> set[DesignCell]:
