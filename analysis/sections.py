@@ -25,8 +25,8 @@ CLUSTER_RATIO = 1.5  # a between/within distance ratio below this does not suppo
 STUDY_COMPONENTS = 5  # the paper: about 5 components explain about 90% of the gain variance
 MIN_DEPTH_BINS = 3  # a peak of the layer correlation needs at least this many depth bins
 PERPLEXITY_COMMANDS = (
-    "python -m training prepare --grid paper --root outputs/paper && "
-    "python -m evaluation perplexity --grid paper --root outputs/paper --device cuda"
+    'python -m training prepare --grid paper --root outputs/paper --only "data_size=1000" && '
+    'python -m evaluation perplexity --grid paper --root outputs/paper --only "data_size=1000" --device cuda'
 )
 
 
