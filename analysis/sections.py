@@ -287,10 +287,14 @@ def consistency_section(ctx: Context, s: Section) -> None:
             s.notes.append(f"{method}: too few common cells for a correlation between models.")
             continue
         best = rows.loc[rows["pearson"].idxmax()]
+        similar = (
+            f"; most similar {best['model_a']} & {best['model_b']} (r = {best['pearson']:.2f})"
+            if len(rows) > 1
+            else " (one pair: which models are most alike cannot be asked)"
+        )
         s.sentences.append(
             f"{method}: mean correlation between models' synergy matrices Pearson {rows['pearson'].mean():.2f}, "
-            f"Spearman {rows['spearman'].mean():.2f} over {len(rows)} pairs; most similar {best['model_a']} "
-            f"& {best['model_b']} (r = {best['pearson']:.2f})."
+            f"Spearman {rows['spearman'].mean():.2f} over {_plural(len(rows), 'pair')} of models{similar}."
         )
         ctx.figure(
             s,
@@ -308,7 +312,7 @@ def consistency_section(ctx: Context, s: Section) -> None:
         s.notes.append("Variance decomposition needs at least 2 models x 2 datasets with complete gains.")
     for method, rows in decomposition.groupby("method"):
         s.sentences.append(
-            f"{method}: across {len(rows)} benchmarks, the dataset explains on average "
+            f"{method}: across {_plural(len(rows), 'benchmark')}, the dataset explains on average "
             f"{_pct(rows['share_dataset'].mean())} of the gain variance, the base model "
             f"{_pct(rows['share_model'].mean())}, and their interaction {_pct(rows['share_interaction'].mean())}; "
             "with one run per condition the interaction is a residual that also holds run-to-run noise."
