@@ -59,18 +59,16 @@ class Inputs:
 @dataclass
 class Context:
     """Everything a section may read: the inputs, the settings, the output folder and the tables the
-    sections before it published (by name, with the title of the section that made each)."""
+    sections before it published (by name)."""
 
     inputs: Inputs
     config: AnalysisConfig
     out: Path
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    made_by: dict[str, str] = field(default_factory=dict)
 
     def table(self, section: Section, name: str, frame: pd.DataFrame) -> pd.DataFrame:
         """Publish a table: kept for later sections and written to ``tables/<name>.parquet``."""
         self.tables[name] = frame
-        self.made_by[name] = section.title
         write_parquet(self.out / "tables" / f"{name}.parquet", frame)
         source = f"tables/{name}.parquet"
         if source not in section.sources:
@@ -78,7 +76,8 @@ class Context:
         return frame
 
     def need(self, name: str, made_by: str) -> pd.DataFrame:
-        """A table an earlier section published; a clear MissingInputError when it could not."""
+        """A table an earlier section (titled ``made_by``) published; a MissingInputError naming that
+        section when it could not."""
         if name not in self.tables:
             raise MissingInputError(f"needs the {name} table, which could not be computed (see {made_by})")
         return self.tables[name]
