@@ -16,11 +16,11 @@ from analysis.common import (
     bh_adjust,
     correlation,
     flag_mask,
-    has_flags,
     is_percent_task,
     is_single_dataset,
 )
 from common.catalog import ALL_MIXTURE, LEAVE_ONE_OUT_PREFIX, language_of
+from common.gains import has_flags
 
 # A pair is two fine-tuned models that differ only in the factor: same base model, dataset and the
 # other training settings, compared on the same task.

@@ -38,7 +38,7 @@ from common.catalog import (
     score_range,
 )
 from common.io import write_json
-from evaluation.importer import COLUMN_MAP, SCORE_COLUMNS_IN_TABLE
+from evaluation.released_table import COLUMN_MAP, SCORE_COLUMNS_IN_TABLE
 
 FLAG_CODES = (
     "out_of_range",
