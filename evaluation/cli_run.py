@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from common.paths import DEFAULT_OUTPUT_ROOT
+from evaluation.cli_judge import add_judge_arguments, run_judged_cli
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +70,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="local worker processes, one model each (1: everything in this process)",
     )
+    add_judge_arguments(parser, url_required=False)
 
 
 def _batch_size(value: str) -> int | str:
@@ -88,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
     if args.executor == "local" and args.workers == 1:
         summary = run_suite(root, args.suite, grid=args.grid, only=args.only, options=options)
         print(summary.render())
-        return 1 if summary.failed else 0
+        return max(1 if summary.failed else 0, _judged(args, root))
     summary = run_suite_distributed(
         root,
         args.suite,
@@ -100,4 +102,21 @@ def main(args: argparse.Namespace) -> int:
     )
     print(summary)
     print(f"scores: {root / 'scores.parquet'}")
-    return 0 if summary.ok else 1
+    return max(0 if summary.ok else 1, _judged(args, root))
+
+
+def _judged(args: argparse.Namespace, root: Path) -> int:
+    """The suite's MT-Bench / AlpacaEval entries: scored when a judge is given, else named as skipped."""
+    from evaluation.suites import load_suite
+
+    entries = load_suite(args.suite).judged_entries
+    if not entries:
+        return 0
+    names = [e.benchmark for e in entries]
+    if args.judge_url is None:
+        print(
+            f"skipped {', '.join(names)}: they need a judge model, pass --judge-url (docs/evaluation-run.md)"
+        )
+        return 0
+    aliases = ["alpacaeval" if name == "alpaca_eval_v2" else name for name in names]
+    return run_judged_cli(args, root, aliases, args.limit)
