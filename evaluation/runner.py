@@ -385,7 +385,9 @@ def run_suite_distributed(
     models = discover_models(root, grid=grid, only=only)
     finished = done_keys(root / "scores.parquet")
     pending = [
-        m for m in models if any((m.model_id, e.benchmark, e.shots) not in finished for e in loaded.lm_entries)
+        m
+        for m in models
+        if any((m.model_id, e.benchmark, e.shots) not in finished for e in loaded.lm_entries)
     ]
     resources = resources or Resources(gpus=1, cpus=8, mem_gb=64, time_min=240)
     tasks = [

@@ -447,4 +447,3 @@ def _judge_and_score(root, client, model, benchmark, answers, options, summary: 
     with file_lock(scores_path.with_name(".scores.lock")):
         upsert_scores(scores_path, pd.DataFrame(rows))
     summary.rows += rows
-
