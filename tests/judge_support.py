@@ -60,7 +60,9 @@ def _completion(reply: Reply) -> dict[str, Any]:
     }
     if reply.logprobs is not None:
         top = [{"token": t, "logprob": lp} for t, lp in reply.logprobs.items()]
-        choice["logprobs"] = {"content": [{"token": top[0]["token"], "logprob": top[0]["logprob"], "top_logprobs": top}]}
+        choice["logprobs"] = {
+            "content": [{"token": top[0]["token"], "logprob": top[0]["logprob"], "top_logprobs": top}]
+        }
     return {"id": "x", "object": "chat.completion", "choices": [choice], "model": "scripted"}
 
 
