@@ -128,10 +128,8 @@ def test_transformers_serve_judges_demo_models_and_a_rerun_is_cached(
     assert _served_requests(log) == 14
 
     scores = read_scores(root / "scores.parquet")
-    assert (
-        set(scores["model_id"]) == {"tiny-llama", "tiny-llama-demo_facts-full-1k-cosine-e1/epoch-01"}
-        or len(set(scores["model_id"])) == 2
-    )
+    models = set(scores["model_id"])
+    assert len(models) == 2 and "tiny-llama" in models and any(m.endswith("/epoch-01") for m in models)
     assert set(scores["judge"]) == {"rule-judge"}  # the served folder's name, not its local path
     mt = scores[scores["benchmark"] == "mtbench"]
     assert set(mt["metric"]) == {"total", "writing", "math"} and set(mt["value"]) == {7.0}
