@@ -132,6 +132,11 @@ class StudyReport(ReportBuilder):
             s.notes.append(
                 f"Base models without base-model (pretrain) rows, their runs get no gain: {missing}"
             )
+        if unjudged := [b for b in ("mtbench", "alpaca_eval_v2") if b not in set(scores["benchmark"])]:
+            s.notes.append(
+                f"No {' or '.join(unjudged)} scores: these benchmarks need a judge model "
+                "(`python -m evaluation judge --judge-url URL`, or `--judge-url` on the demo pipeline)."
+            )
         gains = self.table("gains", compute_gains(scores))
         self.gains = gains
         self.tasks = headline_tasks(gains)

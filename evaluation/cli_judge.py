@@ -19,7 +19,13 @@ from pathlib import Path
 
 from common.paths import DEFAULT_OUTPUT_ROOT
 from evaluation.judged.client import DEFAULT_JUDGE_MODEL, DEFAULT_KEY_ENV, JudgeError, JudgeSettings
-from evaluation.judged.data import ALPACAEVAL_DATASET, MTBENCH_DATASET, JudgedDataError
+from evaluation.judged.data import (
+    ALPACAEVAL_DATASET,
+    DEMO_ALPACAEVAL,
+    DEMO_MTBENCH,
+    MTBENCH_DATASET,
+    JudgedDataError,
+)
 
 JUDGED_ALIASES = ("mtbench", "alpacaeval")
 
@@ -83,6 +89,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--limit", type=int, default=None, help="questions/instructions per benchmark")
     parser.add_argument(
+        "--demo-data",
+        action="store_true",
+        help="use the tiny offline demo sets shipped in evaluation/judged/demo/ instead of the Hub datasets",
+    )
+    parser.add_argument(
         "--device", default=None, help="torch device for generation (default: cuda if available)"
     )
     add_judge_arguments(parser, url_required=True)
@@ -106,11 +117,12 @@ def judged_options(args: argparse.Namespace, benchmarks: list[str], limit: int |
         batch_size=args.generation_batch_size,
         device=getattr(args, "device", None),
     )
+    demo = getattr(args, "demo_data", False)
     return JudgedOptions(
         judge=judge,
         benchmarks=tuple(dict.fromkeys(benchmark_name(b) for b in benchmarks)),
-        mtbench_data=args.mtbench_data,
-        alpacaeval_data=args.alpacaeval_data,
+        mtbench_data=str(DEMO_MTBENCH) if demo else args.mtbench_data,
+        alpacaeval_data=str(DEMO_ALPACAEVAL) if demo else args.alpacaeval_data,
         limit=limit,
         generation=generation,
     )

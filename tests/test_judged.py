@@ -229,3 +229,52 @@ def test_length_control_removes_a_win_rate_bought_with_length() -> None:
     lc, lc_stderr = alpacaeval.length_controlled_win_rate(judged, gamed, difficulty)
     assert raw > 65
     assert abs(lc - 50) < abs(raw - 50) / 2 and lc_stderr > 0
+
+
+def test_demo_sets_cover_every_category_and_the_pipeline_adds_them_only_with_a_judge() -> None:
+    import argparse
+
+    from evaluation.judged.data import DEMO_ALPACAEVAL, DEMO_MTBENCH, load_alpacaeval, load_mtbench
+    from evaluation.judged.mtbench import CATEGORIES
+    from pipeline.demo import configure, demo_stages
+
+    questions = load_mtbench(str(DEMO_MTBENCH))
+    assert sorted(q.category for q in questions) == sorted(CATEGORIES)
+    assert all(q.reference for q in questions if q.category in ("math", "reasoning", "coding"))
+    data = load_alpacaeval(str(DEMO_ALPACAEVAL))
+    assert data.gamed is not None and set(data.difficulty.index) == {i.index for i in data.instructions}
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    plain = demo_stages(parser.parse_args([]))
+    judged = demo_stages(parser.parse_args(["--judge-url", "http://127.0.0.1:9/v1", "--judge-model", "j"]))
+    assert [s.name for s in judged if s not in plain] == ["judged benchmarks (MT-Bench, AlpacaEval 2)"]
+    assert [s.name for s in judged].index("judged benchmarks (MT-Bench, AlpacaEval 2)") == 3  # after evaluate
+    stage = next(s for s in judged if s not in plain)
+    assert stage.args[:2] == ("evaluation", "judge") and "--demo-data" in stage.args
+    assert stage.args[stage.args.index("--judge-model") + 1] == "j"
+
+
+def test_judge_cli_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "evaluation",
+            "judge",
+            "--root",
+            str(tmp_path),
+            "--judge-url",
+            "http://127.0.0.1:9/v1",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error: no models under") and result.stderr.count("\n") == 1

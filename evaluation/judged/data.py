@@ -26,6 +26,10 @@ MTBENCH_DATASET = "HuggingFaceH4/mt_bench_prompts"
 ALPACAEVAL_DATASET = "tatsu-lab/alpaca_eval"
 ALPACAEVAL_REFERENCES = "alpaca_eval_gpt4_baseline.json"
 ALPACAEVAL_GLM_DATA = "df_gamed.csv"
+# Tiny offline stand-ins for the demo pipeline (demo/README.md)
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_MTBENCH = DEMO_DIR / "mtbench_questions.jsonl"
+DEMO_ALPACAEVAL = DEMO_DIR / ALPACAEVAL_REFERENCES
 
 
 class JudgedDataError(ValueError):
