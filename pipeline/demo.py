@@ -87,7 +87,17 @@ def judged_stages(args: argparse.Namespace, selection: list[str]) -> list[Stage]
     judge = ["--judge-url", args.judge_url]
     judge += ["--judge-model", args.judge_model] if args.judge_model else []
     judge += ["--judge-key-env", args.judge_key_env] if args.judge_key_env else []
-    command = ("evaluation", "judge", *selection, *judge, "--demo-data", "--max-new-tokens", "32")
+    command = (
+        "evaluation",
+        "judge",
+        *selection,
+        *judge,
+        "--demo-data",
+        "--max-new-tokens",
+        "32",
+        "--judge-rpm",
+        "600",
+    )
     return [Stage("judged benchmarks (MT-Bench, AlpacaEval 2)", command)]
 
 

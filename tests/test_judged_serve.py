@@ -120,6 +120,8 @@ def test_transformers_serve_judges_demo_models_and_a_rerun_is_cached(
         "4",
         "--device",
         "cpu",
+        "--judge-rpm",
+        "1200",
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     first = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
