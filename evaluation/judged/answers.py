@@ -66,6 +66,10 @@ class AnswerGenerator:
         self._lm: Any = None
         self._tokenizer: Any = None
 
+    def release(self) -> None:
+        """Drop the weights (the next ``generate`` loads them again)."""
+        self._lm = self._tokenizer = None
+
     def _load(self) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -220,6 +220,7 @@ class AlpacaEval(Benchmark):
     def __init__(self, data: AlpacaEvalData):
         self.data = data
         self.prompt = alpacaeval.load_prompt()
+        self.by_index = {item.index: item for item in data.instructions}
 
     def count(self) -> int:
         return len(self.data.instructions)
@@ -255,13 +256,13 @@ class AlpacaEval(Benchmark):
         return items
 
     def verdict(self, item, response) -> dict[str, Any]:
-        instruction = self.data.instructions[_position(self.data, item.meta["index"])].instruction
+        instruction = self.by_index[item.meta["index"]].instruction
         text = message_text(response)
         preference = alpacaeval.model_preference(instruction, text, top_logprobs(response))
         return {**item.meta, "preference": None if math.isnan(preference) else preference, "judgment": text}
 
     def scores(self, judgments):
-        references = {item.index: item.reference for item in self.data.instructions}
+        references = {index: item.reference for index, item in self.by_index.items()}
         frame = pd.DataFrame(
             {
                 "index": [j["index"] for j in judgments],
@@ -279,10 +280,6 @@ class AlpacaEval(Benchmark):
             )
             rows.append(("lc_win_rate", lc, lc_stderr, n_valid))
         return [r for r in rows if not math.isnan(r[1])], len(frame) - n_valid
-
-
-def _position(data: AlpacaEvalData, index: int) -> int:
-    return next(i for i, item in enumerate(data.instructions) if item.index == index)
 
 
 # ---------------------------------------------------------------- the run
@@ -399,28 +396,35 @@ def run_judged(
 
 
 def _generate_all(root, models, benchmarks, generators, summary: JudgedSummary) -> dict:
-    """Phase 1: every model's answers (one model in memory at a time)."""
+    """Phase 1: every model's answers, one model's weights in memory at a time."""
     answers: dict[tuple[str, str], dict] = {}
-    todo = []
-    for model in models:
-        for benchmark in benchmarks:
-            cache = answers_cache(root, model.model_id, benchmark.name)
-            cached = benchmark.cached_answers(model, generators[model.model_id], cache)
-            done = sum(len(v) if isinstance(v, tuple) else 1 for v in cached.values())
-            todo.append((model, benchmark, cache, benchmark.count() - done))
-    with tqdm(total=sum(t[3] for t in todo), desc="generating answers", unit="answer") as progress:
-        for model, benchmark, cache, missing in todo:
-            try:
-                answers[model.model_id, benchmark.name] = benchmark.answer(
-                    model, generators[model.model_id], cache, progress
-                )
-                summary.generated += missing
-            except Exception as error:  # one model that cannot generate must not stop the others
-                log.exception("generation for %s %s failed", model.model_id, benchmark.name)
-                summary.failed.append((model.model_id, benchmark.name, f"{type(error).__name__}: {error}"))
-        for generator in generators.values():
-            generator._lm = None  # free the weights
+    caches = {
+        (m.model_id, b.name): answers_cache(root, m.model_id, b.name) for m in models for b in benchmarks
+    }
+    missing = {
+        key: b.count() - _answered(b.cached_answers(m, generators[m.model_id], caches[key]))
+        for m in models
+        for b in benchmarks
+        for key in [(m.model_id, b.name)]
+    }
+    with tqdm(total=sum(missing.values()), desc="generating answers", unit="answer") as progress:
+        for model in models:
+            generator = generators[model.model_id]
+            for benchmark in benchmarks:
+                key = (model.model_id, benchmark.name)
+                try:
+                    answers[key] = benchmark.answer(model, generator, caches[key], progress)
+                    summary.generated += missing[key]
+                except Exception as error:  # one model that cannot generate must not stop the others
+                    log.exception("generation for %s %s failed", *key)
+                    summary.failed.append((*key, f"{type(error).__name__}: {error}"))
+            generator.release()
     return answers
+
+
+def _answered(answers: dict) -> int:
+    """Answers in a cached-answers mapping (MT-Bench maps a question to its turns)."""
+    return sum(len(v) if isinstance(v, tuple) else 1 for v in answers.values())
 
 
 def _judge_and_score(root, client, model, benchmark, answers, options, summary: JudgedSummary) -> None:
