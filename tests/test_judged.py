@@ -87,7 +87,14 @@ def model(tiny_llama: Path) -> EvalModel:
 
 
 def options(url: str, mtbench: Path, alpaca: Path, name: str = "scripted-judge") -> JudgedOptions:
-    judge = JudgeSettings(url=url, model="judge-model", key_env="JUDGE_TEST_KEY", name=name, backoff_s=0.01)
+    judge = JudgeSettings(
+        url=url,
+        model="judge-model",
+        key_env="JUDGE_TEST_KEY",
+        name=name,
+        backoff_s=0.01,
+        requests_per_minute=6000,
+    )
     return JudgedOptions(
         judge=judge,
         mtbench_data=str(mtbench),
@@ -253,6 +260,12 @@ def test_demo_sets_cover_every_category_and_the_pipeline_adds_them_only_with_a_j
     stage = next(s for s in judged if s not in plain)
     assert stage.args[:2] == ("evaluation", "judge") and "--demo-data" in stage.args
     assert stage.args[stage.args.index("--judge-model") + 1] == "j"
+    from evaluation.cli_judge import configure as configure_judge
+
+    judge_parser = argparse.ArgumentParser()
+    configure_judge(judge_parser)
+    parsed = judge_parser.parse_args(stage.args[2:])  # the stage's command line is one the judge CLI takes
+    assert parsed.demo_data and parsed.grid == "demo" and parsed.judge_model == "j"
 
 
 def test_judge_cli_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
@@ -278,3 +291,19 @@ def test_judge_cli_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error: no models under") and result.stderr.count("\n") == 1
+
+
+def test_run_without_a_judge_names_the_skipped_judged_benchmarks(tmp_path: Path, capsys) -> None:
+    import argparse
+
+    from evaluation.cli_run import _judged, configure
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    assert _judged(parser.parse_args(["--root", str(tmp_path), "--suite", "paper"]), tmp_path) == 0
+    assert (
+        "skipped mtbench, alpaca_eval_v2: they need a judge model, pass --judge-url"
+        in capsys.readouterr().out
+    )
+    assert _judged(parser.parse_args(["--root", str(tmp_path), "--suite", "demo"]), tmp_path) == 0
+    assert capsys.readouterr().out == ""
