@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from common.paths import DEFAULT_OUTPUT_ROOT
+from evaluation.judged.answers import GenerationSettings
 from evaluation.judged.client import DEFAULT_JUDGE_MODEL, DEFAULT_KEY_ENV, JudgeError, JudgeSettings
 from evaluation.judged.data import (
     ALPACAEVAL_DATASET,
@@ -26,6 +27,8 @@ from evaluation.judged.data import (
     MTBENCH_DATASET,
     JudgedDataError,
 )
+from evaluation.judged.run import JudgedOptions, benchmark_name, run_judged
+from evaluation.runner import discover_models
 
 JUDGED_ALIASES = ("mtbench", "alpacaeval")
 
@@ -100,8 +103,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def judged_options(args: argparse.Namespace, benchmarks: list[str], limit: int | None = None):
-    from evaluation.judged.answers import GenerationSettings
-    from evaluation.judged.run import JudgedOptions, benchmark_name
 
     judge = JudgeSettings(
         url=args.judge_url,
@@ -130,8 +131,6 @@ def judged_options(args: argparse.Namespace, benchmarks: list[str], limit: int |
 
 def run_judged_cli(args: argparse.Namespace, root: Path, benchmarks: list[str], limit: int | None) -> int:
     """Shared by ``judge`` and ``run``: 0 ok, 1 some model/benchmark failed, 2 bad input."""
-    from evaluation.judged.run import run_judged
-    from evaluation.runner import discover_models
 
     try:
         options = judged_options(args, benchmarks, limit)

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +16,18 @@ import pandas as pd
 import pytest
 
 from common.schema import read_scores
+from evaluation.cli_judge import configure as configure_judge
+from evaluation.cli_run import _judged
+from evaluation.cli_run import configure as configure_run
 from evaluation.judged import alpacaeval
 from evaluation.judged.answers import GenerationSettings
 from evaluation.judged.client import JudgeSettings, RateLimiter
-from evaluation.judged.mtbench import INVALID, parse_rating
+from evaluation.judged.data import DEMO_ALPACAEVAL, DEMO_MTBENCH, load_alpacaeval, load_mtbench
+from evaluation.judged.mtbench import CATEGORIES, INVALID, parse_rating
 from evaluation.judged.run import JudgedOptions, run_judged
 from evaluation.runner import EvalModel, base_identity
+from pipeline.demo import configure as configure_demo
+from pipeline.demo import demo_stages
 from tests.judge_support import Reply, ScriptedJudge, serve_scripted_judge
 
 SECRET = "sk-test-0123456789abcdef"
@@ -197,7 +207,6 @@ def test_mtbench_rating_parsing(judgment: str, rating: float) -> None:
 
 
 def test_requests_per_minute_spaces_request_starts() -> None:
-    import time
 
     limiter = RateLimiter(requests_per_minute=1200)  # 50 ms apart
     started = time.monotonic()
@@ -239,11 +248,6 @@ def test_length_control_removes_a_win_rate_bought_with_length() -> None:
 
 
 def test_demo_sets_cover_every_category_and_the_pipeline_adds_them_only_with_a_judge() -> None:
-    import argparse
-
-    from evaluation.judged.data import DEMO_ALPACAEVAL, DEMO_MTBENCH, load_alpacaeval, load_mtbench
-    from evaluation.judged.mtbench import CATEGORIES
-    from pipeline.demo import configure, demo_stages
 
     questions = load_mtbench(str(DEMO_MTBENCH))
     assert sorted(q.category for q in questions) == sorted(CATEGORIES)
@@ -252,7 +256,7 @@ def test_demo_sets_cover_every_category_and_the_pipeline_adds_them_only_with_a_j
     assert data.gamed is not None and set(data.difficulty.index) == {i.index for i in data.instructions}
 
     parser = argparse.ArgumentParser()
-    configure(parser)
+    configure_demo(parser)
     plain = demo_stages(parser.parse_args([]))
     judged = demo_stages(parser.parse_args(["--judge-url", "http://127.0.0.1:9/v1", "--judge-model", "j"]))
     assert [s.name for s in judged if s not in plain] == ["judged benchmarks (MT-Bench, AlpacaEval 2)"]
@@ -260,7 +264,6 @@ def test_demo_sets_cover_every_category_and_the_pipeline_adds_them_only_with_a_j
     stage = next(s for s in judged if s not in plain)
     assert stage.args[:2] == ("evaluation", "judge") and "--demo-data" in stage.args
     assert stage.args[stage.args.index("--judge-model") + 1] == "j"
-    from evaluation.cli_judge import configure as configure_judge
 
     judge_parser = argparse.ArgumentParser()
     configure_judge(judge_parser)
@@ -269,8 +272,6 @@ def test_demo_sets_cover_every_category_and_the_pipeline_adds_them_only_with_a_j
 
 
 def test_judge_cli_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
-    import subprocess
-    import sys
 
     repo = Path(__file__).resolve().parents[1]
     result = subprocess.run(
@@ -294,12 +295,9 @@ def test_judge_cli_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
 
 
 def test_run_without_a_judge_names_the_skipped_judged_benchmarks(tmp_path: Path, capsys) -> None:
-    import argparse
-
-    from evaluation.cli_run import _judged, configure
 
     parser = argparse.ArgumentParser()
-    configure(parser)
+    configure_run(parser)
     assert _judged(parser.parse_args(["--root", str(tmp_path), "--suite", "paper"]), tmp_path) == 0
     assert (
         "skipped mtbench, alpaca_eval_v2: they need a judge model, pass --judge-url"
