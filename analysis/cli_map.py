@@ -21,16 +21,21 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from tqdm import tqdm
 
-from common.paths import DEFAULT_OUTPUT_ROOT
+from analysis.common import MissingInputError
+from analysis.model_map import LOGLIK_COLUMNS, label, model_map, text_loglik, text_set, texts_hash
+from analysis.predictors import load_training_texts
+from common.io import replace_rows, write_parquet
+from common.layout import OutputRoot, default_root
+from common.selection import SelectionError
+from evaluation.runner import discover_models
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--root", type=Path, default=DEFAULT_OUTPUT_ROOT / "demo", help="output root of a grid"
-    )
+    parser.add_argument("--root", type=Path, default=default_root(), help="output root of a grid")
     parser.add_argument(
         "--texts",
         type=Path,
@@ -61,7 +66,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def read_texts(path: Path) -> dict[str, list[str]]:
     """source -> texts of a user's text file (``dataset`` column, else one source named after the file)."""
-    from analysis.common import MissingInputError
 
     if not path.exists():
         raise MissingInputError(f"texts file {path} does not exist")
@@ -75,10 +79,8 @@ def read_texts(path: Path) -> dict[str, list[str]]:
 
 
 def _texts(args: argparse.Namespace) -> pd.DataFrame:
-    from analysis.model_map import text_set
-    from analysis.predictors import load_training_texts
 
-    texts = read_texts(args.texts) if args.texts else load_training_texts(args.root / "data")
+    texts = read_texts(args.texts) if args.texts else load_training_texts(OutputRoot(args.root).data_dir)
     return text_set(texts, args.texts_per_dataset)
 
 
@@ -90,17 +92,10 @@ def _scored(path: Path, texts_hash: str) -> set[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from analysis.common import MissingInputError
-    from analysis.model_map import LOGLIK_COLUMNS, label, model_map, text_loglik, texts_hash
-    from common.io import replace_rows, write_parquet
-    from evaluation.runner import discover_models
-    from training.grid import GridError
 
     out, loglik_path = (
-        args.out or args.root / "model_map.parquet",
-        args.loglik or args.root / "model_loglik.parquet",
+        args.out or OutputRoot(args.root).model_map,
+        args.loglik or OutputRoot(args.root).model_loglik,
     )
     try:
         models = discover_models(args.root, only=args.only)
@@ -110,7 +105,7 @@ def main(args: argparse.Namespace) -> int:
                 "grid first (python -m training run)"
             )
         texts = _texts(args)
-    except (MissingInputError, GridError) as error:
+    except (MissingInputError, SelectionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     digest = texts_hash(texts)

@@ -28,6 +28,7 @@ from analysis.predictors import (
 )
 from analysis.synergy import resolve_main_condition, synergy_table
 from common.template import render_prompt, render_sample
+from evaluation.perplexity import compute_perplexity
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -112,7 +113,6 @@ def fitted_model(args: argparse.Namespace) -> GainModel:
 
 
 def new_data_features(args: argparse.Namespace, name: str, scope: str) -> dict[str, float]:
-    from evaluation.perplexity import compute_perplexity
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = prepared_from(args.data, args.max_samples, Path(tmp))

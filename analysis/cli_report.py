@@ -10,10 +10,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.common import MissingInputError
 from analysis.config import DEFAULT_CONFIG, AnalysisConfig
+from analysis.predictors import load_training_texts
 from analysis.report import Inputs, build_report
 from common.io import read_json
 from common.schema import conform
+from evaluation.importer import import_released
+from evaluation.suites import benchmark_texts as texts_of
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,8 +63,6 @@ def load_scores(path: Path) -> tuple[pd.DataFrame, dict | None]:
             f"error: scores file {path} does not exist (expected scores.parquet or the released CSV)"
         )
     if path.suffix == ".csv":
-        from evaluation.importer import import_released
-
         result = import_released(path)
         return result.scores, result.findings
     return conform(pd.read_parquet(path)), None
@@ -76,8 +78,6 @@ def _optional_parquet(path: Path | None, what: str, notes: list[str]) -> pd.Data
 
 
 def load_texts(args: argparse.Namespace, benchmarks: list[str], notes: list[str]):
-    from analysis.common import MissingInputError
-    from analysis.predictors import load_training_texts
 
     training = bench = None
     if args.data_dir:
@@ -92,11 +92,6 @@ def load_texts(args: argparse.Namespace, benchmarks: list[str], notes: list[str]
 
 def benchmark_texts(suite: str, benchmarks: list[str], root: Path, notes: list[str]) -> dict[str, list[str]]:
     """Each benchmark's prompt texts from the evaluation stage; one that cannot load is noted and skipped."""
-    try:
-        from evaluation.suites import benchmark_texts as texts_of
-    except ImportError as error:
-        notes.append(f"benchmark texts not available (evaluation.suites: {error})")
-        return {}
     out = {}
     for benchmark in benchmarks:
         try:

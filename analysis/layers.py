@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tqdm import tqdm
 
 LAYER_COLUMNS = ("layer", "depth", "module", "frobenius", "relative", "base_frobenius", "n_params")
 EAGER_CHUNK = 1 << 20  # elements per eager chunk: 4 MB of float32 per scratch buffer
@@ -430,7 +431,6 @@ def _torch_single_threaded() -> Iterator[None]:
 def _progress(names: list[str], enabled: bool, folder: Path) -> Iterator[str]:
     if not enabled:
         return iter(names)
-    from tqdm import tqdm
 
     return iter(tqdm(names, desc=f"layers {folder.name}", unit="tensor", leave=False))
 

@@ -20,6 +20,7 @@ from analysis.config import DEFAULT_CONFIG, AnalysisConfig
 from analysis.gains import compute_gains, missing_base_models
 from analysis.layer_correlation import layer_gain_correlation, model_gain
 from analysis.model_map import summarise
+from common.catalog import JUDGED_BENCHMARKS
 from common.io import write_parquet, write_text
 
 
@@ -132,7 +133,7 @@ class StudyReport(ReportBuilder):
             s.notes.append(
                 f"Base models without base-model (pretrain) rows, their runs get no gain: {missing}"
             )
-        if unjudged := [b for b in ("mtbench", "alpaca_eval_v2") if b not in set(scores["benchmark"])]:
+        if unjudged := [b for b in JUDGED_BENCHMARKS if b not in set(scores["benchmark"])]:
             s.notes.append(
                 f"No {' or '.join(unjudged)} scores: these benchmarks need a judge model "
                 "(`python -m evaluation judge --judge-url URL`, or `--judge-url` on the demo pipeline)."

@@ -6,9 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from common.paths import DEFAULT_OUTPUT_ROOT, RELEASED_TABLE_URL
+from common.layout import OutputRoot, default_root
+from common.paths import RELEASED_TABLE_URL
+from common.schema import upsert_scores
+from evaluation.importer import ReleasedTableError, import_released
+from evaluation.quality import format_summary, write_quality
 
-DEFAULT_ROOT = DEFAULT_OUTPUT_ROOT / "study"
+DEFAULT_ROOT = default_root("study")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -32,9 +36,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from common.schema import upsert_scores
-    from evaluation.importer import ReleasedTableError, import_released
-    from evaluation.quality import format_summary, write_quality
 
     try:
         result = import_released(args.csv)
@@ -42,8 +43,8 @@ def main(args: argparse.Namespace) -> int:
         # Nothing has been written yet: the import validates everything before any output.
         print(f"error: {error}", file=sys.stderr)
         return 2
-    out = args.out or args.root / "scores.parquet"
-    quality = args.quality or args.root / "quality.json"
+    out = args.out or OutputRoot(args.root).scores
+    quality = args.quality or OutputRoot(args.root).quality
     upsert_scores(out, result.scores)
     write_quality(quality, result.findings)
     print(format_summary(result.findings))

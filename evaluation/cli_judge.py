@@ -17,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from common.paths import DEFAULT_OUTPUT_ROOT
+from common.layout import default_root
 from evaluation.judged.answers import GenerationSettings
 from evaluation.judged.client import DEFAULT_JUDGE_MODEL, DEFAULT_KEY_ENV, JudgeError, JudgeSettings
 from evaluation.judged.data import (
@@ -150,6 +150,6 @@ def main(args: argparse.Namespace) -> int:
     if args.root is None and args.grid is None:
         print("error: give --root (or --grid, whose default root is outputs/<grid>)", file=sys.stderr)
         return 2
-    root = args.root or DEFAULT_OUTPUT_ROOT / args.grid
+    root = args.root or default_root(args.grid)
     benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     return run_judged_cli(args, root, benchmarks, args.limit)

@@ -12,8 +12,10 @@ import argparse
 import logging
 from pathlib import Path
 
-from common.paths import DEFAULT_OUTPUT_ROOT
+from common.layout import OutputRoot, default_root
 from evaluation.cli_judge import add_judge_arguments, run_judged_cli
+from evaluation.runner import RunOptions, run_suite, run_suite_distributed
+from evaluation.suites import load_suite
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -78,12 +80,11 @@ def _batch_size(value: str) -> int | str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from evaluation.runner import RunOptions, run_suite, run_suite_distributed
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.root is None and args.grid is None:
         raise SystemExit("give --root (or --grid, whose default root is outputs/<grid>)")
-    root = args.root or DEFAULT_OUTPUT_ROOT / args.grid
+    root = args.root or default_root(args.grid)
     options = RunOptions(
         limit=args.limit, batch_size=_batch_size(args.batch_size), backend=args.backend, device=args.device
     )
@@ -101,14 +102,12 @@ def main(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     print(summary)
-    print(f"scores: {root / 'scores.parquet'}")
+    print(f"scores: {OutputRoot(root).scores}")
     return max(0 if summary.ok else 1, _judged(args, root))
 
 
 def _judged(args: argparse.Namespace, root: Path) -> int:
     """The suite's MT-Bench / AlpacaEval entries: scored when a judge is given, else named as skipped."""
-    from evaluation.suites import load_suite
-
     entries = load_suite(args.suite).judged_entries
     if not entries:
         return 0

@@ -18,69 +18,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 
 from common.catalog import (
     ALL_MIXTURE,
     BASE_MODELS_BY_NAME,
-    BENCHMARK_FAMILIES,
     LEAVE_ONE_OUT_PREFIX,
     PAPER_DATASETS,
     PRETRAIN,
 )
 from common.paths import RELEASED_TABLE_URL
-from common.schema import conform, wide_column
+from common.schema import conform
+from evaluation.quality import apply_flags, assess
+from evaluation.released_table import COLUMN_MAP, METADATA_COLUMNS, SCORE_COLUMNS_IN_TABLE
 
 SOURCE = "released-table"
 # The paper evaluated with OpenCompass; the table does not say which version.
 HARNESS = "opencompass (released table)"
 INDEX_COLUMN = ""  # the table's first column has an empty header
 
-METADATA_COLUMNS: tuple[str, ...] = ("model_name", "data_name", "lora", "epoch", "data_size", "lr_strategy")
-
-# The single mapping from a released-table column to (benchmark, shots, metric). Benchmark names are
-# common.catalog.BENCHMARK_FAMILIES keys; the order is the table's column order.
-COLUMN_MAP: dict[str, tuple[str, int, str]] = {
-    "mbpp_4shot": ("mbpp", 4, "pass@1"),
-    "math-0shot": ("math", 0, "exact_match"),
-    "gsm8k-4shot": ("gsm8k", 4, "exact_match"),
-    "humaneval-0shot": ("humaneval", 0, "pass@1"),
-    "hellaswag-10shot": ("hellaswag", 10, "acc"),
-    "nq-1shot": ("nq", 1, "exact_match"),
-    "BoolQ-5shot": ("boolq", 5, "acc"),
-    "mmlu-5shot": ("mmlu", 5, "acc"),
-    "mtbench-total": ("mtbench", 0, "total"),
-    "mtbench-writing": ("mtbench", 0, "writing"),
-    "mtbench-roleplay": ("mtbench", 0, "roleplay"),
-    "mtbench-reasoning": ("mtbench", 0, "reasoning"),
-    "mtbench-math": ("mtbench", 0, "math"),
-    "mtbench-coding": ("mtbench", 0, "coding"),
-    "mtbench-extraction": ("mtbench", 0, "extraction"),
-    "mtbench-stem": ("mtbench", 0, "stem"),
-    "mtbench-humanities": ("mtbench", 0, "humanities"),
-    "alpaca_eval_v2-total": ("alpaca_eval_v2", 0, "win_rate"),
-    "mbpp-0shot": ("mbpp", 0, "pass@1"),
-    "gsm8k-0shot": ("gsm8k", 0, "exact_match"),
-    "nq-0shot": ("nq", 0, "exact_match"),
-    "nq-5shot": ("nq", 5, "exact_match"),
-    "nq-25shot": ("nq", 25, "exact_match"),
-    "BoolQ-0shot": ("boolq", 0, "acc"),
-    "hellaswag-0shot": ("hellaswag", 0, "acc"),
-    "mmlu-0shot": ("mmlu", 0, "acc"),
-    "Truthful_QA-0shot": ("truthfulqa", 0, "acc"),
-    "LongBench-v2-0shot": ("longbench_v2", 0, "acc"),
-    "jmmlu-0shot": ("jmmlu", 0, "acc"),
-    "cmmlu-0shot": ("cmmlu", 0, "acc"),
-}
-SCORE_COLUMNS_IN_TABLE: tuple[str, ...] = tuple(COLUMN_MAP)
 LR_SCHEDULES = ("cosine", "constant")
 KNOWN_DATASETS: frozenset[str] = frozenset(
     {*PAPER_DATASETS, ALL_MIXTURE, PRETRAIN} | {LEAVE_ONE_OUT_PREFIX + d for d in PAPER_DATASETS}
 )
-assert {b for b, _, _ in COLUMN_MAP.values()} <= set(BENCHMARK_FAMILIES), (
-    "COLUMN_MAP names an unknown benchmark"
-)
-assert len({wide_column(*t) for t in COLUMN_MAP.values()}) == len(COLUMN_MAP), "COLUMN_MAP is not one-to-one"
 
 
 class ReleasedTableError(ValueError):
@@ -101,8 +62,6 @@ def is_url(source: str | Path) -> bool:
 def read_source(source: str | Path, timeout: float = 30.0) -> str:
     """Text of the table at a local path or an http(s) URL."""
     if is_url(source):
-        import httpx
-
         try:
             response = httpx.get(str(source), timeout=timeout, follow_redirects=True)
             response.raise_for_status()
@@ -276,7 +235,6 @@ def to_long(table: pd.DataFrame) -> pd.DataFrame:
 
 def import_released(source: str | Path = RELEASED_TABLE_URL) -> ImportResult:
     """Read, validate and convert the released table; attach the quality findings as row flags."""
-    from evaluation.quality import apply_flags, assess
 
     text = read_source(source)
     table = parse_table(text)

@@ -20,6 +20,9 @@ from localhub.config import (
     DEFAULT_TOKEN,
     DEFAULT_USER,
 )
+from localhub.faults import FaultConfig, FaultConfigError
+from localhub.server import HubSettings, create_app
+from localhub.storage import Storage
 
 __all__ = [
     "LocalHubHandle",
@@ -76,10 +79,6 @@ def parse_tokens(values: list[str] | None) -> dict[str, str]:
 
 def main(args: argparse.Namespace) -> int:
     import uvicorn
-
-    from localhub.faults import FaultConfig, FaultConfigError
-    from localhub.server import HubSettings, create_app
-    from localhub.storage import Storage
 
     try:
         faults = FaultConfig.load(args.faults) if args.faults else FaultConfig()

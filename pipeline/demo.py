@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from common.layout import OutputRoot, default_root
 from pipeline.serve import add_serve_arguments, run_then_serve
 from pipeline.stages import Stage
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, default=Path("outputs/demo"), help="output root of every stage")
+    parser.add_argument("--root", type=Path, default=default_root(), help="output root of every stage")
     parser.add_argument("--grid", default="demo", help="training grid (configs/grids/)")
     parser.add_argument("--suite", default="demo", help="benchmark suite (configs/suites/)")
     parser.add_argument("--release-config", default="demo", help="release config (configs/release/)")
@@ -36,7 +37,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def demo_stages(args: argparse.Namespace) -> list[Stage]:
-    root = str(args.root)
+    layout = OutputRoot(args.root)
+    root = str(layout)
     grid = ["--grid", args.grid, "--root", root]
     only = ["--only", args.only] if args.only else []
     limit = ["--limit", str(args.limit)] if args.limit else []
@@ -54,17 +56,17 @@ def demo_stages(args: argparse.Namespace) -> list[Stage]:
                 "analysis",
                 "report",
                 "--scores",
-                f"{root}/scores.parquet",
+                str(layout.scores),
                 "--out",
-                f"{root}/report",
+                str(layout.report_dir),
                 "--perplexity",
-                f"{root}/perplexity.parquet",
+                str(layout.perplexity),
                 "--layers",
-                f"{root}/layers.parquet",
+                str(layout.layers),
                 "--model-map",
-                f"{root}/model_map.parquet",
+                str(layout.model_map),
                 "--data-dir",
-                f"{root}/data",
+                str(layout.data_dir),
                 "--suite",
                 args.suite,
                 "--root",

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import httpx
 
+from common.layout import OutputRoot
 from localhub import DEFAULT_TOKEN, free_port
 from pipeline.stages import Stage, StageFailed, run_stages
+from release.config import load_config
 
 
 def _wait_until_up(url: str, process: subprocess.Popen, what: str, timeout_s: float = 120.0) -> None:
@@ -77,7 +79,6 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_then_serve(stages: list[Stage], args: argparse.Namespace) -> int:
     """Run the stages; unless ``--no-serve``, then serve the staged release until Ctrl-C."""
-    from release.config import load_config
 
     results_repo = load_config(args.release_config).results_repo()
     try:
@@ -86,7 +87,7 @@ def run_then_serve(stages: list[Stage], args: argparse.Namespace) -> int:
         print(f"\nerror: {error}")
         return 1
     if not args.no_serve:
-        serve(args.root / "hub", results_repo, args.hub_port, args.space_port)
+        serve(OutputRoot(args.root).hub_dir, results_repo, args.hub_port, args.space_port)
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from common.layout import OutputRoot, default_root
 from common.paths import RELEASED_TABLE_URL
 from pipeline.serve import add_serve_arguments, run_then_serve
 from pipeline.stages import Stage
@@ -16,13 +17,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--csv", default=RELEASED_TABLE_URL, help="the released table: a local path or an http(s) URL"
     )
-    parser.add_argument("--root", type=Path, default=Path("outputs/study"), help="output root of every stage")
+    parser.add_argument("--root", type=Path, default=default_root("study"), help="output root of every stage")
     parser.add_argument("--release-config", default="study", help="release config (configs/release/)")
     add_serve_arguments(parser)
 
 
 def study_stages(args: argparse.Namespace) -> list[Stage]:
-    root = str(args.root)
+    layout = OutputRoot(args.root)
+    root = str(layout)
     return [
         Stage(
             "import the released table", ("evaluation", "import-released", "--csv", args.csv, "--root", root)
@@ -33,11 +35,11 @@ def study_stages(args: argparse.Namespace) -> list[Stage]:
                 "analysis",
                 "report",
                 "--scores",
-                f"{root}/scores.parquet",
+                str(layout.scores),
                 "--out",
-                f"{root}/report",
+                str(layout.report_dir),
                 "--quality",
-                f"{root}/quality.json",
+                str(layout.quality),
             ),
         ),
         Stage(

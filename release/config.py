@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from common.catalog import DATASET_HUB_IDS
 from common.paths import configs_dir
 
 
@@ -79,7 +80,7 @@ class ReleaseConfig:
     # Results-only mode (the authors' released table, no weights here): model cards point at this URL.
     external_weights_url: str | None = None
     # Hub dataset ids of the SFT datasets, for the cards' `datasets:` field (name -> id).
-    dataset_ids: dict[str, str] = field(default_factory=dict)
+    dataset_ids: dict[str, str] = field(default_factory=lambda: dict(DATASET_HUB_IDS))
     space_dir: str = "space"  # the Space's source folder, relative to the project root
     space_sdk_version: str = "6.31.0"
     concurrency: int = 8  # repos published at the same time (each repo is sequential)

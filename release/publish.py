@@ -32,12 +32,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from common.io import write_json
+from common.layout import OutputRoot
 from common.paths import PROJECT_ROOT
+from localhub import serve_in_background
+from release.cards import ModelResults
 from release.config import ReleaseConfig, ReleaseConfigError, RequestBudget, load_config
 from release.executor import Publisher, RepoResult, StateFile, run_all
 from release.hub import Pacer, RequestStats, Retrier, SecretSafeError, install_budget, scrub
 from release.inputs import ReleaseInputError, ReleaseInputs, load_inputs
+from release.merge import merge_lora_checkpoints
 from release.plan import (
     HashCache,
     RepoPlan,
@@ -47,6 +53,7 @@ from release.plan import (
     results_repo_plan,
     space_repo_plan,
 )
+from release.results_dataset import build_results_dataset
 
 log = logging.getLogger("release.publish")
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -138,7 +145,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
     token = os.environ.get("HF_TOKEN") or get_token()
     endpoint = args.endpoint or os.environ.get("HF_ENDPOINT")
     if args.stage or (token is None and endpoint is None):
-        return Target("", None, staging=True, hub_root=args.hub_root or args.root / "hub")
+        return Target("", None, staging=True, hub_root=args.hub_root or OutputRoot(args.root).hub_dir)
     if token is None and not args.dry_run:
         raise ReleaseConfigError(
             f"no Hub token for {endpoint}: set HF_TOKEN or run `hf auth login` "
@@ -163,7 +170,6 @@ def connected(target: Target, port: int | None) -> Iterator[Target]:
     if not target.staging:
         yield target
         return
-    from localhub import serve_in_background
 
     token = f"hf_staging_{secrets.token_hex(16)}"
     with serve_in_background(target.hub_root, port=port, tokens={token: "localhub"}) as hub:
@@ -181,16 +187,14 @@ def build_plans(
     hashes: HashCache,
     progress: bool,
 ) -> list[RepoPlan]:
-    from tqdm.auto import tqdm
-
-    from release.results_dataset import build_results_dataset
 
     plans: list[RepoPlan] = []
+    results = ModelResults.build(inputs.scores, inputs.gains)
     if config.include.base_models:
         plans += [base_repo_plan(base, config, hashes) for base in inputs.bases]
     if config.include.models:
         for group in tqdm(inputs.groups, desc="plan models", unit="repo", disable=not progress):
-            plans.append(model_repo_plan(group, inputs, config, hashes, work_dir))
+            plans.append(model_repo_plan(group, inputs, config, hashes, results))
     if config.include.results_dataset:
         folder = build_results_dataset(inputs, work_dir / "results", config, inputs.locations())
         plans.append(results_repo_plan(folder, config, hashes))
@@ -264,15 +268,16 @@ def publish(
     failure: it is reported in the results (status ``failed``)."""
     from huggingface_hub import HfApi
     from huggingface_hub.utils import disable_progress_bars
-    from tqdm.auto import tqdm
 
     disable_progress_bars()  # one bar for the whole release, not one per uploaded file
     started = time.monotonic()
-    work_dir = work_dir or inputs.root / ".release"
+    work_dir = work_dir or OutputRoot(inputs.root).release_work_dir
     hashes = HashCache(None if dry_run else work_dir / "hashes.json")
     scratch = (
         tempfile.TemporaryDirectory(prefix="release-dry-run-") if dry_run else nullcontext(str(work_dir))
     )
+    if not dry_run:
+        merge_lora_checkpoints(inputs, config)  # the explicit step before planning; plans only read
     with scratch as scratch_dir:
         plans = build_plans(inputs, config, Path(scratch_dir), target.endpoint, hashes, progress)
         hashes.save()
@@ -415,7 +420,7 @@ def main(args: argparse.Namespace) -> int:
     except (SecretSafeError, ReleaseConfigError, ReleaseInputError, FileNotFoundError) as error:
         print(f"error: {scrub(str(error), token)}", file=sys.stderr)
         return 2
-    plan_out = args.plan_out or args.root / ".release" / (
+    plan_out = args.plan_out or OutputRoot(args.root).release_work_dir / (
         "plan.json" if args.dry_run else "last_publish.json"
     )
     write_json(plan_out, outcome_json(outcome, args.dry_run))

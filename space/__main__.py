@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from space.config import SpaceConfig
+from space.data import ResultsStore
+from space.ui import build_app, launch
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -73,8 +75,6 @@ def config_from_args(args: argparse.Namespace) -> SpaceConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = config_from_args(parse_args(argv))
-    from space.data import ResultsStore
-    from space.ui import build_app, launch
 
     store = ResultsStore(config)
     print(f"results: {store.results.source} ({len(store.results.leaderboard):,} models)", file=sys.stderr)

@@ -18,6 +18,7 @@ import torch
 from analysis import cli_layers
 from analysis.layers import LayerShapeError, depth_of, layer_changes, locate
 from common.io import write_json
+from common.layout import RunRecord
 
 
 def test_locate_and_depth():
@@ -148,10 +149,17 @@ def test_shape_mismatch_names_tensor_and_shapes(tiny_llama, tmp_path):
 def _run(root: Path, name: str, checkpoint: Path, base: Path) -> None:
     folder = root / "runs" / name / "epoch-01"
     shutil.copytree(checkpoint, folder)
-    write_json(
-        folder / "run.json",
-        {"run_id": name, "epoch": 1, "base_model_path": str(base), "job": {"base_model": "local/tiny-llama"}},
+    record = RunRecord(
+        job={"base_model": "local/tiny-llama"},
+        run_id=name,
+        epoch=1,
+        data_hash="h",
+        data_path="data.parquet",
+        num_samples=1,
+        seed=0,
+        base_model_path=str(base),
     )
+    write_json(folder / "run.json", record.to_dict())
 
 
 def _cli(root: Path, *options: str) -> int:

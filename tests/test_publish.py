@@ -14,8 +14,12 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi, ModelCard
 
+from common.layout import OutputRoot
 from common.paths import PROJECT_ROOT
 from release import publish as publish_cli
+from release.config import load_config
+from release.inputs import load_inputs
+from release.merge import merge_lora_checkpoints
 
 FULL = "tiny-llama-demo_arithmetic-full-64-cosine"
 LORA = "tiny-llama-demo_facts-lora-64-cosine"
@@ -326,3 +330,27 @@ def test_stage_flag_stages_locally_whatever_the_environment_says(release_root, t
     assert staged.returncode == 0, staged.stderr[-2000:]
     assert (root / "hub").is_dir() and "python -m localhub --root" in staged.stdout
     assert "hf_not_for_staging" not in staged.stdout + staged.stderr
+
+
+def test_dry_run_never_merges_and_the_merge_step_feeds_the_plan(
+    release_root, local_hub, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", local_hub.token)
+    root = copy_root(release_root, tmp_path)
+    merged = ["--set", "include.merged_lora=true"]
+    assert run_publish(root, "merge-ns", "--dry-run", *merged) == 2
+    assert "a --dry-run never merges" in capsys.readouterr().err
+    assert not (root / "merged").exists()  # planning wrote nothing
+    config = load_config("demo", ["include.merged_lora=true"])
+    inputs = load_inputs(root, config)
+    built = merge_lora_checkpoints(inputs, config)
+    adapters = [c for g in inputs.groups for c in g.checkpoints if c.is_adapter]
+    assert built == [OutputRoot(root).merged_checkpoint_dir(c.model_id) for c in adapters] and len(built) == 2
+    assert all((folder / "config.json").exists() for folder in built)
+    assert merge_lora_checkpoints(inputs, config) == []  # already merged: nothing to do
+    assert run_publish(root, "merge-ns", "--dry-run", *merged) == 0
+    plan = json.loads((root / ".release" / "plan.json").read_text())
+    lora = next(repo for repo in plan["repos"] if repo["repo_id"].endswith(LORA))
+    added = [path for revision in lora["revisions"] for path in revision["add"]]
+    assert "merged/config.json" in added
+    assert list(HfApi(endpoint=local_hub.endpoint).list_models(author="merge-ns")) == []

@@ -17,11 +17,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from common.paths import DEFAULT_OUTPUT_ROOT
+from common.layout import OutputRoot, default_root
+from training.base_models import BaseModelError
 from training.cli_plan import add_grid_arguments, load_jobs
 from training.data import PreparedData, prepare_dataset
 from training.grid import GridError
 from training.loaders import DataError
+from training.manifest import record_jobs
 from training.spec import Job
 
 
@@ -39,7 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_grid_arguments(parser)
     parser.add_argument(
-        "--root", type=Path, default=None, help=f"output root (default: {DEFAULT_OUTPUT_ROOT}/<grid>)"
+        "--root", type=Path, default=None, help=f"output root (default: {default_root('<grid>')})"
     )
     parser.add_argument(
         "--source",
@@ -83,10 +85,11 @@ def main(args: argparse.Namespace) -> int:
     try:
         jobs = load_jobs(args)
         sources = parse_sources(args.source)
-        root = args.root or DEFAULT_OUTPUT_ROOT / Path(args.grid).stem
+        root = args.root or default_root(args.grid)
+        record_jobs(jobs, root)
         specs, chat_jobs = data_specs(jobs)
         prepared = prepare_all(specs, root, sources)
-    except (GridError, DataError) as error:
+    except (GridError, DataError, BaseModelError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for spec, data in zip(specs, prepared, strict=True):
@@ -96,5 +99,5 @@ def main(args: argparse.Namespace) -> int:
             f"{len(chat_jobs)} job(s) use the chat template: `python -m training run` prepares their data "
             f"with the base model's tokenizer."
         )
-    print(f"{len(prepared)} training set(s) ready under {root / 'data'}")
+    print(f"{len(prepared)} training set(s) ready under {OutputRoot(root).data_dir}")
     return 0

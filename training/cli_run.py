@@ -13,7 +13,10 @@ import argparse
 import logging
 from pathlib import Path
 
-from common.paths import DEFAULT_OUTPUT_ROOT
+from common.layout import OutputRoot, default_root
+from jobs.executors import SlurmOptions, sbatch_script
+from training.grid import GridError, filter_jobs, load_grid
+from training.launch import run_jobs
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--grid", required=True, help="recipe name under configs/grids/ (demo, paper, ...) or a path"
     )
     parser.add_argument(
-        "--root", type=Path, default=None, help=f"output root (default: {DEFAULT_OUTPUT_ROOT}/<grid>)"
+        "--root", type=Path, default=None, help=f"output root (default: {default_root('<grid>')})"
     )
     parser.add_argument(
         "--only",
@@ -70,7 +73,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _slurm_options(args: argparse.Namespace):
-    from jobs.executors import SlurmOptions
 
     return SlurmOptions(
         partition=args.slurm_partition,
@@ -83,19 +85,16 @@ def _slurm_options(args: argparse.Namespace):
 
 
 def _print_sbatch(jobs, root: Path, options) -> None:
-    from jobs.executors import sbatch_script
 
     groups: dict = {}
     for job in jobs:
         groups.setdefault(job.resources, []).append(job)
     for resources, group in groups.items():
         print(f"# array of {len(group)} jobs, e.g. {group[0].run_id}")
-        print(sbatch_script(resources, options, root / "slurm" / "%j", len(group)))
+        print(sbatch_script(resources, options, OutputRoot(root).slurm_dir / "%j", len(group)))
 
 
 def main(args: argparse.Namespace) -> int:
-    from training.grid import GridError, filter_jobs, load_grid
-    from training.launch import run_jobs
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -109,7 +108,7 @@ def main(args: argparse.Namespace) -> int:
             "see `python -m training plan --grid NAME` for the job records"
         )
         return 2
-    root = args.root or DEFAULT_OUTPUT_ROOT / Path(args.grid).stem
+    root = args.root or default_root(args.grid)
     options = _slurm_options(args)
     if args.dry_run:
         _print_sbatch(jobs, root.resolve(), options)
@@ -117,5 +116,5 @@ def main(args: argparse.Namespace) -> int:
     print(f"training {len(jobs)} jobs of grid {args.grid!r} into {root} ({args.executor} executor)")
     summary = run_jobs(jobs, root, executor=args.executor, workers=args.workers, slurm_options=options)
     print(summary)
-    print(f"manifest: {root / 'manifest.json'}")
+    print(f"manifest: {OutputRoot(root).manifest}")
     return 0 if summary.ok else 1

@@ -9,7 +9,6 @@ job runs. docs/training-grid.md describes the format."""
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -20,6 +19,7 @@ import yaml
 
 from common.catalog import BASE_MODELS_BY_NAME
 from common.paths import configs_dir
+from common.selection import SelectionError, matches, parse_filter
 from jobs.resources import Resources
 from training.loaders import DataError, composite, known_datasets, max_size, member_size
 from training.spec import LOSS_ON, LR_SCHEDULES, METHODS, TEMPLATES, Job, LoraSettings
@@ -409,33 +409,16 @@ def record_keys() -> list[str]:
     return ["run_id", *(f.name for f in fields(Job))]
 
 
-def _parse_filter(only: str) -> dict[str, list[str]]:
-    terms: dict[str, list[str]] = {}
-    for term in filter(None, (t.strip() for t in only.split(","))):
-        key, sep, pattern = term.partition("=")
-        if not sep:
-            raise GridError("", "--only", f"term {term!r} is not KEY=GLOB", term, record_keys())
-        if key.strip() not in record_keys():
-            raise GridError("", "--only", f"unknown key {key.strip()!r}", key.strip(), record_keys())
-        terms.setdefault(key.strip(), []).append(pattern.strip())
-    return terms
-
-
 def filter_jobs(jobs: Sequence[Job], only: str | None) -> list[Job]:
-    """Jobs matching ``key=glob[,key=glob...]``: different keys must all match, repeated keys are
-    alternatives (``method=full,method=lora``)."""
+    """Jobs matching ``key=glob[,key=glob...]`` (``common.selection``): different keys must all match,
+    repeated keys are alternatives (``method=full,method=lora``)."""
     if not only:
         return list(jobs)
-    terms = _parse_filter(only)
-
-    def matches(job: Job) -> bool:
-        record = job.to_record()
-        return all(
-            any(fnmatch.fnmatchcase(str(record[key]), pattern) for pattern in patterns)
-            for key, patterns in terms.items()
-        )
-
-    return [job for job in jobs if matches(job)]
+    try:
+        terms = parse_filter(only, record_keys())
+    except SelectionError as error:
+        raise GridError("", "--only", error.reason, error.value, error.allowed) from error
+    return [job for job in jobs if matches(job.to_record(), terms)]
 
 
 def models_count(jobs: Iterable[Job]) -> int:

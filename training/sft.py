@@ -12,7 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from common.io import read_json, write_json
+from common.template import render_prompt
+from training.demo_data import DEMO_DATASETS, demo_examples
 from training.spec import Job
 
 log = logging.getLogger(__name__)
@@ -61,8 +65,6 @@ def prompt_completion_rows(frame) -> dict[str, list[str]]:
 
 def held_out_rows(job: Job) -> dict[str, list[str]] | None:
     """A held-out set for per-epoch eval loss: the demo datasets' test split (paper template only)."""
-    from common.template import render_prompt
-    from training.demo_data import DEMO_DATASETS, demo_examples
 
     if job.dataset not in DEMO_DATASETS or job.template != "paper":
         return None
@@ -164,7 +166,6 @@ def build_trainer(
     job: Job, context: Any, tokenizer: Any, resume: Path | None, on_checkpoint: Callable[[Any, Path], Any]
 ):
     """An ``SFTTrainer`` for ``job`` writing checkpoints under ``<run>/trainer``."""
-    import pandas as pd
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, set_seed
@@ -182,7 +183,7 @@ def build_trainer(
         wall_offset = read_json(resume / "massive_sft_wall_time.json")["wall_time_s"]
     return SFTTrainer(
         model=model,
-        args=sft_config(job, context.folder / "trainer", held_out is not None),
+        args=sft_config(job, context.trainer_dir, held_out is not None),
         train_dataset=train,
         eval_dataset=Dataset.from_dict(held_out) if held_out else None,
         processing_class=tokenizer,

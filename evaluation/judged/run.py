@@ -19,7 +19,9 @@ import httpx
 import pandas as pd
 from tqdm.auto import tqdm
 
+from common.catalog import JUDGED_BENCHMARKS
 from common.io import file_lock
+from common.layout import OutputRoot
 from common.schema import upsert_scores
 from evaluation.judged import alpacaeval, mtbench
 from evaluation.judged.answers import AnswerGenerator, Conversation, GenerationSettings
@@ -42,7 +44,7 @@ from evaluation.judged.data import (
 from evaluation.runner import EvalModel
 
 log = logging.getLogger(__name__)
-MTBENCH, ALPACAEVAL = "mtbench", "alpaca_eval_v2"  # the benchmark names of scores.parquet
+MTBENCH, ALPACAEVAL = JUDGED_BENCHMARKS  # the benchmark names of scores.parquet
 BENCHMARK_ALIASES = {"mtbench": MTBENCH, "alpacaeval": ALPACAEVAL, "alpaca_eval_v2": ALPACAEVAL}
 SOURCE = "llm-judge"
 CHARS_PER_TOKEN = 4  # for the estimate only
@@ -447,7 +449,7 @@ def _judge_and_score(root, client, model, benchmark, answers, options, summary: 
     if not rows:
         summary.failed.append((model.model_id, benchmark.name, "no judgment gave a usable verdict"))
         return
-    scores_path = root / "scores.parquet"
-    with file_lock(scores_path.with_name(".scores.lock")):
-        upsert_scores(scores_path, pd.DataFrame(rows))
+    layout = OutputRoot(root)
+    with file_lock(layout.scores_lock):
+        upsert_scores(layout.scores, pd.DataFrame(rows))
     summary.rows += rows
