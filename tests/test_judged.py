@@ -305,3 +305,14 @@ def test_run_without_a_judge_names_the_skipped_judged_benchmarks(tmp_path: Path,
     )
     assert _judged(parser.parse_args(["--root", str(tmp_path), "--suite", "demo"]), tmp_path) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_judge_identity_and_host_carry_no_local_path_or_credentials(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "models" / "my-judge").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    url = "https://user:hunter2@api.example.com:8443/v1?key=abc"
+    assert JudgeSettings(url=url, model="/srv/models/qwen-judge").identity == "qwen-judge"
+    assert JudgeSettings(url=url, model="models/my-judge").identity == "my-judge"
+    assert JudgeSettings(url=url, model="Qwen/Qwen2.5-7B-Instruct").identity == "Qwen/Qwen2.5-7B-Instruct"
+    assert JudgeSettings(url=url, model="gpt-4o", name="gpt-4o-2024-08-06").identity == "gpt-4o-2024-08-06"
+    assert JudgeSettings(url=url).host == "api.example.com:8443"

@@ -42,8 +42,10 @@ def served_judge(tmp_path: Path):
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
         server = subprocess.Popen(
-            [
-                "transformers",
+            [  # `transformers serve`, through this interpreter (PATH may lack the console script)
+                sys.executable,
+                "-m",
+                "transformers.cli.transformers",
                 "serve",
                 str(folder),
                 "--host",

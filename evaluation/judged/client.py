@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,7 +47,8 @@ class JudgeSettings:
         """What is recorded with every score and names the judgment caches. A local folder served as
         the judge is named by its folder name: published files carry no local paths."""
         name = self.name or self.model
-        return PurePath(name).name if name.startswith(("/", "./", "~")) else name
+        local = name.startswith(("/", ".", "~")) or Path(name).expanduser().is_dir()
+        return PurePath(name).name if local else name
 
     @property
     def endpoint(self) -> str:
