@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -106,29 +107,35 @@ class JudgeItem:
     meta: dict[str, Any]
 
 
-class Benchmark:
+class Benchmark(ABC):
     """What differs between MT-Bench and AlpacaEval; the run loop is shared."""
 
     name: str
 
+    @abstractmethod
     def answer(self, model: EvalModel, generator: AnswerGenerator, cache: JsonlCache, progress) -> dict:
         raise NotImplementedError
 
+    @abstractmethod
     def cached_answers(self, model: EvalModel, generator: AnswerGenerator, cache: JsonlCache) -> dict:
         raise NotImplementedError
 
+    @abstractmethod
     def judge_items(self, judge: JudgeSettings, answers: dict) -> list[JudgeItem]:
         raise NotImplementedError
 
+    @abstractmethod
     def verdict(self, item: JudgeItem, response: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
+    @abstractmethod
     def scores(
         self, judgments: list[dict[str, Any]]
     ) -> tuple[list[tuple[str, float, float | None, int]], int]:
         """([(metric, value, stderr, n)], number of unusable judgments)."""
         raise NotImplementedError
 
+    @abstractmethod
     def count(self) -> int:
         raise NotImplementedError
 
