@@ -12,144 +12,124 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from common.config import setting
+from common.errors import InputError, StepFailed, UsageError
 from common.layout import default_root
 from evaluation.judged.answers import GenerationSettings
-from evaluation.judged.client import DEFAULT_JUDGE_MODEL, DEFAULT_KEY_ENV, JudgeError, JudgeSettings
-from evaluation.judged.data import (
-    ALPACAEVAL_DATASET,
-    DEMO_ALPACAEVAL,
-    DEMO_MTBENCH,
-    MTBENCH_DATASET,
-    JudgedDataError,
-)
-from evaluation.judged.run import JudgedOptions, benchmark_name, run_judged
+from evaluation.judged.client import DEFAULT_JUDGE_MODEL, DEFAULT_KEY_ENV, JudgeSettings
+from evaluation.judged.data import ALPACAEVAL_DATASET, DEMO_ALPACAEVAL, DEMO_MTBENCH, MTBENCH_DATASET
+from evaluation.judged.run import BENCHMARK_ALIASES, JudgedOptions, benchmark_name, run_judged
 from evaluation.runner import discover_models
 
-JUDGED_ALIASES = ("mtbench", "alpacaeval")
+
+@dataclass(frozen=True)
+class JudgeFlags:
+    """The judge and judged-benchmark settings, shared by ``judge`` and ``run``."""
+
+    judge_url: str | None = setting(
+        None,
+        "base URL of an OpenAI-compatible API (e.g. https://api.openai.com/v1, http://127.0.0.1:8000/v1); "
+        "`run` skips the suite's judged benchmarks without it",
+    )
+    judge_model: str = setting(
+        DEFAULT_JUDGE_MODEL, "judge model name sent to the API (the study's by default)"
+    )
+    judge_key_env: str = setting(
+        DEFAULT_KEY_ENV, "environment variable holding the API key (may be unset for local servers)"
+    )
+    judge_name: str | None = setting(
+        None, "identity recorded with the scores (default: the judge model name)"
+    )
+    judge_rpm: float = setting(60.0, "judge requests per minute, at most")
+    judge_concurrency: int = setting(8, "judge requests in flight, at most")
+    judge_retries: int = setting(6, "retries of a request on 429/5xx/network errors")
+    mtbench_data: str = setting(MTBENCH_DATASET, "MT-Bench questions: a Hub dataset id or a local path")
+    alpacaeval_data: str = setting(
+        ALPACAEVAL_DATASET, "AlpacaEval 2 references: a Hub dataset id or a local folder/file"
+    )
+    demo_data: bool = setting(False, "use the tiny offline demo sets of evaluation/judged/demo/ instead")
+    max_new_tokens: int = setting(1024, "answer length limit of the models under test")
+    generation_batch_size: int = setting(8, "answers generated per batch")
+
+    def judged_options(
+        self, benchmarks: Sequence[str], limit: int | None, device: str | None
+    ) -> JudgedOptions:
+        if self.judge_url is None:
+            raise UsageError(
+                "give --judge-url (an OpenAI-compatible base URL, e.g. https://api.openai.com/v1)"
+            )
+        if self.judge_rpm <= 0 or self.judge_concurrency < 1 or self.judge_retries < 0:
+            raise UsageError("--judge-rpm and --judge-concurrency must be positive, --judge-retries >= 0")
+        judge = JudgeSettings(
+            url=self.judge_url,
+            model=self.judge_model,
+            key_env=self.judge_key_env,
+            name=self.judge_name,
+            requests_per_minute=self.judge_rpm,
+            concurrency=self.judge_concurrency,
+            max_retries=self.judge_retries,
+        )
+        generation = GenerationSettings(
+            max_new_tokens=self.max_new_tokens, batch_size=self.generation_batch_size, device=device
+        )
+        return JudgedOptions(
+            judge=judge,
+            benchmarks=tuple(dict.fromkeys(benchmark_name(b) for b in benchmarks)),
+            mtbench_data=str(DEMO_MTBENCH) if self.demo_data else self.mtbench_data,
+            alpacaeval_data=str(DEMO_ALPACAEVAL) if self.demo_data else self.alpacaeval_data,
+            limit=limit,
+            generation=generation,
+        )
 
 
-def add_judge_arguments(parser: argparse.ArgumentParser, url_required: bool) -> None:
-    """The judge and judged-benchmark options, shared by ``judge`` and ``run``."""
-    group = parser.add_argument_group("judge (MT-Bench, AlpacaEval 2)")
-    group.add_argument(
-        "--judge-url",
-        required=url_required,
-        default=None,
-        help="base URL of an OpenAI-compatible API (e.g. https://api.openai.com/v1, http://127.0.0.1:8000/v1)"
-        + ("" if url_required else "; without it the suite's judged benchmarks are skipped"),
-    )
-    group.add_argument(
-        "--judge-model",
-        default=DEFAULT_JUDGE_MODEL,
-        help="judge model name sent to the API (default: the study's)",
-    )
-    group.add_argument(
-        "--judge-key-env",
-        default=DEFAULT_KEY_ENV,
-        help="environment variable holding the API key (default: OPENAI_API_KEY; may be unset for local servers)",
-    )
-    group.add_argument(
-        "--judge-name", default=None, help="identity recorded with the scores (default: the judge model name)"
-    )
-    group.add_argument("--judge-rpm", type=float, default=60.0, help="judge requests per minute, at most")
-    group.add_argument("--judge-concurrency", type=int, default=8, help="judge requests in flight, at most")
-    group.add_argument(
-        "--judge-retries", type=int, default=6, help="retries of a request on 429/5xx/network errors"
-    )
-    group.add_argument(
-        "--mtbench-data",
-        default=MTBENCH_DATASET,
-        help="MT-Bench questions: a Hub dataset id or a local path (default: HuggingFaceH4/mt_bench_prompts)",
-    )
-    group.add_argument(
-        "--alpacaeval-data",
-        default=ALPACAEVAL_DATASET,
-        help="AlpacaEval 2 references: a Hub dataset id or a local folder/file (default: tatsu-lab/alpaca_eval)",
-    )
-    group.add_argument(
-        "--max-new-tokens", type=int, default=1024, help="answer length limit of the models under test"
-    )
-    group.add_argument("--generation-batch-size", type=int, default=8, help="answers generated per batch")
+@dataclass(frozen=True)
+class Options:
+    root: Path | None = setting(None, "output root holding runs/ (default: outputs/<grid>)")
+    grid: str | None = setting(None, "grid whose base models are judged too")
+    only: str | None = setting(None, "filter models by job fields, KEY=GLOB[,KEY=GLOB]")
+    benchmarks: str = setting("mtbench,alpacaeval", "comma-separated: mtbench, alpacaeval")
+    limit: int | None = setting(None, "questions/instructions per benchmark (quick checks)")
+    device: str | None = setting(None, "torch device for generation (default: cuda if available)")
+    judge: JudgeFlags = setting(default_factory=JudgeFlags, inline=True)
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--root", type=Path, default=None, help="output root holding runs/ (default: outputs/<grid>)"
-    )
-    parser.add_argument("--grid", default=None, help="grid whose base models are judged too")
-    parser.add_argument("--only", default=None, help="filter models by job fields, KEY=GLOB[,KEY=GLOB]")
-    parser.add_argument(
-        "--benchmarks",
-        default=",".join(JUDGED_ALIASES),
-        help="comma-separated: mtbench, alpacaeval (default: both)",
-    )
-    parser.add_argument("--limit", type=int, default=None, help="questions/instructions per benchmark")
-    parser.add_argument(
-        "--demo-data",
-        action="store_true",
-        help="use the tiny offline demo sets shipped in evaluation/judged/demo/ instead of the Hub datasets",
-    )
-    parser.add_argument(
-        "--device", default=None, help="torch device for generation (default: cuda if available)"
-    )
-    add_judge_arguments(parser, url_required=True)
-
-
-def judged_options(args: argparse.Namespace, benchmarks: list[str], limit: int | None = None):
-
-    judge = JudgeSettings(
-        url=args.judge_url,
-        model=args.judge_model,
-        key_env=args.judge_key_env,
-        name=args.judge_name,
-        requests_per_minute=args.judge_rpm,
-        concurrency=args.judge_concurrency,
-        max_retries=args.judge_retries,
-    )
-    generation = GenerationSettings(
-        max_new_tokens=args.max_new_tokens,
-        batch_size=args.generation_batch_size,
-        device=getattr(args, "device", None),
-    )
-    demo = getattr(args, "demo_data", False)
-    return JudgedOptions(
-        judge=judge,
-        benchmarks=tuple(dict.fromkeys(benchmark_name(b) for b in benchmarks)),
-        mtbench_data=str(DEMO_MTBENCH) if demo else args.mtbench_data,
-        alpacaeval_data=str(DEMO_ALPACAEVAL) if demo else args.alpacaeval_data,
-        limit=limit,
-        generation=generation,
-    )
-
-
-def run_judged_cli(args: argparse.Namespace, root: Path, benchmarks: list[str], limit: int | None) -> int:
-    """Shared by ``judge`` and ``run``: 0 ok, 1 some model/benchmark failed, 2 bad input."""
-
-    try:
-        options = judged_options(args, benchmarks, limit)
-        models = discover_models(Path(root), grid=args.grid, only=args.only)
-        if not models:
-            raise JudgedDataError(f"no models under {root}: no runs/*/epoch-*/run.json and no --grid")
-        summary = run_judged(Path(root), models, options)
-    except (JudgeError, JudgedDataError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def run_judged_benchmarks(
+    flags: JudgeFlags,
+    benchmarks: Sequence[str],
+    limit: int | None,
+    root: Path,
+    grid: str | None,
+    only: str | None,
+    device: str | None,
+) -> int:
+    """Shared by ``judge`` and ``run``: 0 when every (model, benchmark) was scored, else StepFailed."""
+    unknown = [b for b in benchmarks if b not in BENCHMARK_ALIASES]
+    if unknown:
+        raise UsageError(f"--benchmarks: unknown {unknown}; choose from mtbench, alpacaeval")
+    options = flags.judged_options(benchmarks, limit, device)
+    models = discover_models(Path(root), grid=grid, only=only)
+    if not models:
+        raise InputError(
+            f"no models under {root}: no runs/*/epoch-*/run.json and no --grid to take bases from"
+        )
+    summary = run_judged(Path(root), models, options)
     print(summary.render())
-    return 1 if summary.failed else 0
+    if summary.failed:
+        raise StepFailed(f"{len(summary.failed)} (model, benchmark) pairs failed; see FAILED above")
+    return 0
 
 
-def main(args: argparse.Namespace) -> int:
+def main(options: Options) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.root is None and args.grid is None:
-        print("error: give --root (or --grid, whose default root is outputs/<grid>)", file=sys.stderr)
-        return 2
-    root = args.root or default_root(args.grid)
-    benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
-    return run_judged_cli(args, root, benchmarks, args.limit)
+    if options.root is None and options.grid is None:
+        raise UsageError("give --root (or --grid, whose default root is outputs/<grid>)")
+    root = options.root or default_root(options.grid)
+    benchmarks = [b.strip() for b in options.benchmarks.split(",") if b.strip()]
+    return run_judged_benchmarks(
+        options.judge, benchmarks, options.limit, root, options.grid, options.only, options.device
+    )

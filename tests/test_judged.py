@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import subprocess
@@ -15,10 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.cli import parse_options
 from common.schema import read_scores
-from evaluation.cli_judge import configure as configure_judge
-from evaluation.cli_run import _judged
-from evaluation.cli_run import configure as configure_run
+from evaluation import cli_judge, cli_run
 from evaluation.judged import alpacaeval
 from evaluation.judged.answers import GenerationSettings
 from evaluation.judged.client import JudgeSettings, RateLimiter
@@ -26,8 +24,7 @@ from evaluation.judged.data import DEMO_ALPACAEVAL, DEMO_MTBENCH, load_alpacaeva
 from evaluation.judged.mtbench import CATEGORIES, INVALID, parse_rating
 from evaluation.judged.run import JudgedOptions, run_judged
 from evaluation.runner import EvalModel, base_identity
-from pipeline.demo import configure as configure_demo
-from pipeline.demo import demo_stages
+from pipeline import demo
 from tests.judge_support import Reply, ScriptedJudge, serve_scripted_judge
 
 SECRET = "sk-test-0123456789abcdef"
@@ -255,20 +252,18 @@ def test_demo_sets_cover_every_category_and_the_pipeline_adds_them_only_with_a_j
     data = load_alpacaeval(str(DEMO_ALPACAEVAL))
     assert data.gamed is not None and set(data.difficulty.index) == {i.index for i in data.instructions}
 
-    parser = argparse.ArgumentParser()
-    configure_demo(parser)
-    plain = demo_stages(parser.parse_args([]))
-    judged = demo_stages(parser.parse_args(["--judge-url", "http://127.0.0.1:9/v1", "--judge-model", "j"]))
+    plain = demo.demo_stages(parse_options(demo, []))
+    judged = demo.demo_stages(
+        parse_options(demo, ["--judge-url", "http://127.0.0.1:9/v1", "--judge-model", "j"])
+    )
     assert [s.name for s in judged if s not in plain] == ["judged benchmarks (MT-Bench, AlpacaEval 2)"]
     assert [s.name for s in judged].index("judged benchmarks (MT-Bench, AlpacaEval 2)") == 3  # after evaluate
     stage = next(s for s in judged if s not in plain)
     assert stage.args[:2] == ("evaluation", "judge") and "--demo-data" in stage.args
     assert stage.args[stage.args.index("--judge-model") + 1] == "j"
 
-    judge_parser = argparse.ArgumentParser()
-    configure_judge(judge_parser)
-    parsed = judge_parser.parse_args(stage.args[2:])  # the stage's command line is one the judge CLI takes
-    assert parsed.demo_data and parsed.grid == "demo" and parsed.judge_model == "j"
+    parsed = parse_options(cli_judge, stage.args[2:])  # the stage's command line is one the judge CLI takes
+    assert parsed.judge.demo_data and parsed.grid == "demo" and parsed.judge.judge_model == "j"
 
 
 def test_judge_cli_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
@@ -296,14 +291,15 @@ def test_judge_cli_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
 
 def test_run_without_a_judge_names_the_skipped_judged_benchmarks(tmp_path: Path, capsys) -> None:
 
-    parser = argparse.ArgumentParser()
-    configure_run(parser)
-    assert _judged(parser.parse_args(["--root", str(tmp_path), "--suite", "paper"]), tmp_path) == 0
+    paper = parse_options(cli_run, ["--root", str(tmp_path), "--suite", "paper"])
+    assert cli_run._judged(paper, tmp_path) == 0
     assert (
         "skipped mtbench, alpaca_eval_v2: they need a judge model, pass --judge-url"
         in capsys.readouterr().out
     )
-    assert _judged(parser.parse_args(["--root", str(tmp_path), "--suite", "demo"]), tmp_path) == 0
+    assert (
+        cli_run._judged(parse_options(cli_run, ["--root", str(tmp_path), "--suite", "demo"]), tmp_path) == 0
+    )
     assert capsys.readouterr().out == ""
 
 

@@ -20,12 +20,14 @@ from urllib.parse import urlsplit
 import httpx
 from tqdm.auto import tqdm
 
+from common.errors import ServiceError
+
 DEFAULT_JUDGE_MODEL = "gpt-4o"  # the study's MT-Bench judge (PAPER.md)
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-class JudgeError(RuntimeError):
+class JudgeError(ServiceError):
     """The judge endpoint failed for good (after retries, or a status that retrying cannot fix)."""
 
 

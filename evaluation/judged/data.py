@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from common.errors import InputError
 from evaluation.judged.alpacaeval import Instruction
 from evaluation.judged.mtbench import CATEGORIES, Question
 
@@ -32,7 +33,7 @@ DEMO_MTBENCH = DEMO_DIR / "mtbench_questions.jsonl"
 DEMO_ALPACAEVAL = DEMO_DIR / ALPACAEVAL_REFERENCES
 
 
-class JudgedDataError(ValueError):
+class JudgedDataError(InputError):
     """Benchmark data that cannot be found or does not have the expected fields."""
 
 

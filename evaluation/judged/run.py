@@ -21,6 +21,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from common.catalog import JUDGED_BENCHMARKS
+from common.errors import UsageError
 from common.io import file_lock
 from common.layout import OutputRoot
 from common.schema import upsert_scores
@@ -53,7 +54,7 @@ CHARS_PER_TOKEN = 4  # for the estimate only
 
 def benchmark_name(alias: str) -> str:
     if alias not in BENCHMARK_ALIASES:
-        raise ValueError(f"unknown judged benchmark {alias!r}; choose from {sorted(BENCHMARK_ALIASES)}")
+        raise UsageError(f"unknown judged benchmark {alias!r}; choose from {sorted(BENCHMARK_ALIASES)}")
     return BENCHMARK_ALIASES[alias]
 
 
