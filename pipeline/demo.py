@@ -1,8 +1,9 @@
 """``python -m pipeline demo``: the whole study in miniature, on this machine's CPU, offline.
 
 Stages: prepare data -> train (tiny Llama and Qwen2 bases, full and LoRA) -> evaluate (base models
-too; with --judge-url also MT-Bench and AlpacaEval 2 on tiny demo sets) -> perplexity of the training data -> layer-wise weight change -> model map -> analysis report -> staging
-release on the local Hub -> leaderboard Space. Re-running skips finished work."""
+too; with --judge-url also MT-Bench and AlpacaEval 2 on tiny demo sets) -> perplexity of the training
+data -> layer-wise weight change -> model map -> analysis report -> staging release on the local Hub ->
+leaderboard Space. Re-running skips finished work."""
 
 from __future__ import annotations
 
