@@ -16,6 +16,7 @@ from analysis.context import Context, Inputs, Section, SectionBody
 from analysis.gains import compute_gains, missing_base_models
 from analysis.layer_correlation import layer_gain_correlation, model_gain
 from analysis.model_map import summarise
+from common.catalog import JUDGED_BENCHMARKS
 
 # The study's headline benchmarks (epochs figure, dataset-effect table, best-epoch comparisons).
 HEADLINE_BENCHMARKS = ("mtbench", "alpaca_eval_v2", "mmlu", "gsm8k", "humaneval", "mbpp")
@@ -124,6 +125,11 @@ def gains_section(ctx: Context, s: Section) -> None:
     scores = ctx.inputs.scores
     if missing := missing_base_models(scores):
         s.notes.append(f"Base models without base-model (pretrain) rows, their runs get no gain: {missing}")
+    if unjudged := [b for b in JUDGED_BENCHMARKS if b not in set(scores["benchmark"])]:
+        s.notes.append(
+            f"No {' or '.join(unjudged)} scores: these benchmarks need a judge model "
+            "(`python -m evaluation judge --judge-url URL`, or `--judge-url` on the demo pipeline)."
+        )
     gains = ctx.table(s, "gains", compute_gains(scores))
     formats = synergy.format_learning_tasks(gains)
     n_base = gains["base_model_name"].nunique()

@@ -264,8 +264,9 @@ def evaluate_models(
     summary = RunSummary()
     todo: list[tuple[EvalModel, list[SuiteEntry]]] = []
     for model in models:
-        pending = [e for e in suite.entries if (model.model_id, e.benchmark, e.shots) not in finished]
-        summary.skipped += [(model.model_id, e.benchmark, e.shots) for e in suite.entries if e not in pending]
+        entries = suite.lm_entries  # judged entries run through evaluation.judged
+        pending = [e for e in entries if (model.model_id, e.benchmark, e.shots) not in finished]
+        summary.skipped += [(model.model_id, e.benchmark, e.shots) for e in entries if e not in pending]
         if pending:
             todo.append((model, pending))
     if not todo:
@@ -373,7 +374,9 @@ def run_suite_distributed(
     models = discover_models(root, grid=grid, only=only)
     finished = done_keys(OutputRoot(root).scores)
     pending = [
-        m for m in models if any((m.model_id, e.benchmark, e.shots) not in finished for e in loaded.entries)
+        m
+        for m in models
+        if any((m.model_id, e.benchmark, e.shots) not in finished for e in loaded.lm_entries)
     ]
     resources = resources or Resources(gpus=1, cpus=8, mem_gb=64, time_min=240)
     tasks = [

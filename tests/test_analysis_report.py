@@ -112,6 +112,7 @@ def test_one_dataset_with_perplexity_names_why_there_is_no_prediction(tmp_path, 
     notes = [n for section in report.sections for n in section.notes if n]
     assert not any("failed" in n for n in notes), notes
     assert "leave-one-dataset-out needs at least two datasets" in (tmp_path / "report.md").read_text()
+    assert "No mtbench or alpaca_eval_v2 scores: these benchmarks need a judge model" in " ".join(notes)
 
 
 def _demo_grid() -> pd.DataFrame:
