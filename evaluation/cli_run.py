@@ -4,6 +4,7 @@ Examples:
   python -m evaluation run --root outputs/demo --suite demo --grid demo
   python -m evaluation run --root outputs/paper --suite paper --only base_model_name=OLMo-7B-hf --backend vllm
   python -m evaluation run --root outputs/demo --suite demo --executor local --workers 2
+  python -m evaluation run --root outputs/paper --suite paper --executor slurm --slurm-partition gpu
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from pathlib import Path
 
 from common.paths import DEFAULT_OUTPUT_ROOT
+from jobs.cli import add_slurm_arguments, slurm_options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +63,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--executor",
         choices=("local", "slurm"),
         default="local",
-        help="local: on this machine; slurm: one job per model (training's executors)",
+        help="local: on this machine; slurm: one job per model, with the resources its recipe gave "
+        "training (one GPU at most)",
     )
     parser.add_argument(
         "--workers",
@@ -69,6 +72,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="local worker processes, one model each (1: everything in this process)",
     )
+    add_slurm_arguments(parser)
 
 
 def _batch_size(value: str) -> int | str:
@@ -97,6 +101,7 @@ def main(args: argparse.Namespace) -> int:
         options=options,
         executor=args.executor,
         workers=args.workers,
+        slurm_options=slurm_options(args),
     )
     print(summary)
     print(f"scores: {root / 'scores.parquet'}")

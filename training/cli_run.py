@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from common.paths import DEFAULT_OUTPUT_ROOT
+from jobs.cli import add_slurm_arguments, slurm_options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -43,42 +44,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="local executor: jobs run in parallel (one GPU each when GPUs exist)",
     )
-    slurm = parser.add_argument_group("Slurm (with --executor slurm)")
-    slurm.add_argument("--slurm-partition", default=None, help="partition for jobs whose recipe names none")
-    slurm.add_argument("--slurm-account", default=None)
-    slurm.add_argument("--slurm-qos", default=None)
-    slurm.add_argument(
-        "--slurm-array-parallelism", type=int, default=64, help="at most this many array tasks run at once"
-    )
-    slurm.add_argument(
-        "--slurm-setup",
-        action="append",
-        default=[],
-        help="shell line run before each task, e.g. 'source .venv/bin/activate' (repeatable)",
-    )
-    slurm.add_argument(
-        "--slurm-cluster",
-        choices=("slurm", "local"),
-        default="slurm",
-        help="'local' runs the same submitit path on this machine (debugging)",
-    )
+    slurm = add_slurm_arguments(parser)
     slurm.add_argument(
         "--dry-run",
         action="store_true",
         help="print the sbatch script of each job array instead of submitting",
-    )
-
-
-def _slurm_options(args: argparse.Namespace):
-    from jobs.executors import SlurmOptions
-
-    return SlurmOptions(
-        partition=args.slurm_partition,
-        account=args.slurm_account,
-        qos=args.slurm_qos,
-        array_parallelism=args.slurm_array_parallelism,
-        cluster=args.slurm_cluster,
-        setup=tuple(args.slurm_setup),
     )
 
 
@@ -110,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
         )
         return 2
     root = args.root or DEFAULT_OUTPUT_ROOT / Path(args.grid).stem
-    options = _slurm_options(args)
+    options = slurm_options(args)
     if args.dry_run:
         _print_sbatch(jobs, root.resolve(), options)
         return 0
