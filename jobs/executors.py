@@ -13,6 +13,7 @@ Generic layer (reusable by any stage, e.g. evaluation):
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import queue
@@ -281,6 +282,8 @@ class SlurmEntry:
     more than the task is saved here."""
 
     def __call__(self, task: Task) -> str:
+        # The job's log shows the task's progress (e.g. training's "resuming from ...").
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         if task.resources.gpus <= 1:
             return run_task(task)
         job_folder = submitit.JobEnvironment().paths.folder

@@ -104,6 +104,9 @@ SlurmctldHost=$host
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+# A requeued job (preempted, node failure, time limit via submitit) waits cred_expire seconds before it
+# may start again: 120 s by default, 10 s on this one machine.
+AuthInfo=cred_expire=10
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/d
 SlurmctldPidFile=$STATE/run/slurmctld.pid
