@@ -21,9 +21,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.paths import SHARED_RELEASED_TABLE  # noqa: E402
+from evaluation.importer import import_released
+from release.results_dataset import build_results_dataset
 from space.config import SpaceConfig  # noqa: E402
-from space.data import Results, ResultsStore  # noqa: E402
+from space.data import Results, ResultsStore, read_results_folder  # noqa: E402
 from space.table import GAIN, Filters, build_view, datatypes  # noqa: E402
+from space.ui import build_app, launch
 
 TARGET_SMALL_MS, TARGET_LARGE_MS, TARGET_VISIBLE_S = 50.0, 500.0, 3.0
 CHROMIUM_ARGS = [
@@ -47,9 +50,6 @@ CASES: dict[str, Filters] = {
 
 
 def real_results(csv: Path, work: Path) -> Results:
-    from evaluation.importer import import_released
-    from release.results_dataset import build_results_dataset
-    from space.data import read_results_folder
 
     imported = import_released(csv)
     root = work / "root"
@@ -91,8 +91,6 @@ def free_port() -> int:
 def time_browser(results: Results, runs: int) -> list[float]:
     """Seconds from navigation to the table's first rows, in fresh browser contexts."""
     from playwright.sync_api import sync_playwright
-
-    from space.ui import build_app, launch
 
     config = SpaceConfig(port=free_port())
     demo = build_app(ResultsStore(config, results))

@@ -1,50 +1,39 @@
-"""The Slurm options every stage's ``run`` command takes with ``--executor slurm``."""
+"""The Slurm settings every stage's ``run`` command takes with ``--executor slurm`` (an inline block of
+its options: ``--slurm-partition``, ``--set slurm_account=...``, ``slurm_qos:`` in ``--config``)."""
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
+from typing import Literal
 
-from jobs.executors import SLURM_CLUSTERS, SlurmOptions
-
-
-def add_slurm_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    group = parser.add_argument_group("Slurm (with --executor slurm)")
-    group.add_argument("--slurm-partition", default=None, help="partition for jobs whose recipe names none")
-    group.add_argument(
-        "--slurm-account", default=None, help="account charged for the jobs (sbatch --account)"
-    )
-    group.add_argument("--slurm-qos", default=None, help="quality of service (sbatch --qos)")
-    group.add_argument(
-        "--slurm-array-parallelism", type=int, default=64, help="at most this many array tasks run at once"
-    )
-    group.add_argument(
-        "--slurm-setup",
-        action="append",
-        default=[],
-        help="shell line run before each task, e.g. 'source .venv/bin/activate' (repeatable)",
-    )
-    group.add_argument(
-        "--slurm-cluster",
-        choices=SLURM_CLUSTERS,
-        default="slurm",
-        help="'local' runs the same submitit path without Slurm, on this machine (debugging)",
-    )
-    group.add_argument(
-        "--slurm-poll",
-        type=float,
-        default=10.0,
-        help="seconds between two looks at the jobs' states (each one sacct call)",
-    )
-    return group
+from common.config import setting
+from jobs.executors import SlurmOptions
 
 
-def slurm_options(args: argparse.Namespace) -> SlurmOptions:
-    return SlurmOptions(
-        partition=args.slurm_partition,
-        account=args.slurm_account,
-        qos=args.slurm_qos,
-        array_parallelism=args.slurm_array_parallelism,
-        cluster=args.slurm_cluster,
-        setup=tuple(args.slurm_setup),
-        poll_s=args.slurm_poll,
+@dataclass(frozen=True)
+class SlurmSettings:
+    slurm_partition: str | None = setting(None, "Slurm: partition for jobs whose recipe names none")
+    slurm_account: str | None = setting(None, "Slurm: account charged for the jobs (sbatch --account)")
+    slurm_qos: str | None = setting(None, "Slurm: quality of service (sbatch --qos)")
+    slurm_array_parallelism: int = setting(64, "Slurm: at most this many array tasks run at once")
+    slurm_setup: tuple[str, ...] = setting(
+        (),
+        "Slurm: shell line run before each task, e.g. 'source .venv/bin/activate' (repeatable)",
+        repeat=True,
+        metavar="LINE",
     )
+    slurm_cluster: Literal["slurm", "local"] = setting(
+        "slurm", "Slurm: 'local' runs the same submitit path without Slurm, on this machine (debugging)"
+    )
+    slurm_poll: float = setting(10.0, "Slurm: seconds between two looks at the jobs' states (one sacct call)")
+
+    def slurm_options(self) -> SlurmOptions:
+        return SlurmOptions(
+            partition=self.slurm_partition,
+            account=self.slurm_account,
+            qos=self.slurm_qos,
+            array_parallelism=self.slurm_array_parallelism,
+            cluster=self.slurm_cluster,
+            setup=tuple(self.slurm_setup),
+            poll_s=self.slurm_poll,
+        )
