@@ -341,18 +341,47 @@ class _SlurmTask:
         return TaskResult(self.task.key, status, log=self.log)
 
 
+def _known_to_slurm(watched: Sequence[_SlurmTask]) -> set[str] | None:
+    """Job ids the controller still holds (squeue), or None when that cannot be told."""
+    ids = sorted(
+        {item.job.job_id.split("_")[0] for item in watched if isinstance(item.job, submitit.SlurmJob)}
+    )
+    if not ids:
+        return None
+    command = ["squeue", "--noheader", "--array", "--states=all", "--format=%i", "--jobs", ",".join(ids)]
+    listed = subprocess.run(command, capture_output=True, text=True)
+    if listed.returncode != 0:
+        return set() if "Invalid job id" in listed.stderr else None
+    return set(listed.stdout.split())
+
+
 def _watch(watched: Sequence[_SlurmTask], poll_s: float) -> list[TaskResult]:
     """Print a status line whenever a job changes state, until every job has ended."""
     results: dict[str, TaskResult] = {}
+    # Polls in a row a job was missing from the controller while sacct still had it queued or running:
+    # Slurm does not record a cancel of a requeued job that waits to start again.
+    missing: dict[str, int] = {}
     while len(results) < len(watched):
         running = [item for item in watched if item.task.key not in results]
         running[0].job.get_info(mode="force")  # one sacct call refreshes every job of this run
+        known = _known_to_slurm(running)
         for item in running:
             if item.job.done():
                 result = results[item.task.key] = item.outcome()
                 item.show(result.status, result.error or "")
+                continue
+            status = job_status(item.job.state)
+            gone = known is not None and item.job.job_id not in known
+            missing[item.task.key] = missing.get(item.task.key, 0) + 1 if gone else 0
+            if missing[item.task.key] >= 2:
+                error = (
+                    f"Slurm no longer holds job {item.job.job_id} (last state {item.job.state}): it was "
+                    "cancelled while queued; run again to resume it"
+                )
+                results[item.task.key] = TaskResult(item.task.key, "failed", error, item.log)
+                item.show("failed", error)
             else:
-                item.show(job_status(item.job.state))
+                item.show(status)
         if len(results) < len(watched):
             time.sleep(poll_s)
     return [results[item.task.key] for item in watched]

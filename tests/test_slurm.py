@@ -167,6 +167,11 @@ def _running_job(output: Path) -> str | None:
     return running[-1] if running else None
 
 
+def _log_of(output: Path) -> str | None:
+    lines = STATUS_LINE.findall(output.read_text())
+    return lines[-1][3] if lines else None
+
+
 def test_requeued_and_cancelled_job_resumes_to_the_same_kept_epochs(slurm_cluster, tmp_path):
     grid = tmp_path / "resume.yaml"
     grid.write_text(RESUME_GRID)
@@ -192,6 +197,8 @@ def test_requeued_and_cancelled_job_resumes_to_the_same_kept_epochs(slurm_cluste
         wait_for(lambda: _checkpoint_steps(root), "the first epoch's checkpoint")
         job_id = wait_for(lambda: _running_job(output), "the running status line")
         subprocess.run(["scontrol", "requeue", job_id], check=True, capture_output=True)
+        log = Path(wait_for(lambda: _log_of(output), "the job's log"))
+        wait_for(lambda: "resuming from" in log.read_text(), "the requeued job to start again and resume")
         before = _checkpoint_steps(root)[-1]
         # 2. Once it has saved a later epoch, a user cancels it: this run of the command fails.
         wait_for(lambda: _checkpoint_steps(root)[-1] > before, "a checkpoint after the requeue", every_s=0.05)
