@@ -6,7 +6,9 @@ Generic layer (reusable by any stage, e.g. evaluation):
   the callable returns ``"done"`` or ``"skipped"`` (anything else counts as done) or raises;
 * :func:`run_tasks` runs them with the ``local`` executor (one subprocess per task, ``workers`` at a
   time, one GPU per worker when GPUs exist) or the ``slurm`` executor (submitit job arrays, one array per
-  distinct resource request; ``cluster="local"`` runs the same path through submitit's local executor);
+  distinct resource request; ``cluster="local"`` runs the same path through submitit's local executor),
+  printing a status line per job and state change; Slurm jobs are requeued when preempted or near their
+  time limit (:class:`SlurmEntry`), and a task restarts from what it saved;
 * tasks asking for more than one GPU are launched with ``accelerate launch`` (DeepSpeed ZeRO when
   ``resources.deepspeed_config`` names a file of ``configs/deepspeed/``), every rank running the task.
 """
