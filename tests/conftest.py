@@ -101,3 +101,24 @@ def release_root(tmp_path_factory: pytest.TempPathFactory, tiny_llama: Path) -> 
 
     jobs = [make_job("tiny-llama", "demo_arithmetic", "full"), make_job("tiny-llama", "demo_facts", "lora")]
     return build_root(tmp_path_factory.mktemp("release") / "root", tiny_llama, jobs)
+
+
+SLURM_LOCAL = REPO_ROOT / "scripts" / "slurm-local.sh"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The real single-node Slurm cluster of scripts/slurm-local.sh (root needed), started if it is not
+    running and stopped again at the end of the session if this fixture started it."""
+    import subprocess
+
+    running = subprocess.run(["bash", str(SLURM_LOCAL), "status"], capture_output=True).returncode == 0
+    if not running:
+        started = subprocess.run(
+            ["bash", str(SLURM_LOCAL), "start"], capture_output=True, text=True, timeout=300
+        )
+        if started.returncode != 0:
+            pytest.fail(f"the local Slurm cluster did not start:\n{started.stdout}\n{started.stderr}")
+    yield
+    if not running:
+        subprocess.run(["bash", str(SLURM_LOCAL), "stop"], capture_output=True, timeout=120)
