@@ -43,11 +43,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=defaults.host, help="interface to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=defaults.port, help="port (default: %(default)s)")
     parser.add_argument(
-        "--max-rows",
+        "--page-size",
         type=int,
-        default=defaults.max_rows,
-        help="rows rendered in the table; the CSV download has all (default: %(default)s)",
+        default=defaults.page_size,
+        help="rows per page of the table; the CSV download has all (default: %(default)s)",
     )
+    parser.add_argument("--title", default=defaults.title, help="page title (default: %(default)s)")
     parser.add_argument(
         "--weights-url",
         default=defaults.weights_url,
@@ -65,7 +66,8 @@ def config_from_args(args: argparse.Namespace) -> SpaceConfig:
         local_path=args.fallback,
         host=args.host,
         port=args.port,
-        max_rows=args.max_rows,
+        page_size=args.page_size,
+        title=args.title,
         weights_url=args.weights_url,
     )
     return config.with_results(args.results)
