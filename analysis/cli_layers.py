@@ -12,92 +12,73 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
+from tqdm import tqdm
 
-from common.paths import DEFAULT_OUTPUT_ROOT
+from analysis.common import MissingInputError
+from analysis.layers import KERNELS, CheckpointError, LayerShapeError, layer_changes, resolve_kernel
+from common.config import setting
+from common.errors import UsageError
+from common.io import replace_rows
+from common.layout import OutputRoot, default_root, iter_checkpoints
 
 IDENTITY = ("model_id", "run_id", "base_model")
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--root", type=Path, default=DEFAULT_OUTPUT_ROOT / "demo", help="output root of a grid"
+@dataclass(frozen=True)
+class Options:
+    root: Path = setting(default_root(), "output root of a grid")
+    out: Path | None = setting(None, "output parquet (default: ROOT/layers.parquet)")
+    only: str | None = setting(None, "only model ids matching this glob", metavar="GLOB")
+    redo: bool = setting(False, "recompute checkpoints already in the output")
+    kernel: Literal[KERNELS] = setting(
+        "auto",
+        "how the norms are computed: 'compiled' fuses each tensor pass with torch.compile on one thread "
+        "(needs a C++ compiler; the fastest), 'eager' uses plain torch ops on a thread per core; 'auto' "
+        "compiles when it can, else warns and runs eagerly",
     )
-    parser.add_argument(
-        "--out", type=Path, default=None, help="output parquet (default: ROOT/layers.parquet)"
-    )
-    parser.add_argument("--only", default=None, metavar="GLOB", help="only model ids matching this glob")
-    parser.add_argument("--redo", action="store_true", help="recompute checkpoints already in the output")
-    from analysis.layers import KERNELS
-
-    parser.add_argument(
-        "--kernel",
-        choices=KERNELS,
-        default="auto",
-        help="how the norms are computed: 'compiled' fuses each tensor pass with torch.compile on "
-        "one thread (needs a C++ compiler; the fastest), 'eager' uses plain torch ops on a thread "
-        "per core; 'auto' (default) compiles when it can, else warns and runs eagerly",
-    )
-
-
-def kept_checkpoints(root: Path) -> list[tuple[str, Path, dict]]:
-    """(model_id, epoch folder, run.json) of every exported epoch, sorted."""
-    from common.io import read_json
-
-    found = []
-    for record_path in sorted((root / "runs").glob("*/epoch-*/run.json")):
-        record = read_json(record_path)
-        folder = record_path.parent
-        found.append((f"{folder.parent.name}/{folder.name}", folder, record))
-    return found
 
 
 def _done(out: Path) -> set[str]:
     return set(pd.read_parquet(out, columns=["model_id"])["model_id"]) if out.exists() else set()
 
 
-def main(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from analysis.layers import CheckpointError, LayerShapeError, layer_changes, resolve_kernel
-    from common.io import replace_rows
-
-    out = args.out or args.root / "layers.parquet"
+def main(options: Options) -> int:
+    out = options.out or OutputRoot(options.root).layers
     checkpoints = [
-        c for c in kept_checkpoints(args.root) if not args.only or fnmatch.fnmatchcase(c[0], args.only)
+        c
+        for c in iter_checkpoints(options.root)
+        if not options.only or fnmatch.fnmatchcase(c.model_id, options.only)
     ]
     if not checkpoints:
-        print(
-            f"error: no kept checkpoints (runs/*/epoch-*/run.json) under {args.root}; train a grid first "
-            "(python -m training run)",
-            file=sys.stderr,
+        raise MissingInputError(
+            f"no kept checkpoints (runs/*/epoch-*/run.json) under {options.root}; train a grid first "
+            "(python -m training run)"
         )
-        return 2
     try:
-        kernel = resolve_kernel(args.kernel)
+        kernel = resolve_kernel(options.kernel)
     except RuntimeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    done = set() if args.redo else _done(out)
-    pending = [c for c in checkpoints if c[0] not in done]
+        raise UsageError(str(error)) from None
+    done = set() if options.redo else _done(out)
+    pending = [c for c in checkpoints if c.model_id not in done]
     skipped = []
-    for model_id, folder, record in tqdm(pending, desc="layer analysis", unit="checkpoint"):
+    for checkpoint in tqdm(pending, desc="layer analysis", unit="checkpoint"):
+        record = checkpoint.record
         try:
-            rows = layer_changes(folder, record["base_model_path"], kernel=kernel)
+            rows = layer_changes(checkpoint.folder, record.base_model_path, kernel=kernel)
         except (LayerShapeError, CheckpointError, FileNotFoundError) as error:
-            print(f"warning: skipping {model_id}: {error}", file=sys.stderr)
-            skipped.append(model_id)
+            print(f"warning: skipping {record.model_id}: {error}", file=sys.stderr)
+            skipped.append(record.model_id)
             continue
-        rows.insert(0, "base_model", record.get("job", {}).get("base_model", record["base_model_path"]))
-        rows.insert(0, "run_id", record.get("run_id", folder.parent.name))
-        rows.insert(0, "model_id", model_id)
+        rows.insert(0, "base_model", record.job.get("base_model", record.base_model_path))
+        rows.insert(0, "run_id", record.run_id)
+        rows.insert(0, "model_id", record.model_id)
         replace_rows(out, rows, key="model_id")
     print(
         f"{len(pending) - len(skipped)} checkpoint(s) analysed, {len(checkpoints) - len(pending)} already "

@@ -10,23 +10,11 @@ import pandas as pd
 from scipy import stats
 
 from common.catalog import ALL_MIXTURE, LEAVE_ONE_OUT_PREFIX, PRETRAIN
-from common.schema import wide_column
+from common.errors import InputError
 
 
-class MissingInputError(ValueError):
+class MissingInputError(InputError):
     """An analysis cannot run because an input it needs is absent; the message names it and the fix."""
-
-
-def task_labels(frame: pd.DataFrame) -> pd.Series:
-    """The leaderboard column name of each score row (``gsm8k-4shot``, ``mtbench-total``)."""
-    return pd.Series(
-        [
-            wide_column(b, s, m)
-            for b, s, m in zip(frame["benchmark"], frame["shots"], frame["metric"], strict=False)
-        ],
-        index=frame.index,
-        dtype="string",
-    )
 
 
 def is_single_dataset(datasets: pd.Series) -> pd.Series:
@@ -37,10 +25,6 @@ def is_single_dataset(datasets: pd.Series) -> pd.Series:
         .fillna(False)
         .astype(bool)
     )
-
-
-def has_flags(flags: pd.Series) -> pd.Series:
-    return flags.fillna("").astype(str).str.len().gt(0)
 
 
 def headline_tasks(gains: pd.DataFrame) -> list[str]:

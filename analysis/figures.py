@@ -13,11 +13,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.cluster.hierarchy import leaves_list, linkage  # noqa: E402
 
+from common.io import atomic_path
+
 GAIN_LABEL = "gain over base model (score points)"
 
 
 def save(figure: plt.Figure, path: Path, dpi: int = 110) -> Path:
-    from common.io import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         figure.savefig(handle, format="png", dpi=dpi, bbox_inches="tight")

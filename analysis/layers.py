@@ -33,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tqdm import tqdm
+
+from common.errors import InputError
 
 LAYER_COLUMNS = ("layer", "depth", "module", "frobenius", "relative", "base_frobenius", "n_params")
 EAGER_CHUNK = 1 << 20  # elements per eager chunk: 4 MB of float32 per scratch buffer
@@ -41,11 +44,11 @@ _LAYER_RE = re.compile(r"(?:^|\.)layers\.(\d+)\.(.+)$")
 _PEFT_PREFIX = "base_model.model."
 
 
-class LayerShapeError(ValueError):
+class LayerShapeError(InputError):
     """A checkpoint whose tensors do not match its base model's."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A folder that is neither a safetensors model nor a PEFT adapter."""
 
 
@@ -430,7 +433,6 @@ def _torch_single_threaded() -> Iterator[None]:
 def _progress(names: list[str], enabled: bool, folder: Path) -> Iterator[str]:
     if not enabled:
         return iter(names)
-    from tqdm import tqdm
 
     return iter(tqdm(names, desc=f"layers {folder.name}", unit="tensor", leave=False))
 

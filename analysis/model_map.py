@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.common import MissingInputError
+from evaluation.perplexity import compute_perplexity, load_model
 
 if TYPE_CHECKING:
     from evaluation.runner import EvalModel
@@ -67,7 +68,6 @@ def texts_hash(texts: pd.DataFrame) -> str:
 
 def load(model: EvalModel, device: str | None = None) -> tuple[Any, Any, str]:
     """(model, tokenizer, device); a LoRA adapter is applied to its base through peft, never merged."""
-    from evaluation.perplexity import load_model
 
     if not model.is_adapter:
         return load_model(model.path, device)
@@ -81,7 +81,6 @@ def text_loglik(
     model: EvalModel, texts_file: Path, batch_size: int = 8, device: str | None = None
 ) -> pd.DataFrame:
     """One row per text: the model's log-likelihood of it and the number of tokens scored."""
-    from evaluation.perplexity import compute_perplexity
 
     loaded, tokenizer, device = load(model, device)
     samples, _ = compute_perplexity(

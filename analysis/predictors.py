@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from analysis.common import MissingInputError, correlation, sign_consistency
 from analysis.config import DEFAULT_CONFIG, AnalysisConfig
+from analysis.similarity import embedding_cosine, ngram_overlap
 
 PREDICTORS = ("log_perplexity", "ngram_overlap", "embedding_cosine", "mean_tokens")
 # Predictors the predict command can compute for a new dataset without benchmark texts.
@@ -99,9 +101,6 @@ def similarity_features(
     embeddings: bool = True,
 ) -> pd.DataFrame:
     """Per (dataset, benchmark): ``ngram_overlap`` and ``embedding_cosine`` (NaN if ``embeddings`` off)."""
-    from tqdm import tqdm
-
-    from analysis.similarity import embedding_cosine, ngram_overlap
 
     records = []
     pairs = [(d, b) for d in sorted(train) for b in sorted(benchmarks)]

@@ -36,6 +36,17 @@ os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+# After the environment above: huggingface_hub (imported by these) reads it at import time.
+from tqdm.auto import tqdm  # noqa: E402
+
+from localhub import serve_in_background  # noqa: E402
+from release.config import load_config  # noqa: E402
+from release.inputs import load_inputs  # noqa: E402
+from release.publish import Target  # noqa: E402
+from release.publish import publish as run_publish  # noqa: E402
+from tests.release_fixtures import synthetic_repo_root  # noqa: E402
+from training.tiny import build_tiny_model  # noqa: E402
+
 TOKEN = "hf_benchmark_token"
 SPEEDUP_TARGET, NOOP_TARGET = 3.0, 0.10
 
@@ -62,7 +73,6 @@ class PassResult:
 
 
 def naive(api: Any, namespace: str, folders: list[tuple[str, list[Path]]]) -> float:
-    from tqdm.auto import tqdm
 
     started = time.perf_counter()
     for name, epochs in tqdm(folders, desc="naive", unit="repo"):
@@ -76,10 +86,6 @@ def naive(api: Any, namespace: str, folders: list[tuple[str, list[Path]]]) -> fl
 
 
 def publish(root: Path, endpoint: str, namespace: str, concurrency: int, work_dir: Path) -> tuple[float, int]:
-    from release.config import load_config
-    from release.inputs import load_inputs
-    from release.publish import Target
-    from release.publish import publish as run_publish
 
     overrides = [
         f"namespace={namespace}",
@@ -104,8 +110,6 @@ def run_pass(
 ) -> PassResult:
     """Both contenders on their own fresh Hub with the same injected latency; requests counted by the server."""
     from huggingface_hub import HfApi
-
-    from localhub import serve_in_background
 
     faults = {"seed": 0, "rules": [{"kind": "delay", "delay_s": latency_ms / 1000, "probability": 1.0}]}
     tag = f"{latency_ms:g}ms"
@@ -190,9 +194,6 @@ def main() -> int:
     args = parser.parse_args()
 
     from huggingface_hub.utils import disable_progress_bars
-
-    from tests.release_fixtures import synthetic_repo_root
-    from training.tiny import build_tiny_model
 
     disable_progress_bars()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-publish-"))

@@ -21,15 +21,20 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pandas as pd
+from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.paths import SHARED_RELEASED_TABLE  # noqa: E402
+from evaluation.importer import import_released  # noqa: E402
+from release.results_dataset import build_results_dataset  # noqa: E402
 from space.config import SpaceConfig  # noqa: E402
-from space.data import Results, ResultsStore  # noqa: E402
+from space.data import Results, ResultsStore, read_results_folder  # noqa: E402
 from space.table import Filters, build_view  # noqa: E402
+from space.ui import build_app, launch  # noqa: E402
 
 TARGET_SMALL_MS, TARGET_LARGE_MS, TARGET_VISIBLE_S = 100.0, 500.0, 3.0
 CHROMIUM = "/usr/bin/chromium"
@@ -93,10 +98,6 @@ def typing(page, selector: str, term: str) -> Action:
 
 
 def real_results(csv: Path, work: Path) -> Results:
-    from evaluation.importer import import_released
-    from release.results_dataset import build_results_dataset
-    from space.data import read_results_folder
-
     imported = import_released(csv)
     root = work / "root"
     root.mkdir(parents=True, exist_ok=True)
@@ -123,8 +124,6 @@ def free_port() -> int:
 def baseline_app(results: Results):
     """The former design: every event is a queued Gradio call that builds the view on the server and
     sends the first 500 rows to a gr.Dataframe."""
-    import gradio as gr
-
     with gr.Blocks(analytics_enabled=False) as demo:
         search = gr.Textbox(elem_id="search")
         message = gr.Markdown(elem_id="view-message")
@@ -233,8 +232,6 @@ def report(label: str, ours: np.ndarray, baseline: np.ndarray, target_ms: float)
 
 
 def measure(browser, label: str, results: Results, target_ms: float, repeats: int) -> tuple[bool, object]:
-    from space.ui import build_app, launch
-
     config = SpaceConfig(port=free_port())
     demo = build_app(ResultsStore(config, results))
     launch(demo, config, prevent_thread_lock=True, quiet=True)
@@ -266,8 +263,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--browser-runs", type=int, default=5, help="page loads timed to a visible table")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
-    from playwright.sync_api import sync_playwright
-
     with tempfile.TemporaryDirectory(prefix="space-bench-") as work:
         real = real_results(args.csv, Path(work))
     big = synthetic(real, args.rows)

@@ -58,6 +58,21 @@ PAPER_DATASETS: tuple[str, ...] = (
     "flan_comprehension",
 )
 
+# Where each SFT dataset lives on the Hub (training downloads it, the model cards cite it).
+FLAN_HUB_ID = "DataProvenanceInitiative/flan2021_submix_original"  # the three FLAN splits' common source
+DATASET_HUB_IDS: dict[str, str] = {
+    "alpaca_cleaned": "yahma/alpaca-cleaned",
+    "lima": "GAIR/lima",
+    "ultrachat": "HuggingFaceH4/ultrachat_200k",
+    "code_alpaca": "sahil2801/CodeAlpaca-20k",
+    "magicoder": "ise-uiuc/Magicoder-Evol-Instruct-110K",
+    "openmath": "nvidia/OpenMathInstruct-1",
+    "math": "TIGER-Lab/MathInstruct",
+    "flan_knowledge": FLAN_HUB_ID,
+    "flan_reasoning": FLAN_HUB_ID,
+    "flan_comprehension": FLAN_HUB_ID,
+}
+
 # Rows of the released table that are the untuned base model.
 PRETRAIN = "pretrain"
 # The mixture of all ten 1k subsets, and the leave-one-out prefix ("w/o-lima").
@@ -81,6 +96,10 @@ BENCHMARK_FAMILIES: dict[str, str] = {
     "mtbench": "chat",
     "alpaca_eval_v2": "chat",
 }
+
+
+# Benchmarks scored by a judge model (MT-Bench, AlpacaEval 2): one score per metric, no shot setting.
+JUDGED_BENCHMARKS: tuple[str, ...] = ("mtbench", "alpaca_eval_v2")
 
 
 def benchmark_family(benchmark: str) -> str:

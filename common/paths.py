@@ -13,6 +13,5 @@ def configs_dir() -> Path:
     return Path(os.environ.get("MASSIVE_SFT_CONFIGS", PROJECT_ROOT / "configs"))
 
 
-DEFAULT_OUTPUT_ROOT = Path("outputs")
 SHARED_RELEASED_TABLE = PROJECT_ROOT.parent / "shared" / "data" / "massive-sft" / "evaluation_result.csv"
 RELEASED_TABLE_URL = "https://raw.githubusercontent.com/llm-jp/massive-sft/main/evaluation_result.csv"

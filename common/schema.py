@@ -8,10 +8,13 @@ See README "Results schema" for the meaning of each column."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from common.catalog import JUDGED_BENCHMARKS
+from common.errors import InputError
 from common.io import write_parquet
 
 # column -> pandas dtype. Identity first, then the measurement, then provenance.
@@ -54,7 +57,7 @@ SOURCES = ("lm-eval", "released-table")
 METHODS = ("full", "lora", "base")
 
 
-class SchemaError(ValueError):
+class SchemaError(InputError):
     """A scores table that does not follow the schema."""
 
 
@@ -105,11 +108,30 @@ def upsert_scores(path: str | os.PathLike[str], new_rows: pd.DataFrame) -> pd.Da
     return merged
 
 
+@dataclass(frozen=True)
+class WideColumn:
+    """A leaderboard column decoded: judged benchmarks carry a metric, the others a shot count."""
+
+    benchmark: str
+    shots: int | None
+    metric: str | None
+
+
 def wide_column(benchmark: str, shots: int, metric: str) -> str:
     """Column name of a score in the wide (one row per model) leaderboard table."""
-    if benchmark in ("mtbench", "alpaca_eval_v2"):
+    if benchmark in JUDGED_BENCHMARKS:
         return f"{benchmark}-{metric}"
     return f"{benchmark}-{int(shots)}shot"
+
+
+def parse_wide_column(name: str) -> WideColumn:
+    """``wide_column`` read back: ``gsm8k-4shot`` -> (gsm8k, 4, None); ``mtbench-total`` -> (mtbench,
+    None, total)."""
+    head, _, tail = name.rpartition("-")
+    if head and tail.endswith("shot") and tail[: -len("shot")].isdigit():
+        return WideColumn(head, int(tail[: -len("shot")]), None)
+    benchmark, _, metric = name.partition("-")
+    return WideColumn(benchmark, None, metric or None)
 
 
 def to_wide(scores: pd.DataFrame) -> pd.DataFrame:

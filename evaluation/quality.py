@@ -33,7 +33,7 @@ from common.catalog import (
     PRETRAIN,
 )
 from common.io import write_json
-from evaluation.importer import COLUMN_MAP, SCORE_COLUMNS_IN_TABLE
+from evaluation.released_table import COLUMN_MAP, SCORE_COLUMNS_IN_TABLE
 
 FLAG_CODES = (
     "out_of_range",

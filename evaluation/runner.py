@@ -18,16 +18,21 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from common.io import file_lock, read_json
+from common.errors import MassiveSFTError
+from common.io import file_lock
+from common.layout import Checkpoint, OutputRoot
 from common.schema import read_scores, upsert_scores
+from common.selection import matches, parse_filter
 from evaluation.suites import Suite, SuiteEntry, load_suite, prepare_suite, task_manager
+from jobs.executors import Task, run_tasks
+from jobs.resources import Resources
 
 log = logging.getLogger(__name__)
 BACKENDS = ("hf", "vllm")
 PERCENT_METRICS = ("acc", "acc_norm", "exact_match", "pass@1", "mc1", "mc2", "f1", "em")
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(MassiveSFTError, RuntimeError):
     """A model or task that cannot be evaluated (missing backend, metric not produced, ...)."""
 
 
@@ -58,8 +63,6 @@ class RunSummary:
             f"already in scores.parquet, failed {len(self.failed)}"
         ]
         if self.rows:
-            import pandas as pd
-
             # one line per model, one column per benchmark: readable for a whole grid
             table = pd.DataFrame(self.rows).pivot_table(index="model_id", columns="benchmark", values="value")
             lines.append(table.round(1).to_string())
@@ -84,66 +87,41 @@ def base_identity(job_record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def checkpoint_model(run_json: Path) -> EvalModel:
-    record = read_json(run_json)
-    job = record["job"]
-    epoch = int(record["epoch"])
-    model_id = f"{record['run_id']}/epoch-{epoch:02d}"
-    identity = {
-        "model_id": model_id,
-        "run_id": record["run_id"],
-        "base_model": job["base_model"],
-        "base_model_name": job["base_model_name"],
-        "dataset": job["dataset"],
-        "method": job["method"],
-        "data_size": int(job["data_size"]),
-        "epoch": epoch,
-        "lr_schedule": job["lr_schedule"],
-    }
-    folder = str(run_json.parent)
-    if job["method"] == "lora":
-        return EvalModel(model_id, folder, identity, base_path=str(record["base_model_path"]))
-    return EvalModel(model_id, folder, identity)
-
-
-def _run_records(root: Path) -> list[Path]:
-    return sorted((root / "runs").glob("*/epoch-*/run.json"))
-
-
-def _job_of(run_json: Path):
-    from training.spec import Job
-
-    return Job.from_dict(read_json(run_json)["job"])
+def checkpoint_model(checkpoint: Checkpoint) -> EvalModel:
+    record = checkpoint.record
+    base_path = str(record.base_model_path) if record.method == "lora" else None
+    return EvalModel(record.model_id, str(checkpoint.folder), record.identity(), base_path=base_path)
 
 
 def discover_models(
     root: Path, grid: str | None = None, only: str | None = None, include_base: bool = True
 ) -> list[EvalModel]:
-    """Base models (of ``grid``'s jobs, else of the runs found) then every kept checkpoint under
-    ``<root>/runs``; ``only`` filters by job fields as in training (``dataset=demo_facts,method=lora``)."""
-    from training.grid import filter_jobs
-
-    runs = [path for path in _run_records(root) if filter_jobs([_job_of(path)], only)]
-    models = [checkpoint_model(path) for path in runs]
+    """Base models then every kept checkpoint under ``<root>/runs``. The base models are those of the
+    jobs training recorded in ``<root>/jobs.jsonl`` (of ``grid`` only, when given) and of the runs found;
+    ``only`` filters by job fields as in training (``dataset=demo_facts,method=lora``)."""
+    layout = OutputRoot(root)
+    checkpoints = list(layout.iter_checkpoints())
+    planned = layout.read_jobs()
+    if grid is not None:
+        planned = [job for job in planned if job["grid"] == Path(grid).stem]
+        if not planned:
+            raise EvaluationError(
+                f"{layout.jobs_manifest} records no job of grid {Path(grid).stem!r}: run "
+                f"`python -m training prepare --grid {grid} --root {root}` (or `training run`) first"
+            )
+    records = [c.record.job for c in checkpoints] + planned
+    terms = parse_filter(only, {key for record in records for key in record} | {"run_id"})
+    models = [checkpoint_model(c) for c in checkpoints if matches(c.record.job, terms)]
     if not include_base:
         return models
+    sources = [(job, job["base_model_path"]) for job in planned if matches(job, terms)]
+    sources += [(c.record.job, c.record.base_model_path) for c in checkpoints if matches(c.record.job, terms)]
     bases: dict[str, EvalModel] = {}
-    for job, location in _base_sources(root, grid, only, runs):
-        record = job.to_record()
+    for job, location in sources:
         bases.setdefault(
-            record["base_model_name"],
-            EvalModel(record["base_model_name"], str(location), base_identity(record)),
+            job["base_model_name"], EvalModel(job["base_model_name"], str(location), base_identity(job))
         )
     return [*bases.values(), *models]
-
-
-def _base_sources(root: Path, grid: str | None, only: str | None, runs: list[Path]):
-    from training.base_models import resolve_base_model
-    from training.grid import filter_jobs, load_grid
-
-    if grid is not None:
-        return [(job, resolve_base_model(job, root)) for job in filter_jobs(load_grid(grid), only)]
-    return [(_job_of(path), read_json(path)["base_model_path"]) for path in runs]
 
 
 # ---------------------------------------------------------------- how to load and score them
@@ -277,7 +255,7 @@ def evaluate_models(
     """Evaluate every (model, entry) not yet in ``<root>/scores.parquet``; each result is written as
     soon as it exists."""
     root = Path(root)
-    scores_path = root / "scores.parquet"
+    scores_path = OutputRoot(root).scores
     prepare_suite(suite, root)
     finished = done_keys(scores_path)
     summary = RunSummary()
@@ -295,7 +273,7 @@ def evaluate_models(
         lm = lm_factory(model, options.backend, options.batch_size, options.device)
         for entry in pending:
             progress.set_postfix_str(f"{model.model_id} {entry.benchmark} {entry.shots}-shot")
-            _evaluate_one(scores_path, lm, model, entry, manager, options, summary)
+            _evaluate_one(OutputRoot(root), lm, model, entry, manager, options, summary)
             progress.update()
         del lm  # free the weights before loading the next model
     progress.close()
@@ -303,7 +281,7 @@ def evaluate_models(
 
 
 def _evaluate_one(
-    scores_path: Path,
+    root: OutputRoot,
     lm,
     model: EvalModel,
     entry: SuiteEntry,
@@ -321,8 +299,8 @@ def _evaluate_one(
         summary.failed.append((*key, f"{type(error).__name__}: {error}"))
         return
     # Parallel workers share scores.parquet: the read-merge-write of an upsert must not interleave.
-    with file_lock(scores_path.with_name(".scores.lock")):
-        upsert_scores(scores_path, pd.DataFrame([row]))
+    with file_lock(root.scores_lock):
+        upsert_scores(root.scores, pd.DataFrame([row]))
     summary.evaluated.append(key)
     summary.rows.append(row)
 
@@ -347,8 +325,8 @@ def run_suite(
     models = discover_models(Path(root), grid=grid, only=only)
     if not models:
         raise EvaluationError(
-            f"no models to evaluate under {root}: no runs/*/epoch-*/run.json and no --grid "
-            "to take base models from"
+            f"no models to evaluate under {root}: no runs/*/epoch-*/run.json and no jobs.jsonl "
+            "to take base models from (train or prepare a grid first: python -m training prepare)"
         )
     return evaluate_models(Path(root), loaded, shard(models, *shard_spec), options or RunOptions())
 
@@ -375,14 +353,12 @@ def run_suite_distributed(
     resources: Any = None,
 ):
     """One task per model through the training stage's executors (local subprocesses or Slurm)."""
-    from jobs.executors import Task, run_tasks
-    from jobs.resources import Resources
 
     root = Path(root)
     loaded = load_suite(suite)
     prepare_suite(loaded, root)  # once, before workers race to write the same files
     models = discover_models(root, grid=grid, only=only)
-    finished = done_keys(root / "scores.parquet")
+    finished = done_keys(OutputRoot(root).scores)
     pending = [
         m for m in models if any((m.model_id, e.benchmark, e.shots) not in finished for e in loaded.entries)
     ]
@@ -396,4 +372,4 @@ def run_suite_distributed(
         )
         for m in pending
     ]
-    return run_tasks(tasks, root / "eval_work", executor=executor, workers=workers)
+    return run_tasks(tasks, OutputRoot(root).eval_work_dir, executor=executor, workers=workers)

@@ -22,19 +22,20 @@ from typing import Any
 
 import yaml
 
-from common.catalog import BENCHMARK_FAMILIES
+from common.catalog import BENCHMARK_FAMILIES, JUDGED_BENCHMARKS
+from common.errors import ConfigError
 from common.io import write_text
 from common.paths import configs_dir
 from common.template import render_prompt
+from training.demo_data import DEMO_DATASETS, demo_examples
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
-JUDGED_BENCHMARKS = ("mtbench", "alpaca_eval_v2")  # need a judge model: imported, never run here
 ENTRY_FIELDS = ("benchmark", "task", "shots", "metric", "limit")
 SUITE_FIELDS = ("name", "description", "prepare", "task_dirs", "entries")
 PREPARERS = ("demo",)
 
 
-class SuiteError(ValueError):
+class SuiteError(ConfigError):
     """A suite file that does not follow the format."""
 
 
@@ -166,7 +167,6 @@ def demo_tasks_dir(root: Path) -> Path:
 
 
 def _demo_records(name: str) -> list[dict]:
-    from training.demo_data import demo_examples
 
     records, seen = [], set()
     for example in demo_examples(name, "test", 200):  # the test split cycles: keep each question once
@@ -245,7 +245,6 @@ def _humaneval_task_file(data_file: Path) -> str:
 
 def prepare_demo(root: Path) -> Path:
     """Write the demo suite's data (JSON lines) and lm-eval task configs under ``<root>/eval_data``."""
-    from training.demo_data import DEMO_DATASETS
 
     data_dir, tasks_dir = eval_data_dir(root), demo_tasks_dir(root)
     files: dict[str, str] = {}

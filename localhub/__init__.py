@@ -7,11 +7,12 @@ yielding a handle with ``.endpoint``, ``.root``, ``.token``, ``.set_faults()``, 
 
 from __future__ import annotations
 
-import argparse
-import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from common.config import setting
+from common.errors import UsageError
 from localhub.background import LocalHubHandle, free_port, serve_in_background
 from localhub.config import (
     DEFAULT_ADMIN_TOKEN,
@@ -20,10 +21,13 @@ from localhub.config import (
     DEFAULT_TOKEN,
     DEFAULT_USER,
 )
+from localhub.faults import FaultConfig, FaultConfigError
+from localhub.server import HubSettings, create_app
+from localhub.storage import Storage
 
 __all__ = [
     "LocalHubHandle",
-    "configure",
+    "Options",
     "free_port",
     "main",
     "serve_in_background",
@@ -40,28 +44,24 @@ then point Hub clients at it (huggingface_hub reads these at import time):
 """
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = EPILOG
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--root", type=Path, required=True, help="storage folder (created; survives restarts)"
-    )
-    parser.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on (0: a free one)")
-    parser.add_argument(
-        "--token",
-        action="append",
-        default=None,
+@dataclass(frozen=True)
+class Options:
+    root: Path = setting(None, "storage folder (created; survives restarts)", required=True)
+    host: str = setting(DEFAULT_HOST, "interface to listen on")
+    port: int = setting(DEFAULT_PORT, "port to listen on (0: a free one)")
+    token: tuple[str, ...] = setting(
+        (),
+        f"a write token, optionally with its user name (repeatable; default: the public staging token "
+        f"{DEFAULT_TOKEN!r} for user {DEFAULT_USER!r})",
+        repeat=True,
         metavar="[USER=]TOKEN",
-        help=f"a write token, optionally with its user name (repeatable; default: the"
-        f" public staging token {DEFAULT_TOKEN!r} for user {DEFAULT_USER!r})",
     )
-    parser.add_argument("--admin-token", default=DEFAULT_ADMIN_TOKEN, help="token for the /_admin routes")
-    parser.add_argument("--faults", type=Path, default=None, help="fault-injection config (YAML or JSON)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    admin_token: str = setting(DEFAULT_ADMIN_TOKEN, "token for the /_admin routes")
+    faults: Path | None = setting(None, "fault-injection config (YAML or JSON)")
+    log_level: Literal["debug", "info", "warning", "error"] = setting("info", "server log level")
 
 
-def parse_tokens(values: list[str] | None) -> dict[str, str]:
+def parse_tokens(values: tuple[str, ...] | list[str] | None) -> dict[str, str]:
     """``[USER=]TOKEN`` strings -> {token: user}."""
     if not values:
         return {DEFAULT_TOKEN: DEFAULT_USER}
@@ -69,23 +69,18 @@ def parse_tokens(values: list[str] | None) -> dict[str, str]:
     for value in values:
         user, _, token = value.rpartition("=")
         if not token:
-            raise SystemExit(f"--token {value!r}: expected TOKEN or USER=TOKEN")
+            raise UsageError(f"--token {value!r}: expected TOKEN or USER=TOKEN")
         tokens[token] = user or DEFAULT_USER
     return tokens
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: Options) -> int:
     import uvicorn
-
-    from localhub.faults import FaultConfig, FaultConfigError
-    from localhub.server import HubSettings, create_app
-    from localhub.storage import Storage
 
     try:
         faults = FaultConfig.load(args.faults) if args.faults else FaultConfig()
     except (OSError, FaultConfigError, ValueError) as err:
-        print(f"error: cannot use --faults {args.faults}: {err}", file=sys.stderr)
-        return 2
+        raise FaultConfigError(f"cannot use --faults {args.faults}: {err}") from None
     tokens = parse_tokens(args.token)
     port = args.port or free_port(args.host)
     app = create_app(
@@ -96,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_banner(args: argparse.Namespace, port: int, tokens: dict[str, str], faults: Any) -> None:
+def _print_banner(args: Options, port: int, tokens: dict[str, str], faults: Any) -> None:
     endpoint = f"http://{args.host}:{port}"
     # Tokens are secrets: only the public default one is ever printed.
     token_hint = DEFAULT_TOKEN if DEFAULT_TOKEN in tokens else "<one of your --token values>"

@@ -3,6 +3,7 @@ staging mode and benchmarks. ``serve_in_background`` returns only once the serve
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -15,6 +16,9 @@ from typing import Any
 import httpx
 
 from localhub.config import DEFAULT_ADMIN_TOKEN, DEFAULT_TOKEN, DEFAULT_USER
+from localhub.faults import FaultConfig
+from localhub.server import HubSettings, create_app
+from localhub.storage import Storage
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -85,10 +89,6 @@ def serve_in_background(
     ``faults`` is a fault config (mapping) or the path of a YAML/JSON one."""
     import uvicorn
 
-    from localhub.faults import FaultConfig
-    from localhub.server import HubSettings, create_app
-    from localhub.storage import Storage
-
     fault_config = (
         FaultConfig.load(faults)
         if isinstance(faults, (str, Path))
@@ -125,7 +125,6 @@ def serve_in_background(
 def _disable_xet_uploads() -> None:
     """This server speaks LFS, not Xet, and huggingface_hub has no fallback once it picked Xet: clients
     in this process (the publisher's staging mode, tests) must upload through LFS."""
-    import os
 
     from huggingface_hub import constants
 

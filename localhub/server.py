@@ -7,6 +7,7 @@ storage work to the pool."""
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import re
@@ -28,6 +29,7 @@ from localhub.storage import (
     Commit,
     Entry,
     HubError,
+    Operation,
     Repo,
     Storage,
     check_path,
@@ -488,7 +490,6 @@ def _delete_ref_route(app: FastAPI, hub: Hub, ref_kind: str) -> None:
 
 
 def _upload_mode(commit: Commit, file: dict[str, Any]) -> dict[str, Any]:
-    import base64
 
     path = str(file.get("path", ""))
     lfs = wants_lfs(path, int(file.get("size", 0)), base64.b64decode(file.get("sample", "") or ""))
@@ -499,9 +500,6 @@ def _upload_mode(commit: Commit, file: dict[str, Any]) -> dict[str, Any]:
 
 def _parse_commit(storage: Storage, lines: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
     """NDJSON commit payload -> (header, operations); stores regular files' content as blobs."""
-    import base64
-
-    from localhub.storage import Operation
 
     if not lines or lines[0].get("key") != "header":
         raise HubError(400, "A commit payload starts with a {'key': 'header', ...} line.")

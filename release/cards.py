@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pandas as pd
 import yaml
 
@@ -70,7 +72,6 @@ def fmt_number(value: Any, digits: int = 2) -> Raw:
 
 @lru_cache(maxsize=4)
 def _environment(templates_dir: str) -> Any:
-    import jinja2
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir),
@@ -105,51 +106,40 @@ def render(
 # ---------------------------------------------------------------- results of one model vs its base
 
 
-_INDEX: dict[int, tuple[pd.DataFrame, dict[str, list[dict[str, Any]]], dict[str, dict]]] = {}
+@dataclass(frozen=True)
+class ModelResults:
+    """Each model's score rows with their gains, read from the release's gains table (``common.gains``,
+    also published as ``data/gains.parquet``); built once per release, not once per card."""
 
+    by_model: dict[str, list[dict[str, Any]]]
 
-def _score_index(scores: pd.DataFrame) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict]]:
-    """Rows by model id and base values by base model, built once per scores frame (1,000+ cards)."""
-    cached = _INDEX.get(id(scores))
-    if cached is None or cached[0] is not scores:
-        records = scores.sort_values(["benchmark", "shots", "metric"]).to_dict("records")
-        by_model: dict[str, list[dict[str, Any]]] = {}
-        bases: dict[str, dict] = {}
-        for r in records:
-            by_model.setdefault(r["model_id"], []).append(r)
-            if r["method"] == "base":
-                bases.setdefault(r["base_model_name"], {})[(r["benchmark"], int(r["shots"]), r["metric"])] = (
-                    r["value"]
-                )
-        _INDEX.clear()  # one release at a time: keep only the latest frame alive
-        cached = _INDEX[id(scores)] = (scores, by_model, bases)
-    return cached[1], cached[2]
-
-
-def results_table(scores: pd.DataFrame, model_id: str, base_model_name: str) -> list[dict[str, Any]]:
-    """Rows (task, benchmark, shots, metric, value, base value, gain) for one model's scores."""
-    by_model, bases = _score_index(scores)
-    base_values = bases.get(base_model_name, {})
-    rows = []
-    for r in by_model.get(model_id, []):
-        if pd.isna(r["value"]):
-            continue
-        key = (r["benchmark"], int(r["shots"]), r["metric"])
-        base_value = base_values.get(key)
-        gain = None if base_value is None or pd.isna(base_value) else float(r["value"]) - float(base_value)
-        rows.append(
-            {
-                "task": wide_column(*key),
-                "benchmark": key[0],
-                "shots": key[1],
-                "metric": key[2],
-                "value": float(r["value"]),
-                "base_value": base_value,
-                "gain": gain,
-                "flags": r["flags"] if isinstance(r["flags"], str) else "",
-            }
+    @classmethod
+    def build(cls, scores: pd.DataFrame, gains: pd.DataFrame) -> ModelResults:
+        key = ["model_id", "benchmark", "shots", "metric"]
+        base_values = gains[[*key, "base_value", "gain"]].astype({"shots": "Int64"})
+        rows = (
+            scores[[*key, "value", "flags"]].astype({"shots": "Int64"}).merge(base_values, on=key, how="left")
         )
-    return rows
+        rows = rows.dropna(subset=["value"]).sort_values(["benchmark", "shots", "metric"], kind="stable")
+        by_model: dict[str, list[dict[str, Any]]] = {}
+        for r in rows.to_dict("records"):
+            by_model.setdefault(r["model_id"], []).append(
+                {
+                    "task": wide_column(r["benchmark"], r["shots"], r["metric"]),
+                    "benchmark": r["benchmark"],
+                    "shots": int(r["shots"]),
+                    "metric": r["metric"],
+                    "value": float(r["value"]),
+                    "base_value": None if pd.isna(r["base_value"]) else float(r["base_value"]),
+                    "gain": None if pd.isna(r["gain"]) else float(r["gain"]),
+                    "flags": r["flags"] if isinstance(r["flags"], str) else "",
+                }
+            )
+        return cls(by_model)
+
+    def rows(self, model_id: str) -> list[dict[str, Any]]:
+        """Rows (task, benchmark, shots, metric, value, base value, gain, flags) of one model."""
+        return self.by_model.get(model_id, [])
 
 
 def model_index(name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -194,9 +184,9 @@ _JOB_FIELDS = (
 def dataset_ids(dataset: str, mapping: dict[str, str]) -> list[str]:
     """Hub ids for the ``datasets:`` field: mixtures list their parts, unknown names stay as they are."""
     if dataset == "all" and mapping:
-        return sorted(mapping.values())
+        return sorted(set(mapping.values()))
     if dataset.startswith("w/o-") and mapping:
-        return sorted(v for k, v in mapping.items() if k != dataset[4:])
+        return sorted({v for k, v in mapping.items() if k != dataset[4:]})
     return [mapping.get(dataset, dataset)]
 
 
@@ -213,11 +203,11 @@ def training_rows(job: dict[str, Any], record: dict[str, Any]) -> list[tuple[str
     return rows
 
 
-def model_card(*, group: Any, checkpoint: Any, config: Any, scores: pd.DataFrame, mode: str) -> str:
+def model_card(*, group: Any, checkpoint: Any, config: Any, results: ModelResults, mode: str) -> str:
     """The README.md of one revision (``epoch-NN``; ``main`` carries the final epoch's card)."""
     identity, job = group.identity, checkpoint.record.get("job", {})
     adapter = checkpoint.is_adapter or (mode == "results-only" and identity["method"] == "lora")
-    rows = results_table(scores, checkpoint.model_id, identity["base_model_name"])
+    rows = results.rows(checkpoint.model_id)
     metadata: dict[str, Any] = {
         "license": config.license.for_base(identity["base_model_name"], identity["base_model"] or ""),
         "base_model": group.base_repo,

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.hub import LFS_SIZE_THRESHOLD
 from common.io import read_json, write_json
-from release.hub import Pacer, Retrier, SecretSafeError, is_retryable
+from release.hub import Pacer, Retrier, SecretSafeError, is_retryable, scrub
 from release.plan import KEEP_REMOTE, LocalFile, RepoPlan, RevisionPlan
-
-LFS_SIZE_THRESHOLD = 10 * 1024 * 1024  # the Hub stores anything from 10 MB on with LFS
 
 log = logging.getLogger(__name__)
 REPLAN_STATUS = frozenset({409, 412})  # the branch moved under us (parent-commit check): re-plan
@@ -272,7 +271,6 @@ class Publisher:
         return result
 
     def retrier_scrub(self, text: str) -> str:
-        from release.hub import scrub
 
         return scrub(text, self.retrier.token)
 

@@ -14,6 +14,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import httpx2
+
+from common.errors import ServiceError
 from release.config import RequestBudget, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -117,7 +120,6 @@ def _on_response(response: Any) -> None:
 
 def install_budget(budget: RequestBudget | None, timeout_s: float = 60.0) -> RequestStats:
     """Route every request of this process's huggingface_hub client through the budget and counters."""
-    import httpx2
     from huggingface_hub.utils import close_session, set_client_factory
 
     stats = RequestStats()
@@ -152,7 +154,6 @@ def retry_after_seconds(error: BaseException) -> float | None:
 
 
 def is_retryable(error: BaseException) -> bool:
-    import httpx2
     from huggingface_hub.errors import HfHubHTTPError
 
     if isinstance(error, (httpx2.TransportError, ConnectionError, TimeoutError)):
@@ -168,7 +169,7 @@ def scrub(text: str, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
 
 
-class SecretSafeError(RuntimeError):
+class SecretSafeError(ServiceError):
     """An error whose message has been checked for the token; ``status`` is the HTTP status, if any."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

@@ -18,7 +18,10 @@ from typing import Any
 
 import pandas as pd
 
+from common.errors import InputError
+from common.gains import GAIN_COLUMNS, NoBaseRowsError, compute_gains
 from common.io import read_json
+from common.layout import OutputRoot, RunRecord, epoch_name
 from common.schema import read_scores
 from release.config import ReleaseConfig, render_repo_id
 
@@ -32,7 +35,7 @@ FULL_WEIGHTS = (
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 
 
-class ReleaseInputError(ValueError):
+class ReleaseInputError(InputError):
     """The output root cannot be released as it is; the message names the file and the fix."""
 
 
@@ -46,7 +49,7 @@ class Checkpoint:
 
     @property
     def revision(self) -> str:
-        return f"epoch-{self.epoch:02d}" + (f"-v{self.variant}" if self.variant > 1 else "")
+        return epoch_name(self.epoch) + (f"-v{self.variant}" if self.variant > 1 else "")
 
     @property
     def is_adapter(self) -> bool:
@@ -85,6 +88,7 @@ class ReleaseInputs:
     groups: list[ModelGroup]
     bases: list[BaseModelRelease]
     scores: pd.DataFrame
+    gains: pd.DataFrame  # common.gains over the scores: published, and read by the cards
 
     def locations(self) -> dict[str, tuple[str, str]]:
         """model_id -> (repo_id, revision) for every released model, base models included."""
@@ -113,7 +117,8 @@ def read_checkpoint(folder: Path) -> Checkpoint:
             f"{FULL_WEIGHTS[:1] + ADAPTER_WEIGHTS[:1]}); re-export it with training"
         )
     record = read_json(record_path)
-    return Checkpoint(int(record["epoch"]), f"{record['run_id']}/{folder.name}", folder, record)
+    typed = RunRecord.from_dict(record)
+    return Checkpoint(typed.epoch, typed.model_id, folder, record)
 
 
 def _identity(job: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +132,7 @@ def _template_values(config: ReleaseConfig, identity: dict[str, Any], job: dict[
 
 def _base_repo(config: ReleaseConfig, root: Path, base_model: str, name: str) -> tuple[str, Path | None]:
     """A locally built base (``local/<name>`` or a folder under base_models/) is published here."""
-    folder = root / "base_models" / base_model.removeprefix("local/").split("/")[-1]
+    folder = OutputRoot(root).base_model_dir(base_model)
     if base_model.startswith("local/") or (folder / "config.json").exists():
         repo = render_repo_id(
             config.base_repo_template, {"namespace": config.namespace, "base_model_name": name}
@@ -151,8 +156,9 @@ def _unique(groups: list[ModelGroup]) -> None:
 def discover_weights(root: Path, config: ReleaseConfig) -> tuple[list[ModelGroup], list[BaseModelRelease]]:
     groups: list[ModelGroup] = []
     bases: dict[str, BaseModelRelease] = {}
-    for run_dir in sorted((root / "runs").glob("*/")):
-        folders = sorted(p for p in run_dir.glob("epoch-*") if p.is_dir() and not p.name.startswith("."))
+    layout = OutputRoot(root)
+    for run_id in layout.run_ids():
+        folders = layout.epoch_folders(run_id)
         if not folders:
             continue  # a run still training or that failed: it has no kept epoch to release
         checkpoints = sorted((read_checkpoint(p) for p in folders), key=lambda c: c.epoch)
@@ -169,7 +175,7 @@ def discover_weights(root: Path, config: ReleaseConfig) -> tuple[list[ModelGroup
                 job["base_model_name"], job["base_model"], base_folder, base_repo
             )
         repo = render_repo_id(config.repo_template, _template_values(config, identity, job))
-        groups.append(ModelGroup(repo, identity, checkpoints, base_repo, run_dir.name))
+        groups.append(ModelGroup(repo, identity, checkpoints, base_repo, run_id))
     return groups, sorted(bases.values(), key=lambda b: b.repo_id)
 
 
@@ -221,6 +227,14 @@ def check_scores(scores: pd.DataFrame, groups: list[ModelGroup], bases: list[Bas
         )
 
 
+def gains_or_empty(scores: pd.DataFrame) -> pd.DataFrame:
+    """The gains table of ``scores`` (``common.gains``); empty when there are no base-model rows."""
+    try:
+        return compute_gains(scores)
+    except NoBaseRowsError:
+        return pd.DataFrame({column: pd.Series(dtype="object") for column in GAIN_COLUMNS})
+
+
 def load_inputs(root: str | Path, config: ReleaseConfig) -> ReleaseInputs:
     """Read and check everything under ``root``; raises ReleaseInputError before any network use."""
     root = Path(root)
@@ -228,7 +242,7 @@ def load_inputs(root: str | Path, config: ReleaseConfig) -> ReleaseInputs:
         raise ReleaseInputError(
             f"output root {root} does not exist; pass --root of a trained/evaluated study"
         )
-    scores = read_scores(root / "scores.parquet")
+    scores = read_scores(OutputRoot(root).scores)
     groups, bases = discover_weights(root, config)
     mode = "weights"
     if not groups and len(scores):
@@ -240,4 +254,4 @@ def load_inputs(root: str | Path, config: ReleaseConfig) -> ReleaseInputs:
         )
     _unique(groups)
     check_scores(scores, groups, bases)
-    return ReleaseInputs(root, mode, groups, bases, scores)
+    return ReleaseInputs(root, mode, groups, bases, scores, gains_or_empty(scores))

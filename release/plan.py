@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from common.io import read_json, stable_hash, write_json
-from release.cards import base_model_card, model_card, space_readme
+from release.cards import ModelResults, base_model_card, model_card, space_readme
 from release.config import ReleaseConfig
 from release.inputs import Checkpoint, ModelGroup, ReleaseInputs
+from release.merge import require_merged
 
 # Files of an epoch folder that are not part of the published model.
 SKIP_NAMES = frozenset({"run.json", "README.md", "training_args.bin", ".gitattributes"})
@@ -139,29 +139,13 @@ def _adapter_config(folder: Path, base_repo: str) -> bytes:
     return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def merged_folder(checkpoint: Checkpoint, base_folder: str, cache_root: Path) -> Path:
-    """Merge a LoRA adapter into its base once (peft ``merge_and_unload``) and cache the folder."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    target = cache_root / checkpoint.model_id
-    if (target / "config.json").exists():
-        return target
-    base = AutoModelForCausalLM.from_pretrained(base_folder)
-    merged = PeftModel.from_pretrained(base, str(checkpoint.folder)).merge_and_unload()
-    staging = target.with_name(target.name + ".partial")
-    merged.save_pretrained(staging)
-    os.replace(staging, target)
-    return target
-
-
 def checkpoint_files(
     group: ModelGroup,
     checkpoint: Checkpoint,
     inputs: ReleaseInputs,
     config: ReleaseConfig,
     hashes: HashCache,
-    cache_root: Path,
+    results: ModelResults,
 ) -> dict[str, LocalFile]:
     files: dict[str, LocalFile] = {}
     if checkpoint.folder is not None:
@@ -172,21 +156,18 @@ def checkpoint_files(
                 "adapter_config.json", _adapter_config(checkpoint.folder, group.base_repo)
             )
             if config.include.merged_lora:
-                base_folder = checkpoint.record.get("base_model_path") or group.base_repo
-                merged = merged_folder(checkpoint, base_folder, cache_root / "merged")
-                files.update(folder_files(merged, hashes, prefix="merged/"))
-    card = model_card(
-        group=group, checkpoint=checkpoint, config=config, scores=inputs.scores, mode=inputs.mode
-    )
+                files.update(folder_files(require_merged(inputs, checkpoint), hashes, prefix="merged/"))
+    card = model_card(group=group, checkpoint=checkpoint, config=config, results=results, mode=inputs.mode)
     files["README.md"] = generated("README.md", card)
     return files
 
 
 def model_repo_plan(
-    group: ModelGroup, inputs: ReleaseInputs, config: ReleaseConfig, hashes: HashCache, cache_root: Path
+    group: ModelGroup, inputs: ReleaseInputs, config: ReleaseConfig, hashes: HashCache, results: ModelResults
 ) -> RepoPlan:
+    """Pure: reads the checkpoints (and merged folders the merge step built), writes nothing."""
     revisions = [
-        RevisionPlan(c.revision, checkpoint_files(group, c, inputs, config, hashes, cache_root))
+        RevisionPlan(c.revision, checkpoint_files(group, c, inputs, config, hashes, results))
         for c in group.checkpoints
     ]
     main = RevisionPlan("main", dict(revisions[-1].files))

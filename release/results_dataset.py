@@ -24,12 +24,14 @@ import pandas as pd
 
 from common.catalog import language_of
 from common.io import write_parquet, write_text
+from common.layout import OutputRoot
 from common.schema import IDENTITY_COLUMNS, read_scores, to_wide
 from release.cards import dataset_card
 from release.config import ReleaseConfig
+from release.inputs import ReleaseInputError, gains_or_empty, load_inputs
 
 Locations = Mapping[str, tuple[str, str]]  # model_id -> (repo_id, revision)
-OPTIONAL_TABLES = {"perplexity": "perplexity.parquet", "layers": "layers.parquet"}
+OPTIONAL_TABLES = {"perplexity": "perplexity", "layers": "layers"}  # name -> OutputRoot attribute
 REPORT_FILES = ("report.md", "report.html")
 
 
@@ -129,7 +131,6 @@ def build_results_dataset(
 
     ``locations`` (model_id -> (repo_id, revision)) defaults to the repos the release config names; when
     the root cannot be released as a whole, models without a repo get null ``repo_id``/``revision``."""
-    from release.inputs import ReleaseInputError, load_inputs
 
     config = config or ReleaseConfig()
     inputs = root_or_inputs
@@ -139,7 +140,7 @@ def build_results_dataset(
             inputs = load_inputs(root, config)
         except ReleaseInputError:
             inputs = None
-        scores = read_scores(root / "scores.parquet")
+        scores = read_scores(OutputRoot(root).scores)
     else:
         root, scores = inputs.root, inputs.scores
     groups = inputs.groups if inputs is not None else []
@@ -152,12 +153,14 @@ def build_results_dataset(
         "scores": scores,
         "runs": runs_table(groups, scores, locations),
     }
-    tables_dir = root / "report" / "tables"
-    if (tables_dir / "gains.parquet").exists():
-        tables["gains"] = pd.read_parquet(tables_dir / "gains.parquet")
-    for name, file in OPTIONAL_TABLES.items():
-        if (root / file).exists():
-            tables[name] = pd.read_parquet(root / file)
+    layout = OutputRoot(root)
+    tables_dir = layout.report_tables_dir
+    gains = inputs.gains if inputs is not None else gains_or_empty(scores)
+    if len(gains):
+        tables["gains"] = gains
+    for name, attribute in OPTIONAL_TABLES.items():
+        if (path := getattr(layout, attribute)).exists():
+            tables[name] = pd.read_parquet(path)
     configs = []
     for name, frame in tables.items():
         write_parquet(out_dir / "data" / f"{name}.parquet", frame)
@@ -169,12 +172,12 @@ def build_results_dataset(
         configs.append((f"analysis_{path.stem}", f"analysis/{path.name}"))
         counts[f"analysis_{path.stem}"] = pd.read_parquet(path).shape[0]
     extra = []
-    if (root / "quality.json").exists():
-        shutil.copy2(root / "quality.json", out_dir / "quality.json")
+    if layout.quality.exists():
+        shutil.copy2(layout.quality, out_dir / "quality.json")
         extra.append("quality.json")
-    if config.include.report and (root / "report").is_dir():
+    if config.include.report and layout.report_dir.is_dir():
         (out_dir / "report").mkdir(exist_ok=True)
-        extra += _copy_report(root / "report", out_dir)
+        extra += _copy_report(layout.report_dir, out_dir)
     write_text(
         out_dir / "README.md", dataset_card(configs=configs, config=config, counts=counts, extra_files=extra)
     )

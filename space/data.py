@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -16,17 +15,27 @@ import numpy as np
 import pandas as pd
 
 from common.catalog import BASE_MODELS_BY_NAME, BENCHMARK_FAMILIES, benchmark_family, language_of, score_scale
-from common.schema import IDENTITY_COLUMNS, to_wide
+from common.errors import InputError
+from common.gains import NoBaseRowsError, gains_of_leaderboard, wide_gains
+from common.schema import IDENTITY_COLUMNS, parse_wide_column, to_wide
 from space.config import SpaceConfig
 
 log = logging.getLogger(__name__)
 
 LEADERBOARD_FILE = "data/leaderboard.parquet"
 RUNS_FILE = "data/runs.parquet"
+GAINS_FILE = "data/gains.parquet"
 QUALITY_FILE = "quality.json"
 ANALYSIS_DIR = "analysis"
 # Only what the app shows is downloaded: the long scores table is not needed in the UI.
-HUB_PATTERNS = [LEADERBOARD_FILE, RUNS_FILE, QUALITY_FILE, f"{ANALYSIS_DIR}/*.parquet", "README.md"]
+HUB_PATTERNS = [
+    LEADERBOARD_FILE,
+    RUNS_FILE,
+    GAINS_FILE,
+    QUALITY_FILE,
+    f"{ANALYSIS_DIR}/*.parquet",
+    "README.md",
+]
 # license / parameters: of the base model (the published columns, else common.catalog's metadata).
 META_COLUMNS = ("language", "repo_id", "revision", "license", "parameters")
 NAME = "name"  # the readable model name the app derives (base · dataset · method · ... · epoch)
@@ -43,10 +52,9 @@ TEXT_COLUMNS = (
 )
 FAMILY_ORDER = list(dict.fromkeys(BENCHMARK_FAMILIES.values())) + ["demo", "other"]
 JUDGE_SHOTS = "judge"  # the "shot setting" of MT-Bench / AlpacaEval columns
-_SHOT_COLUMN = re.compile(r"^(?P<benchmark>.+)-(?P<shots>\d+)shot$")
 
 
-class ResultsNotFoundError(FileNotFoundError):
+class ResultsNotFoundError(InputError, FileNotFoundError):
     """No results dataset where the config points."""
 
 
@@ -60,12 +68,10 @@ class ScoreColumn:
 
 
 def parse_score_column(name: str) -> ScoreColumn:
-    """Split a ``common.schema.wide_column`` name back into benchmark, shot setting and family."""
-    match = _SHOT_COLUMN.match(name)
-    if match:
-        benchmark, shots = match["benchmark"], match["shots"]
-    else:
-        benchmark, shots = name.split("-", 1)[0], JUDGE_SHOTS
+    """A ``common.schema.wide_column`` name with its benchmark, shot setting, family and scale."""
+    decoded = parse_wide_column(name)
+    shots = JUDGE_SHOTS if decoded.shots is None else str(decoded.shots)
+    benchmark = decoded.benchmark
     return ScoreColumn(name, benchmark, shots, benchmark_family(benchmark), score_scale(benchmark))
 
 
@@ -79,7 +85,7 @@ def _column_order(column: ScoreColumn) -> tuple[Any, ...]:
 @dataclass
 class Results:
     """The leaderboard prepared for fast views. ``gains`` has the same rows and score columns as
-    ``leaderboard`` holding value minus the base model's value."""
+    ``leaderboard`` holding value minus the base model's value, from the published gains table."""
 
     leaderboard: pd.DataFrame
     score_columns: list[ScoreColumn]
@@ -107,7 +113,11 @@ class Results:
         return [c.name for c in self.score_columns]
 
     @classmethod
-    def from_leaderboard(cls, leaderboard: pd.DataFrame, **extra: Any) -> Results:
+    def from_leaderboard(
+        cls, leaderboard: pd.DataFrame, gains: pd.DataFrame | None = None, **extra: Any
+    ) -> Results:
+        """``gains``: the published long gains table (``common.gains``); without it (a plain leaderboard
+        file) the gains are derived from the leaderboard by the same implementation."""
         leaderboard = normalize_leaderboard(leaderboard)
         columns = sorted(
             (
@@ -122,7 +132,7 @@ class Results:
         return cls(
             leaderboard=leaderboard,
             score_columns=columns,
-            gains=compute_gains(leaderboard, names),
+            gains=_wide_gains(leaderboard, names, gains),
             search_text=build_search_text(leaderboard),
             display=plain_columns(leaderboard),
             **extra,
@@ -196,13 +206,15 @@ def normalize_leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def compute_gains(leaderboard: pd.DataFrame, score_names: list[str]) -> pd.DataFrame:
-    """Score minus the same base model's untuned score; null where the base model has no score."""
-    is_base = leaderboard["method"].eq("base").fillna(False).to_numpy(dtype=bool)
-    base = leaderboard.loc[is_base].drop_duplicates("base_model_name").set_index("base_model_name")
-    aligned = base[score_names].reindex(leaderboard["base_model_name"]).to_numpy(dtype="float64")
-    values = leaderboard[score_names].to_numpy(dtype="float64") - aligned
-    return pd.DataFrame(values, columns=score_names, index=leaderboard.index)
+def _wide_gains(
+    leaderboard: pd.DataFrame, score_names: list[str], published: pd.DataFrame | None
+) -> pd.DataFrame:
+    if published is None:
+        try:
+            published = gains_of_leaderboard(leaderboard, score_names)
+        except NoBaseRowsError:
+            published = pd.DataFrame(columns=["model_id", "task", "gain"])
+    return wide_gains(published, leaderboard, score_names)
 
 
 def build_search_text(leaderboard: pd.DataFrame) -> pd.Series:
@@ -228,8 +240,10 @@ def read_results_folder(folder: Path, source: str) -> Results:
     analysis = {p.stem: pd.read_parquet(p) for p in sorted((folder / ANALYSIS_DIR).glob("*.parquet"))}
     runs_path = folder / RUNS_FILE
     quality_path = folder / QUALITY_FILE
+    gains_path = folder / GAINS_FILE
     return Results.from_leaderboard(
         pd.read_parquet(board_path),
+        gains=pd.read_parquet(gains_path) if gains_path.exists() else None,
         analysis=analysis,
         source=source,
         runs=pd.read_parquet(runs_path) if runs_path.exists() else None,

@@ -9,8 +9,9 @@ import pytest
 import yaml
 from huggingface_hub import ModelCard
 
+from common.gains import compute_gains
 from common.schema import conform
-from release.cards import md_escape, model_card, space_readme
+from release.cards import ModelResults, md_escape, model_card, space_readme
 from release.config import ReleaseConfig
 from release.inputs import Checkpoint, ModelGroup
 
@@ -45,6 +46,12 @@ def _scores(model_id: str, dataset: str) -> pd.DataFrame:
     return conform(pd.DataFrame(rows))
 
 
+def _results(model_id: str, dataset: str) -> ModelResults:
+    """What the release hands the cards: the scores and their published gains table."""
+    scores = _scores(model_id, dataset)
+    return ModelResults.build(scores, compute_gains(scores))
+
+
 def _card(dataset: str = NASTY, base_name: str = "base", **record) -> tuple[str, str]:
     identity = {
         "base_model": "org/base",
@@ -66,7 +73,7 @@ def _card(dataset: str = NASTY, base_name: str = "base", **record) -> tuple[str,
         group=group,
         checkpoint=checkpoint,
         config=config,
-        scores=_scores("run/epoch-02", dataset),
+        results=_results("run/epoch-02", dataset),
         mode="weights",
     ), dataset
 
@@ -118,7 +125,7 @@ def test_adapter_card_metadata() -> None:
         namespace="ns", external_weights_url="https://example.org/weights", dataset_ids={"lima": "GAIR/lima"}
     )
     text = model_card(
-        group=group, checkpoint=checkpoint, config=config, scores=_scores("zz", "lima"), mode="results-only"
+        group=group, checkpoint=checkpoint, config=config, results=_results("zz", "lima"), mode="results-only"
     )
     meta = yaml.safe_load(text.split("---\n")[1])
     assert meta["base_model_relation"] == "adapter" and meta["library_name"] == "peft"

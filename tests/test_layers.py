@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import shutil
@@ -17,7 +16,9 @@ import torch
 
 from analysis import cli_layers
 from analysis.layers import LayerShapeError, depth_of, layer_changes, locate
+from common.cli import run_command
 from common.io import write_json
+from common.layout import RunRecord
 
 
 def test_locate_and_depth():
@@ -148,16 +149,21 @@ def test_shape_mismatch_names_tensor_and_shapes(tiny_llama, tmp_path):
 def _run(root: Path, name: str, checkpoint: Path, base: Path) -> None:
     folder = root / "runs" / name / "epoch-01"
     shutil.copytree(checkpoint, folder)
-    write_json(
-        folder / "run.json",
-        {"run_id": name, "epoch": 1, "base_model_path": str(base), "job": {"base_model": "local/tiny-llama"}},
+    record = RunRecord(
+        job={"base_model": "local/tiny-llama"},
+        run_id=name,
+        epoch=1,
+        data_hash="h",
+        data_path="data.parquet",
+        num_samples=1,
+        seed=0,
+        base_model_path=str(base),
     )
+    write_json(folder / "run.json", record.to_dict())
 
 
 def _cli(root: Path, *options: str) -> int:
-    parser = argparse.ArgumentParser()
-    cli_layers.configure(parser)
-    return cli_layers.main(parser.parse_args(["--root", str(root), *options]))
+    return run_command("python -m analysis layers", cli_layers, ["--root", str(root), *options])
 
 
 def test_cli_writes_resumes_and_skips_mismatched(tiny_llama, tmp_path, capsys):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from common.cli import run_command
 from common.template import render_prompt, render_sample
 from evaluation import cli_perplexity
 from evaluation.perplexity import (
@@ -18,6 +18,8 @@ from evaluation.perplexity import (
     reference_perplexity,
 )
 from training.demo_data import demo_examples
+from training.grid import filter_jobs, load_grid
+from training.manifest import record_jobs
 
 
 def _prepared(tmp_path: Path, name: str, n: int, long_every: int = 3) -> Path:
@@ -96,16 +98,20 @@ def test_truncation_and_bad_input(tiny_llama, tmp_path):
 
 
 def _cli(root: Path, only: str) -> int:
-    parser = argparse.ArgumentParser()
-    cli_perplexity.configure(parser)
-    return cli_perplexity.main(
-        parser.parse_args(["--grid", "demo", "--root", str(root), "--only", only, "--batch-size", "16"])
+    return run_command(
+        "python -m evaluation perplexity",
+        cli_perplexity,
+        ["--grid", "demo", "--root", str(root), "--only", only, "--batch-size", "16"],
     )
 
 
 def test_cli_on_demo_grid_is_resumable(tmp_path, capsys):
     root = tmp_path / "demo"
     only = "base_model_name=tiny-llama,dataset=demo_arithmetic,dataset=demo_facts"
+    assert _cli(root, only) == 2  # training has recorded no jobs here yet
+    assert "records no job of grid 'demo'" in capsys.readouterr().err
+    # What `python -m training prepare/run --grid demo` records: the jobs and their built base models.
+    record_jobs(filter_jobs(load_grid("demo"), "base_model_name=tiny-llama"), root)
     assert _cli(root, only) == 0
     table = pd.read_parquet(root / "perplexity.parquet")
     samples = pd.read_parquet(root / "perplexity_samples.parquet")

@@ -3,7 +3,6 @@ then using it the way people will: snapshot_download, transformers, peft, datase
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -14,20 +13,22 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi, ModelCard
 
+from common.cli import run_command
+from common.layout import OutputRoot
 from common.paths import PROJECT_ROOT
 from release import publish as publish_cli
+from release.config import load_config
+from release.inputs import load_inputs
+from release.merge import merge_lora_checkpoints
 
 FULL = "tiny-llama-demo_arithmetic-full-64-cosine"
 LORA = "tiny-llama-demo_facts-lora-64-cosine"
 
 
 def run_publish(root: Path, namespace: str, *extra: str) -> int:
-    parser = argparse.ArgumentParser()
-    publish_cli.configure(parser)
     space = ["--set", f"space_dir={root.parent / 'src' / 'space'}"]
-    return publish_cli.main(
-        parser.parse_args(["--root", str(root), "--namespace", namespace, "--no-progress", *space, *extra])
-    )
+    argv = ["--root", str(root), "--namespace", namespace, "--no-progress", *space, *extra]
+    return run_command("python -m release.publish", publish_cli, argv)
 
 
 def copy_root(release_root: Path, tmp_path: Path) -> Path:
@@ -222,10 +223,8 @@ def test_bad_input_fails_before_upload(
     if breaker:
         breaker(root)
     namespace = "bad-input-ns"
-    parser = argparse.ArgumentParser()
-    publish_cli.configure(parser)
     argv = ["--root", str(root), "--no-progress", "--namespace", namespace, *args]
-    assert publish_cli.main(parser.parse_args(argv)) == 2
+    assert run_command("python -m release.publish", publish_cli, argv) == 2
     assert message in capsys.readouterr().err
     api = HfApi(endpoint=local_hub.endpoint)
     assert list(api.list_models(author=namespace)) == [] and list(api.list_datasets(author=namespace)) == []
@@ -326,3 +325,27 @@ def test_stage_flag_stages_locally_whatever_the_environment_says(release_root, t
     assert staged.returncode == 0, staged.stderr[-2000:]
     assert (root / "hub").is_dir() and "python -m localhub --root" in staged.stdout
     assert "hf_not_for_staging" not in staged.stdout + staged.stderr
+
+
+def test_dry_run_never_merges_and_the_merge_step_feeds_the_plan(
+    release_root, local_hub, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", local_hub.token)
+    root = copy_root(release_root, tmp_path)
+    merged = ["--set", "include.merged_lora=true"]
+    assert run_publish(root, "merge-ns", "--dry-run", *merged) == 2
+    assert "a --dry-run never merges" in capsys.readouterr().err
+    assert not (root / "merged").exists()  # planning wrote nothing
+    config = load_config("demo", ["include.merged_lora=true"])
+    inputs = load_inputs(root, config)
+    built = merge_lora_checkpoints(inputs, config)
+    adapters = [c for g in inputs.groups for c in g.checkpoints if c.is_adapter]
+    assert built == [OutputRoot(root).merged_checkpoint_dir(c.model_id) for c in adapters] and len(built) == 2
+    assert all((folder / "config.json").exists() for folder in built)
+    assert merge_lora_checkpoints(inputs, config) == []  # already merged: nothing to do
+    assert run_publish(root, "merge-ns", "--dry-run", *merged) == 0
+    plan = json.loads((root / ".release" / "plan.json").read_text())
+    lora = next(repo for repo in plan["repos"] if repo["repo_id"].endswith(LORA))
+    added = [path for revision in lora["revisions"] for path in revision["add"]]
+    assert "merged/config.json" in added
+    assert list(HfApi(endpoint=local_hub.endpoint).list_models(author="merge-ns")) == []

@@ -49,6 +49,13 @@ def test_layout(dataset_dir: Path) -> None:
     ):
         assert (dataset_dir / path).is_file(), path
     assert not (dataset_dir / "data/layers.parquet").exists()  # no layers.parquet in the root
+    # The published gains are common.gains over the published scores (the Space and cards read them).
+    gains = pd.read_parquet(dataset_dir / "data/gains.parquet")
+    scores = pd.read_parquet(dataset_dir / "data/scores.parquet")
+    assert len(gains) == int((scores["method"] != "base").sum()) and set(gains["model_id"]) == set(
+        scores.loc[scores["method"] != "base", "model_id"]
+    )
+    assert (gains["gain"] == gains["value"] - gains["base_value"]).all()
 
 
 def test_leaderboard_columns_and_locations(dataset_dir: Path) -> None:

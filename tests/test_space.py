@@ -14,8 +14,10 @@ import pytest
 from space_support import released_import, write_results_folder
 
 from common.catalog import BASE_MODELS_BY_NAME, PAPER_BASE_MODELS
+from common.cli import parse_options
+from space import __main__ as space_cli
 from space import about, compare, findings
-from space.__main__ import config_from_args, parse_args
+from space.__main__ import space_config
 from space.browser import table_payload
 from space.config import SpaceConfig
 from space.data import Results, load_results, parse_score_column, read_results_folder
@@ -450,10 +452,11 @@ def test_hub_failure_falls_back_to_the_local_folder(results_folder: Path) -> Non
 def test_cli_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch, results_folder: Path) -> None:
     monkeypatch.setenv("SPACE_RESULTS_REPO", "env/repo")
     monkeypatch.setenv("SPACE_RESULTS_REVISION", "v1")
-    config = config_from_args(parse_args([]))
+    config = space_config(parse_options(space_cli, []))
     assert (config.repo, config.revision) == ("env/repo", "v1")
-    config = config_from_args(
-        parse_args(
+    config = space_config(
+        parse_options(
+            space_cli,
             [
                 "--results",
                 "cli/repo",
@@ -463,7 +466,7 @@ def test_cli_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch, res
                 "7999",
                 "--endpoint",
                 "http://127.0.0.1:1234/",
-            ]
+            ],
         )
     )
     assert (config.repo, config.revision, config.port, config.endpoint) == (
@@ -472,7 +475,7 @@ def test_cli_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch, res
         7999,
         "http://127.0.0.1:1234",
     )
-    local = config_from_args(parse_args(["--results", str(results_folder)]))
+    local = space_config(parse_options(space_cli, ["--results", str(results_folder)]))
     assert local.repo is None and local.local_path == results_folder
 
 

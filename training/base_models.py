@@ -17,16 +17,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from common.errors import InputError
 from common.io import file_lock
+from common.layout import OutputRoot
 from training.spec import Job
+from training.tiny import build_tiny_model
 
 
-class BaseModelError(ValueError):
+class BaseModelError(InputError):
     """A base model that cannot be resolved (missing build spec, missing GGUF file)."""
-
-
-def base_models_dir(root: str | Path) -> Path:
-    return Path(root) / "base_models"
 
 
 def gguf_file(gguf: dict[str, Any]) -> Path:
@@ -83,11 +82,17 @@ def _build_lock(target: Path):
     return file_lock(target.with_name(target.name + ".lock"))
 
 
+def base_model_location(job: Job, root: str | Path) -> Path | str:
+    """Where ``resolve_base_model`` puts (or finds) a job's base model, without building anything."""
+    if job.gguf is not None or job.base_model.startswith("local/"):
+        return OutputRoot(root).base_model_dir(job.base_model)
+    return job.base_model
+
+
 def resolve_base_model(
     job_or_base_model: Job | str, root: str | Path, build: dict | None = None, gguf: dict | None = None
 ) -> Path | str:
     """A loadable location for a job's base model: a local folder, or the Hugging Face id unchanged."""
-    from training.tiny import build_tiny_model
 
     if isinstance(job_or_base_model, Job):
         job = job_or_base_model
@@ -96,8 +101,7 @@ def resolve_base_model(
         gguf = job.gguf if gguf is None else gguf
     else:
         base_model = job_or_base_model
-    name = base_model.removeprefix("local/").rstrip("/").split("/")[-1]
-    target = base_models_dir(root) / name
+    target = OutputRoot(root).base_model_dir(base_model)
     if gguf is not None:
         with _build_lock(target):
             return convert_gguf(gguf, target)

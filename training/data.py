@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from common.io import read_json, stable_hash, write_json, write_parquet
+from common.layout import OutputRoot
 from common.template import render_prompt
 from training.loaders import (
     DataError,
@@ -146,7 +147,7 @@ def source_identity(dataset: str, sources: Mapping[str, SourceOverride] | None) 
 
 
 def _key_path(root: Path, inputs: dict[str, Any]) -> Path:
-    return root / "data" / ".keys" / f"{stable_hash(inputs, 20)}.json"
+    return OutputRoot(root).data_keys_dir / f"{stable_hash(inputs, 20)}.json"
 
 
 def _cached(key_file: Path, sources: Any) -> PreparedData | None:
@@ -221,7 +222,7 @@ def prepare_dataset(
         return cached
     frame = _build(dataset, data_size, root, seed, template, tokenizer, sources)
     data_hash = content_hash(frame)
-    path = root / "data" / f"{file_stem(dataset)}__{data_size}__{data_hash}.parquet"
+    path = OutputRoot(root).data_dir / f"{file_stem(dataset)}__{data_size}__{data_hash}.parquet"
     if not path.exists():
         write_parquet(path, frame)
     write_json(
@@ -235,3 +236,16 @@ def prepare_dataset(
         },
     )
     return PreparedData(path, data_hash, len(frame))
+
+
+def prepare_job_data(job: Mapping[str, Any], root: str | os.PathLike[str], tokenizer: Any) -> PreparedData:
+    """The training set of one job record (``Job.to_record()``, a ``jobs.jsonl`` line), as the trainer
+    and the perplexity of the training data both read it; ``tokenizer`` renders the chat template."""
+    return prepare_dataset(
+        job["dataset"],
+        int(job["data_size"]),
+        root,
+        seed=int(job["seed"]),
+        template=job["template"],
+        tokenizer=tokenizer if job["template"] == "chat" else None,
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from jobs.executors import RunSummary, SlurmOptions, Task, run_tasks
 from jobs.worker import error_text, is_rank_zero
-from training.manifest import set_status
+from training.manifest import record_jobs, set_status
 from training.spec import Job
 from training.trainer import is_finished, train_job
 
@@ -38,6 +38,7 @@ def run_jobs(
 ) -> RunSummary:
     """Train grid jobs under ``root``; ``root/manifest.json`` tracks each job's status."""
     root = Path(root).resolve()
+    record_jobs(jobs, root, build=False)  # each job builds its base model; a failure stays its own
     set_status(root, [job.run_id for job in jobs], "pending", keep_finished=True)
     tasks = [Task(job.run_id, train_task, (job.to_record(), str(root)), job.resources) for job in jobs]
     summary = run_tasks(tasks, root, executor, workers, slurm_options)

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.catalog import ALL_MIXTURE, LEAVE_ONE_OUT_PREFIX, PAPER_DATASETS
+import numpy as np
+
+from common.catalog import ALL_MIXTURE, DATASET_HUB_IDS, FLAN_HUB_ID, LEAVE_ONE_OUT_PREFIX, PAPER_DATASETS
+from common.errors import InputError
 from training.demo_data import DEMO_DATASETS, demo_examples
 
 # A source override: a local file (.json/.jsonl/.parquet/.csv), a local folder laid out like the Hub repo,
@@ -23,7 +26,7 @@ from training.demo_data import DEMO_DATASETS, demo_examples
 SourceOverride = str | os.PathLike[str]
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A dataset cannot be prepared as asked (unknown name, too few rows, unreadable source)."""
 
 
@@ -137,7 +140,7 @@ FLAN_TASKS: dict[str, dict[str, str]] = {
 FLAN_TEMPLATE_TYPE = "zs_noopt"  # zero-shot, no answer options
 # The paper drops "none" outputs from these two (unanswerable SQuAD v2 / QuAC / BoolQ-like rows).
 FLAN_DROP_NONE = ("flan_knowledge", "flan_comprehension")
-FLAN_SOURCE = HubSource("DataProvenanceInitiative/flan2021_submix_original")
+FLAN_SOURCE = HubSource(FLAN_HUB_ID)
 
 
 def _flan_keep(dataset: str) -> Callable[[Row], bool]:
@@ -177,40 +180,40 @@ LOADERS: dict[str, Loader] = {
     for loader in (
         Loader(
             "alpaca_cleaned",
-            HubSource("yahma/alpaca-cleaned"),
+            HubSource(DATASET_HUB_IDS["alpaca_cleaned"]),
             _alpaca_like("alpaca_cleaned"),
             notes="instruction + '\\n\\n' + input (when non-empty) -> output",
         ),
         # The repo ships a loading script, which datasets>=4 refuses; its JSONL file is read directly.
         Loader(
             "lima",
-            HubSource("json", data_files={"train": "hf://datasets/GAIR/lima/train.jsonl"}),
+            HubSource("json", data_files={"train": f"hf://datasets/{DATASET_HUB_IDS['lima']}/train.jsonl"}),
             _lima,
             max_size=1000,
             notes="first turn of `conversations`; the paper uses 1,000 pairs (no 20k)",
         ),
         Loader(
             "ultrachat",
-            HubSource("HuggingFaceH4/ultrachat_200k", split="train_sft"),
+            HubSource(DATASET_HUB_IDS["ultrachat"], split="train_sft"),
             _ultrachat,
             notes="first user message + first assistant reply of `messages`",
         ),
         Loader(
             "code_alpaca",
-            HubSource("sahil2801/CodeAlpaca-20k"),
+            HubSource(DATASET_HUB_IDS["code_alpaca"]),
             _alpaca_like("code_alpaca"),
             notes="instruction + '\\n\\n' + input (when non-empty) -> output",
         ),
-        Loader("magicoder", HubSource("ise-uiuc/Magicoder-Evol-Instruct-110K"), _magicoder),
+        Loader("magicoder", HubSource(DATASET_HUB_IDS["magicoder"]), _magicoder),
         Loader(
             "openmath",
-            HubSource("nvidia/OpenMathInstruct-1", data_files={"train": "correct_solutions/train.jsonl"}),
+            HubSource(DATASET_HUB_IDS["openmath"], data_files={"train": "correct_solutions/train.jsonl"}),
             _openmath,
             keep=lambda row: bool(row["is_correct"]),
             keep_columns=("is_correct",),
             notes="question -> generated_solution, rows with is_correct only",
         ),
-        Loader("math", HubSource("TIGER-Lab/MathInstruct"), _mathinstruct),
+        Loader("math", HubSource(DATASET_HUB_IDS["math"]), _mathinstruct),
         *(_flan_loader(name) for name in FLAN_TASKS),
     )
 }
@@ -334,7 +337,6 @@ def sample_examples(
     dataset: str, data_size: int, seed: int = 0, sources: Mapping[str, SourceOverride] | None = None
 ) -> list[Example]:
     """``data_size`` examples of one (non-composite) dataset, the same for the same seed and source."""
-    import numpy as np
 
     if dataset in DEMO_DATASETS:
         return [

@@ -12,12 +12,65 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from common.io import read_json, write_json
+from common.template import render_prompt
+from training.demo_data import DEMO_DATASETS, demo_examples
 from training.spec import Job
 
 log = logging.getLogger(__name__)
 
 HELD_OUT_SAMPLES = 64
+
+# SFTConfig options the trainer sets itself, and the recipe field (or mechanism) that controls each:
+# a recipe's ``sft:`` section may set any other SFTConfig field.
+MANAGED_SFT_OPTIONS: dict[str, str] = {
+    "output_dir": "the run folder",
+    "num_train_epochs": "the block's epochs",
+    "learning_rate": "the method's learning_rate",
+    "lr_scheduler_type": "the block's lr_schedule",
+    "warmup_steps": "the recipe's warmup_ratio",
+    "weight_decay": "the recipe's weight_decay",
+    "per_device_train_batch_size": "the method's batch_size",
+    "per_device_eval_batch_size": "the method's batch_size",
+    "gradient_accumulation_steps": "the method's batch_size",
+    "seed": "the recipe's seed",
+    "data_seed": "the recipe's seed",
+    "max_length": "the recipe's max_length",
+    "completion_only_loss": "the recipe's loss_on",
+    "save_strategy": "the trainer (one checkpoint per epoch)",
+    "save_total_limit": "the trainer (one checkpoint per epoch)",
+    "eval_strategy": "the trainer (held-out loss per epoch)",
+}
+
+
+def sft_option_names() -> list[str]:
+    """Every option of TRL's SFTConfig (TrainingArguments' included)."""
+    import dataclasses
+
+    from trl import SFTConfig  # lazy: importing TRL takes seconds, and only recipes with `sft:` need it
+
+    return sorted(f.name for f in dataclasses.fields(SFTConfig) if f.init)
+
+
+def check_sft_options(options: dict[str, Any]) -> str | None:
+    """What is wrong with a recipe's ``sft:`` options (None: nothing): an unknown SFTConfig name, or
+    one the trainer sets from another recipe field."""
+    import difflib
+
+    names = sft_option_names()
+    for name in options:
+        if name in MANAGED_SFT_OPTIONS:
+            return f"{name!r} is set by {MANAGED_SFT_OPTIONS[name]}; set it there, not under sft:"
+        if name not in names:
+            close = difflib.get_close_matches(str(name), names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return (
+                f"unknown SFTConfig option {name!r}{hint}; valid: the fields of trl.SFTConfig "
+                '(python -c "import trl; help(trl.SFTConfig)")'
+            )
+    return None
 
 
 def use_bf16() -> bool:
@@ -61,8 +114,6 @@ def prompt_completion_rows(frame) -> dict[str, list[str]]:
 
 def held_out_rows(job: Job) -> dict[str, list[str]] | None:
     """A held-out set for per-epoch eval loss: the demo datasets' test split (paper template only)."""
-    from common.template import render_prompt
-    from training.demo_data import DEMO_DATASETS, demo_examples
 
     if job.dataset not in DEMO_DATASETS or job.template != "paper":
         return None
@@ -104,6 +155,7 @@ def sft_config(job: Job, output_dir: Path, has_eval: bool):
         report_to="none",
         dataloader_num_workers=0,
         dataset_num_proc=None,
+        **(job.sft or {}),
     )
 
 
@@ -164,7 +216,6 @@ def build_trainer(
     job: Job, context: Any, tokenizer: Any, resume: Path | None, on_checkpoint: Callable[[Any, Path], Any]
 ):
     """An ``SFTTrainer`` for ``job`` writing checkpoints under ``<run>/trainer``."""
-    import pandas as pd
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, set_seed
@@ -182,7 +233,7 @@ def build_trainer(
         wall_offset = read_json(resume / "massive_sft_wall_time.json")["wall_time_s"]
     return SFTTrainer(
         model=model,
-        args=sft_config(job, context.folder / "trainer", held_out is not None),
+        args=sft_config(job, context.trainer_dir, held_out is not None),
         train_dataset=train,
         eval_dataset=Dataset.from_dict(held_out) if held_out else None,
         processing_class=tokenizer,

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from common.io import write_text
 from common.template import render_sample
+from training.demo_data import DEMO_DATASETS, demo_examples
 
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
 
 
 def _tokenizer_corpus(extra_texts: Iterable[str]) -> list[str]:
-    from training.demo_data import DEMO_DATASETS, demo_examples
 
     texts = list(extra_texts)
     for name in DEMO_DATASETS:

@@ -15,15 +15,20 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from common.errors import MassiveSFTError
 from common.io import read_json, write_json
+from common.layout import OutputRoot, RunRecord
+from training.base_models import resolve_base_model
+from training.data import prepare_job_data
+from training.sft import build_trainer
 from training.spec import Job
 
 log = logging.getLogger(__name__)
 
-TRAINER_DIR = "trainer"
 WALL_TIME_FILE = "massive_sft_wall_time.json"
 # Checkpoint files that only serve resuming; everything else in a checkpoint is the model/adapter + tokenizer.
 _RESUME_ONLY = (
@@ -41,20 +46,16 @@ _RESUME_ONLY = (
 VERSIONED_LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers")
 
 
-class RunConflictError(RuntimeError):
+class RunConflictError(MassiveSFTError, RuntimeError):
     """The run folder belongs to a different configuration."""
 
 
 def run_dir(job: Job, root: str | Path) -> Path:
-    return Path(root) / "runs" / job.run_id
-
-
-def epoch_dir(folder: Path, epoch: int) -> Path:
-    return folder / f"epoch-{epoch:02d}"
+    return OutputRoot(root).run_dir(job.run_id)
 
 
 def kept_epoch_dirs(job: Job, root: str | Path) -> list[Path]:
-    return [epoch_dir(run_dir(job, root), epoch) for epoch in job.checkpoint_epochs]
+    return [OutputRoot(root).epoch_dir(job.run_id, epoch) for epoch in job.checkpoint_epochs]
 
 
 def is_finished(job: Job, root: str | Path) -> bool:
@@ -78,7 +79,7 @@ def _record_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 def claim_run_dir(job: Job, root: str | Path) -> Path:
     """Check the folder belongs to this job (or is new) and record the job in it."""
     folder = run_dir(job, root)
-    record_path = folder / "job.json"
+    record_path = OutputRoot(root).job_record(job.run_id)
     record = job.to_record()
     if record_path.exists():
         existing = read_json(record_path)
@@ -100,7 +101,6 @@ def claim_run_dir(job: Job, root: str | Path) -> Path:
 
 
 def library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
     for name in VERSIONED_LIBRARIES:
@@ -116,11 +116,19 @@ class RunContext:
     """What every run.json of a job shares."""
 
     job: Job
-    folder: Path
+    root: OutputRoot
     data_path: str
     data_hash: str
     num_samples: int
     base_model_path: str
+
+    @property
+    def folder(self) -> Path:
+        return self.root.run_dir(self.job.run_id)
+
+    @property
+    def trainer_dir(self) -> Path:
+        return self.root.trainer_dir(self.job.run_id)
 
 
 def _per_epoch(log_history: list[dict[str, Any]], key: str) -> dict[str, float]:
@@ -145,7 +153,7 @@ def export_epoch(context: RunContext, checkpoint: Path) -> Path | None:
     """Copy a kept epoch's model (or adapter) and tokenizer out of its Trainer checkpoint."""
     state = read_json(checkpoint / "trainer_state.json")
     epoch = round(state["epoch"])
-    target = epoch_dir(context.folder, epoch)
+    target = context.root.epoch_dir(context.job.run_id, epoch)
     if epoch not in context.job.checkpoint_epochs or (target / "run.json").exists():
         return None
     staging = target.with_name(f".{target.name}.partial")
@@ -156,22 +164,20 @@ def export_epoch(context: RunContext, checkpoint: Path) -> Path | None:
         ignore=lambda _dir, names: [name for name in names if name.startswith(_RESUME_ONLY)],
     )
     wall = checkpoint / WALL_TIME_FILE
-    write_json(
-        staging / "run.json",
-        {
-            "job": context.job.to_record(),
-            "run_id": context.job.run_id,
-            "epoch": epoch,
-            "data_hash": context.data_hash,
-            "data_path": context.data_path,
-            "num_samples": context.num_samples,
-            "seed": context.job.seed,
-            "base_model_path": context.base_model_path,
-            "versions": library_versions(),
-            "metrics": epoch_metrics(state, epoch),
-            "wall_time_s": read_json(wall)["wall_time_s"] if wall.exists() else None,
-        },
+    record = RunRecord(
+        job=context.job.to_record(),
+        run_id=context.job.run_id,
+        epoch=epoch,
+        data_hash=context.data_hash,
+        data_path=context.data_path,
+        num_samples=context.num_samples,
+        seed=context.job.seed,
+        base_model_path=context.base_model_path,
+        versions=library_versions(),
+        metrics=epoch_metrics(state, epoch),
+        wall_time_s=read_json(wall)["wall_time_s"] if wall.exists() else None,
     )
+    write_json(staging / "run.json", record.to_dict())
     shutil.rmtree(target, ignore_errors=True)  # a stale folder without run.json from an older layout
     staging.replace(target)
     log.info("%s: epoch %d/%d kept in %s", context.job.run_id, epoch, context.job.epochs, target)
@@ -187,21 +193,8 @@ def complete_checkpoints(trainer_dir: Path) -> list[Path]:
 def export_missing_epochs(context: RunContext) -> None:
     """Export kept epochs whose checkpoint exists but whose export was interrupted by a kill."""
     if _is_main_process():
-        for checkpoint in complete_checkpoints(context.folder / TRAINER_DIR):
+        for checkpoint in complete_checkpoints(context.trainer_dir):
             export_epoch(context, checkpoint)
-
-
-def _prepare_data(job: Job, root: Path, tokenizer: Any):
-    from training.data import prepare_dataset
-
-    return prepare_dataset(
-        job.dataset,
-        job.data_size,
-        root,
-        seed=job.seed,
-        template=job.template,
-        tokenizer=tokenizer if job.template == "chat" else None,
-    )
 
 
 def train_job(job: Job, root: str | Path) -> list[Path]:
@@ -209,16 +202,16 @@ def train_job(job: Job, root: str | Path) -> list[Path]:
     from transformers import AutoTokenizer
 
     root = Path(root)
-    folder = claim_run_dir(job, root)
+    claim_run_dir(job, root)
     if is_finished(job, root):
         log.info("%s: already finished, skipping", job.run_id)
         return kept_epoch_dirs(job, root)
     base_model_path = str(_resolve_base(job, root))
     tokenizer = AutoTokenizer.from_pretrained(base_model_path)
-    prepared = _prepare_data(job, root, tokenizer)
+    prepared = prepare_job_data(job.to_record(), root, tokenizer)
     context = RunContext(
         job=job,
-        folder=folder,
+        root=OutputRoot(root),
         data_path=str(prepared.path),
         data_hash=prepared.data_hash,
         num_samples=int(prepared.num_samples),
@@ -226,10 +219,7 @@ def train_job(job: Job, root: str | Path) -> list[Path]:
     )
     export_missing_epochs(context)
     if not is_finished(job, root):
-        from training.sft import build_trainer
-
-        trainer_dir = folder / TRAINER_DIR
-        checkpoints = complete_checkpoints(trainer_dir)
+        checkpoints = complete_checkpoints(context.trainer_dir)
         resume = checkpoints[-1] if checkpoints else None
         if resume is not None:
             log.info("%s: resuming from %s", job.run_id, resume)
@@ -246,6 +236,5 @@ def train_job(job: Job, root: str | Path) -> list[Path]:
 
 
 def _resolve_base(job: Job, root: Path) -> Path | str:
-    from training.base_models import resolve_base_model
 
     return resolve_base_model(job, root)
