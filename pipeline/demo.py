@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.serve import add_serve_arguments, run_then_serve
-from pipeline.stages import Stage
+from pipeline.stages import Stage, staging_stage
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -65,10 +65,7 @@ def demo_stages(args: argparse.Namespace) -> list[Stage]:
                 "3",
             ),
         ),  # the demo grid has three datasets
-        Stage(
-            "stage the release",
-            ("release.publish", "--root", root, "--config", args.release_config, "--stage", "--no-progress"),
-        ),
+        staging_stage(root, args.release_config, serve=not args.no_serve),
     ]
 
 

@@ -10,6 +10,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+# huggingface_hub refuses every request under HF_HUB_OFFLINE=1 (which offline users set), also to the
+# staging Hub that the pipeline itself serves on 127.0.0.1. Stages that talk only to that server run with
+# offline mode off; no traffic leaves the machine either way.
+ONLINE_FOR_LOOPBACK = {"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0"}
+
 
 class StageFailed(RuntimeError):
     def __init__(self, stage: str, returncode: int, command: Sequence[str]):
@@ -41,3 +46,14 @@ def run_stages(stages: Sequence[Stage]) -> None:
         if result.returncode != 0:
             raise StageFailed(stage.name, result.returncode, stage.command)
         print(f"=== {stage.name}: done in {time.monotonic() - started:.0f} s ===", flush=True)
+
+
+def staging_stage(root: str, release_config: str, serve: bool) -> Stage:
+    """Stage the release into ``<root>/hub``. When the pipeline serves it afterwards, the pipeline prints
+    the download instructions itself (with the ports it serves on), so the publisher prints none."""
+    quiet = ("--no-instructions",) if serve else ()
+    return Stage(
+        "stage the release",
+        ("release.publish", "--root", root, "--config", release_config, "--stage", *quiet),
+        env=ONLINE_FOR_LOOPBACK,
+    )

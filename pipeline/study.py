@@ -9,7 +9,7 @@ from pathlib import Path
 
 from common.paths import RELEASED_TABLE_URL
 from pipeline.serve import add_serve_arguments, run_then_serve
-from pipeline.stages import Stage
+from pipeline.stages import Stage, staging_stage
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -40,10 +40,7 @@ def study_stages(args: argparse.Namespace) -> list[Stage]:
                 f"{root}/quality.json",
             ),
         ),
-        Stage(
-            "stage the release",
-            ("release.publish", "--root", root, "--config", args.release_config, "--stage", "--no-progress"),
-        ),
+        staging_stage(root, args.release_config, serve=not args.no_serve),
     ]
 
 

@@ -32,6 +32,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import constants as hub_constants
+
 from common.io import write_json
 from common.paths import PROJECT_ROOT
 from release.config import ReleaseConfig, ReleaseConfigError, RequestBudget, load_config
@@ -47,9 +49,11 @@ from release.plan import (
     results_repo_plan,
     space_repo_plan,
 )
+from release.usage import download_instructions
 
 log = logging.getLogger("release.publish")
 DEFAULT_ENDPOINT = "https://huggingface.co"
+STAGING_HELP_PORT = 8900  # the port the printed instructions serve the staged Hub on
 COLLECTION_MAX_ITEMS = 1000  # the Hub's limit per collection
 
 
@@ -126,6 +130,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "<root>/.release/state.json); delete it to force a full remote diff",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-instructions",
+        action="store_true",
+        help="after staging, do not print how to serve and download the release (the pipeline prints them "
+        "itself, with the ports it serves on)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (never shows the token)")
 
 
@@ -177,7 +187,7 @@ def build_plans(
     inputs: ReleaseInputs,
     config: ReleaseConfig,
     work_dir: Path,
-    endpoint: str,
+    endpoint: str | None,
     hashes: HashCache,
     progress: bool,
 ) -> list[RepoPlan]:
@@ -274,7 +284,8 @@ def publish(
         tempfile.TemporaryDirectory(prefix="release-dry-run-") if dry_run else nullcontext(str(work_dir))
     )
     with scratch as scratch_dir:
-        plans = build_plans(inputs, config, Path(scratch_dir), target.endpoint, hashes, progress)
+        space_endpoint = None if target.staging or target.endpoint == DEFAULT_ENDPOINT else target.endpoint
+        plans = build_plans(inputs, config, Path(scratch_dir), space_endpoint, hashes, progress)
         hashes.save()
         stats = install_budget(config.budget, config.retry.timeout_s)
         api = HfApi(endpoint=target.endpoint, token=target.token or False)
@@ -374,13 +385,26 @@ def outcome_json(outcome: PublishOutcome, dry_run: bool) -> dict[str, Any]:
 
 
 def staging_help(target: Target, config: ReleaseConfig, outcome: PublishOutcome) -> str:
-    model = next((p.repo_id for p in outcome.plans if p.kind == "model"), config.results_repo())
-    return f"""
-Staged into the local Hub folder {target.hub_root}. Browse and download while a server runs:
-  python -m localhub --root {target.hub_root} --port 8900
-  HF_ENDPOINT=http://127.0.0.1:8900 HF_HUB_DISABLE_XET=1 python -c "from huggingface_hub import snapshot_download; print(snapshot_download('{model}', revision='main'))"
-  HF_ENDPOINT=http://127.0.0.1:8900 HF_HUB_DISABLE_XET=1 python -c "import datasets; print(datasets.load_dataset('{config.results_repo()}', 'leaderboard'))"
-  python -m space --endpoint http://127.0.0.1:8900 --results {config.results_repo()}"""
+    """How to serve what was staged, then read it: the same instructions `pipeline` prints when it serves."""
+    model = next(
+        (
+            (p.repo_id, r.revision)
+            for p in outcome.plans
+            if p.kind == "model"
+            for r in p.revisions
+            if r.revision.startswith("epoch-")
+        ),
+        None,
+    )
+    hub_url = f"http://127.0.0.1:{STAGING_HELP_PORT}"
+    lines = [
+        "",
+        f"Staged into the local Hub folder {target.hub_root}. Serve it, and the leaderboard Space:",
+        f"  python -m localhub --root {target.hub_root} --port {STAGING_HELP_PORT}",
+        f"  python -m space --endpoint {hub_url} --results {config.results_repo()}",
+        *download_instructions(hub_url, config.results_repo(), model),
+    ]
+    return "\n".join(lines)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -397,6 +421,13 @@ def main(args: argparse.Namespace) -> int:
         target = resolve_target(args)
     except (ReleaseConfigError, ReleaseInputError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    if target.staging and hub_constants.HF_HUB_OFFLINE:
+        print(
+            "error: HF_HUB_OFFLINE=1 blocks every huggingface_hub request, also to the local staging Hub; "
+            "run with HF_HUB_OFFLINE=0 (staging talks only to a server on 127.0.0.1)",
+            file=sys.stderr,
+        )
         return 2
     if target.staging:
         config = unpaced(config)
@@ -423,7 +454,7 @@ def main(args: argparse.Namespace) -> int:
         print(plan_table(outcome))
     print(summary_table(outcome))
     print(f"{'plan' if args.dry_run else 'report'} saved to {plan_out}")
-    if live.staging and not args.dry_run:
+    if live.staging and not args.dry_run and not args.no_instructions:
         print(staging_help(live, config, outcome))
     return 1 if outcome.failed else 0
 
