@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from common.io import file_lock, read_json
 from common.schema import read_scores, upsert_scores
+from evaluation.quiet_logs import quiet_lm_eval
 from evaluation.suites import Suite, SuiteEntry, load_suite, prepare_suite, task_manager
 
 log = logging.getLogger(__name__)
@@ -278,6 +279,7 @@ def evaluate_models(
     soon as it exists."""
     root = Path(root)
     scores_path = root / "scores.parquet"
+    quiet_lm_eval()
     prepare_suite(suite, root)
     finished = done_keys(scores_path)
     summary = RunSummary()
