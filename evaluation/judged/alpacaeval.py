@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.linear_model import LogisticRegression
 
 from evaluation.judged.client import ChatRequest
 
@@ -107,8 +108,6 @@ def _features(frame: pd.DataFrame) -> np.ndarray:
 def _fit(x: np.ndarray, p: np.ndarray, weight: np.ndarray, c: float):
     """Logistic regression on soft labels: every row twice, as label 1 weighted p and label 0 weighted
     1 - p (alpaca_eval's ``fit_LogisticRegressionCV``), L1, no intercept."""
-    from sklearn.linear_model import LogisticRegression  # heavy: imported when a GLM is fitted
-
     model = LogisticRegression(C=c, l1_ratio=1.0, solver="liblinear", fit_intercept=False, random_state=123)
     model.fit(
         np.vstack([x, x]),
