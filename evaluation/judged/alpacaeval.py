@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
 
 from evaluation.judged.client import ChatRequest
 
@@ -123,8 +124,6 @@ def _soft_log_loss(model, x: np.ndarray, p: np.ndarray, weight: np.ndarray) -> f
 
 
 def _best_c(x: np.ndarray, p: np.ndarray, weight: np.ndarray) -> float:
-    from sklearn.model_selection import GroupKFold
-
     splits = min(N_SPLITS, len(x))
     if splits < 2:
         return float(CS[-1])
