@@ -189,6 +189,12 @@ class OutputRoot:
     def scores_lock(self) -> Path:
         return self.path / ".scores.lock"
 
+    def judged_answers(self, model: str, benchmark: str) -> Path:
+        return self.path / "judged" / "answers" / model / f"{benchmark}.jsonl"
+
+    def judged_judgments(self, model: str, benchmark: str, judge: str) -> Path:
+        return self.path / "judged" / "judgments" / model / benchmark / f"{judge}.jsonl"
+
     @property
     def perplexity(self) -> Path:
         return self.path / "perplexity.parquet"
@@ -291,6 +297,8 @@ DOCUMENTED_PATHS: dict[str, str] = {
     "eval_work/": "eval_work_dir",
     "scores.parquet": "scores",
     ".scores.lock": "scores_lock",
+    "judged/answers/<model>/<benchmark>.jsonl": "judged_answers",
+    "judged/judgments/<model>/<benchmark>/<judge>.jsonl": "judged_judgments",
     "perplexity.parquet": "perplexity",
     "perplexity_samples.parquet": "perplexity_samples",
     "quality.json": "quality",

@@ -23,7 +23,15 @@ from common.layout import (
 ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md"
 # OutputRoot members that walk or read the root rather than name a path in it.
 NOT_PATHS = {"path", "epoch_folders", "run_ids", "iter_checkpoints", "read_jobs", "record_jobs"}
-SAMPLE_ARGS = {"run_id": "RUN", "epoch": 7, "base_model": "local/NAME", "checkpoint_id": "RUN/epoch-07"}
+SAMPLE_ARGS = {
+    "run_id": "RUN",
+    "epoch": 7,
+    "base_model": "local/NAME",
+    "checkpoint_id": "RUN/epoch-07",
+    "model": "MODEL",
+    "benchmark": "BENCH",
+    "judge": "JUDGE",
+}
 
 
 def _documented_in_output_root_table() -> set[str]:
@@ -47,7 +55,16 @@ def _owned_paths(root: OutputRoot) -> dict[str, Path]:
 
 
 def _rendered(pattern: str) -> str:
-    return pattern.replace("<run_id>", "RUN").replace("epoch-NN", "epoch-07").replace("<name>", "NAME")
+    for placeholder, value in (
+        ("<run_id>", "RUN"),
+        ("epoch-NN", "epoch-07"),
+        ("<name>", "NAME"),
+        ("<model>", "MODEL"),
+        ("<benchmark>", "BENCH"),
+        ("<judge>", "JUDGE"),
+    ):
+        pattern = pattern.replace(placeholder, value)
+    return pattern
 
 
 def test_architecture_documents_exactly_the_paths_output_root_owns(tmp_path: Path) -> None:
