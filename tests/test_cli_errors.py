@@ -4,6 +4,7 @@ Also the shared configuration layer: --config files, --set overrides, typed conv
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -20,25 +21,11 @@ from common.errors import ConfigError, InputError, MassiveSFTError, UsageError
 
 REPO = Path(__file__).resolve().parents[1]
 
+STAGES = ("training", "evaluation", "analysis", "release", "pipeline")
+# Every subcommand of every stage (new ones are covered as they are added), and the single commands.
 COMMANDS = [
-    ("training", "plan"),
-    ("training", "prepare"),
-    ("training", "run"),
-    ("evaluation", "run"),
-    ("evaluation", "perplexity"),
-    ("evaluation", "import-released"),
-    ("analysis", "report"),
-    ("analysis", "layers"),
-    ("analysis", "map"),
-    ("analysis", "predict"),
-    ("release", "publish"),
-    ("release", "localhub"),
-    ("release.publish",),
-    ("localhub",),
-    ("space",),
-    ("pipeline", "demo"),
-    ("pipeline", "study"),
-]
+    (stage, name) for stage in STAGES for name in importlib.import_module(f"{stage}.__main__").COMMANDS
+] + [("release.publish",), ("localhub",), ("space",)]
 CASES = ("bad flag", "unknown config key", "invalid YAML", "bad --set")
 # Every command gets a bad flag and a bad config file; the other cases go through the same shared code,
 # so a few commands of different stages check them (each run is mostly interpreter start-up).
@@ -290,8 +277,6 @@ def test_release_names_are_never_silently_rewritten():
 @pytest.mark.parametrize("pipeline", ["demo", "study"])
 def test_the_pipeline_passes_every_stage_valid_options(pipeline):
     """Each stage command the pipeline runs parses with that stage's own options (no run needed)."""
-    import importlib
-
     from pipeline import demo, study
 
     module = {"demo": demo, "study": study}[pipeline]
