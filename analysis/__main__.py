@@ -14,5 +14,10 @@ COMMANDS = {
     ),
 }
 
+
+def main(argv: list[str] | None = None) -> int:
+    return run_subcommands("python -m analysis", __doc__, COMMANDS, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_subcommands("python -m analysis", __doc__, COMMANDS))
+    sys.exit(main())

@@ -12,38 +12,36 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 from tqdm import tqdm
 
+from analysis.common import MissingInputError
 from analysis.layers import KERNELS, CheckpointError, LayerShapeError, layer_changes, resolve_kernel
+from common.config import setting
+from common.errors import UsageError
 from common.io import replace_rows
 from common.layout import OutputRoot, default_root, iter_checkpoints
 
 IDENTITY = ("model_id", "run_id", "base_model")
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--root", type=Path, default=default_root(), help="output root of a grid")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="output parquet (default: ROOT/layers.parquet)"
-    )
-    parser.add_argument("--only", default=None, metavar="GLOB", help="only model ids matching this glob")
-    parser.add_argument("--redo", action="store_true", help="recompute checkpoints already in the output")
-
-    parser.add_argument(
-        "--kernel",
-        choices=KERNELS,
-        default="auto",
-        help="how the norms are computed: 'compiled' fuses each tensor pass with torch.compile on "
-        "one thread (needs a C++ compiler; the fastest), 'eager' uses plain torch ops on a thread "
-        "per core; 'auto' (default) compiles when it can, else warns and runs eagerly",
+@dataclass(frozen=True)
+class Options:
+    root: Path = setting(default_root(), "output root of a grid")
+    out: Path | None = setting(None, "output parquet (default: ROOT/layers.parquet)")
+    only: str | None = setting(None, "only model ids matching this glob", metavar="GLOB")
+    redo: bool = setting(False, "recompute checkpoints already in the output")
+    kernel: Literal[KERNELS] = setting(
+        "auto",
+        "how the norms are computed: 'compiled' fuses each tensor pass with torch.compile on one thread "
+        "(needs a C++ compiler; the fastest), 'eager' uses plain torch ops on a thread per core; 'auto' "
+        "compiles when it can, else warns and runs eagerly",
     )
 
 
@@ -51,25 +49,23 @@ def _done(out: Path) -> set[str]:
     return set(pd.read_parquet(out, columns=["model_id"])["model_id"]) if out.exists() else set()
 
 
-def main(args: argparse.Namespace) -> int:
-
-    out = args.out or OutputRoot(args.root).layers
+def main(options: Options) -> int:
+    out = options.out or OutputRoot(options.root).layers
     checkpoints = [
-        c for c in iter_checkpoints(args.root) if not args.only or fnmatch.fnmatchcase(c.model_id, args.only)
+        c
+        for c in iter_checkpoints(options.root)
+        if not options.only or fnmatch.fnmatchcase(c.model_id, options.only)
     ]
     if not checkpoints:
-        print(
-            f"error: no kept checkpoints (runs/*/epoch-*/run.json) under {args.root}; train a grid first "
-            "(python -m training run)",
-            file=sys.stderr,
+        raise MissingInputError(
+            f"no kept checkpoints (runs/*/epoch-*/run.json) under {options.root}; train a grid first "
+            "(python -m training run)"
         )
-        return 2
     try:
-        kernel = resolve_kernel(args.kernel)
+        kernel = resolve_kernel(options.kernel)
     except RuntimeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    done = set() if args.redo else _done(out)
+        raise UsageError(str(error)) from None
+    done = set() if options.redo else _done(out)
     pending = [c for c in checkpoints if c.model_id not in done]
     skipped = []
     for checkpoint in tqdm(pending, desc="layer analysis", unit="checkpoint"):

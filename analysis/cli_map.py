@@ -15,9 +15,8 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
-import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -26,42 +25,27 @@ from tqdm import tqdm
 from analysis.common import MissingInputError
 from analysis.model_map import LOGLIK_COLUMNS, label, model_map, text_loglik, text_set, texts_hash
 from analysis.predictors import load_training_texts
+from common.config import setting
 from common.io import replace_rows, write_parquet
 from common.layout import OutputRoot, default_root
-from common.selection import SelectionError
 from evaluation.runner import discover_models
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--root", type=Path, default=default_root(), help="output root of a grid")
-    parser.add_argument(
-        "--texts",
-        type=Path,
-        default=None,
-        help="fixed text set (parquet or .jsonl with a 'text' column; default: ROOT/data)",
+@dataclass(frozen=True)
+class Options:
+    root: Path = setting(default_root(), "output root of a grid")
+    texts: Path | None = setting(
+        None, "fixed text set (parquet or .jsonl with a 'text' column; default: ROOT/data)"
     )
-    parser.add_argument(
-        "--texts-per-dataset",
-        type=int,
-        default=20,
-        help="texts taken from each training set or each 'dataset' of --texts",
+    texts_per_dataset: int = setting(20, "texts taken from each training set or each 'dataset' of --texts")
+    out: Path | None = setting(None, "map table (default: ROOT/model_map.parquet)")
+    loglik: Path | None = setting(None, "log-likelihood table (default: ROOT/model_loglik.parquet)")
+    only: str | None = setting(
+        None, "filter models by job fields, KEY=GLOB[,KEY=GLOB] (e.g. base_model_name=tiny-llama)"
     )
-    parser.add_argument("--out", type=Path, default=None, help="map table (default: ROOT/model_map.parquet)")
-    parser.add_argument(
-        "--loglik", type=Path, default=None, help="log-likelihood table (default: ROOT/model_loglik.parquet)"
-    )
-    parser.add_argument(
-        "--only",
-        default=None,
-        help="filter models by job fields, KEY=GLOB[,KEY=GLOB] (e.g. base_model_name=tiny-llama)",
-    )
-    parser.add_argument("--batch-size", type=int, default=8, help="texts per forward pass")
-    parser.add_argument(
-        "--device", default=None, help="torch device (default: cuda when available, else cpu)"
-    )
-    parser.add_argument("--redo", action="store_true", help="score models again even if already scored")
+    batch_size: int = setting(8, "texts per forward pass")
+    device: str | None = setting(None, "torch device (default: cuda when available, else cpu)")
+    redo: bool = setting(False, "score models again even if already scored")
 
 
 def read_texts(path: Path) -> dict[str, list[str]]:
@@ -78,10 +62,10 @@ def read_texts(path: Path) -> dict[str, list[str]]:
     return {str(source): rows["text"].astype(str).tolist() for source, rows in frame.groupby(sources)}
 
 
-def _texts(args: argparse.Namespace) -> pd.DataFrame:
-
-    texts = read_texts(args.texts) if args.texts else load_training_texts(OutputRoot(args.root).data_dir)
-    return text_set(texts, args.texts_per_dataset)
+def _texts(options: Options) -> pd.DataFrame:
+    data_dir = OutputRoot(options.root).data_dir
+    texts = read_texts(options.texts) if options.texts else load_training_texts(data_dir)
+    return text_set(texts, options.texts_per_dataset)
 
 
 def _scored(path: Path, texts_hash: str) -> set[str]:
@@ -91,39 +75,29 @@ def _scored(path: Path, texts_hash: str) -> set[str]:
     return set(table.loc[table["texts_hash"] == texts_hash, "model_id"])
 
 
-def main(args: argparse.Namespace) -> int:
-
-    out, loglik_path = (
-        args.out or OutputRoot(args.root).model_map,
-        args.loglik or OutputRoot(args.root).model_loglik,
-    )
-    try:
-        models = discover_models(args.root, only=args.only)
-        if not models:
-            raise MissingInputError(
-                f"no kept checkpoints (runs/*/epoch-*/run.json) under {args.root}; train a "
-                "grid first (python -m training run)"
-            )
-        texts = _texts(args)
-    except (MissingInputError, SelectionError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def main(options: Options) -> int:
+    root = OutputRoot(options.root)
+    out = options.out or root.model_map
+    loglik_path = options.loglik or root.model_loglik
+    models = discover_models(options.root, only=options.only)
+    if not models:
+        raise MissingInputError(
+            f"no kept checkpoints (runs/*/epoch-*/run.json) under {options.root}; train a grid first "
+            "(python -m training run)"
+        )
+    texts = _texts(options)
     digest = texts_hash(texts)
-    done = set() if args.redo else _scored(loglik_path, digest)
+    done = set() if options.redo else _scored(loglik_path, digest)
     pending = [m for m in models if m.model_id not in done]
     with tempfile.TemporaryDirectory(prefix="model-map-") as tmp:
         texts_file = Path(tmp) / "model-map-texts.parquet"
         texts.to_parquet(texts_file, index=False)
         for model in tqdm(pending, desc="model map", unit="model"):
-            rows = text_loglik(model, texts_file, args.batch_size, args.device)
+            rows = text_loglik(model, texts_file, options.batch_size, options.device)
             replace_rows(loglik_path, rows.assign(texts_hash=digest)[list(LOGLIK_COLUMNS)], key="model_id")
     loglik = pd.read_parquet(loglik_path)
     labels = pd.DataFrame([label(m) for m in models])
-    try:
-        frame, explained = model_map(loglik[loglik["texts_hash"] == digest], labels)
-    except MissingInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    frame, explained = model_map(loglik[loglik["texts_hash"] == digest], labels)
     write_parquet(out, frame)
     print(
         f"{len(pending)} model(s) scored on {len(texts)} texts, {len(models) - len(pending)} already done; map of "

@@ -4,17 +4,17 @@ regression fitted on existing results (scores + perplexity tables) and a leave-o
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from analysis.cli_report import add_config_arguments, config_from_args, load_scores
+from analysis.cli_report import load_scores, read_parquet
 from analysis.common import MissingInputError
+from analysis.config import AnalysisConfig
 from analysis.gains import compute_gains
 from analysis.predictors import (
     MODEL_FEATURES,
@@ -27,39 +27,34 @@ from analysis.predictors import (
     with_intervals,
 )
 from analysis.synergy import resolve_main_condition, synergy_table
+from common.config import setting
 from common.template import render_prompt, render_sample
 from evaluation.perplexity import compute_perplexity
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--base-model",
+@dataclass(frozen=True)
+class Options:
+    base_model: str = setting(
+        None,
+        "base model: a local from_pretrained folder or a Hub id (also its name in the scores)",
         required=True,
-        help="base model: a local from_pretrained folder or a Hub id (also its name in the scores)",
     )
-    parser.add_argument(
-        "--base-model-name", help="its name in the scores table (default: matched from --base-model)"
+    base_model_name: str | None = setting(
+        None, "its name in the scores table (default: matched from --base-model)"
     )
-    parser.add_argument(
-        "--data",
+    data: Path = setting(
+        None,
+        "training data: a prepared parquet (id, dataset, prompt, text) or a JSONL of {instruction, response}",
         required=True,
-        type=Path,
-        help="training data: a prepared parquet (id, dataset, prompt, text) or a JSONL of "
-        "{instruction, response}",
     )
-    parser.add_argument(
-        "--scores", required=True, type=Path, help="existing results (scores.parquet or released CSV)"
+    scores: Path = setting(None, "existing results (scores.parquet or released CSV)", required=True)
+    perplexity: Path = setting(
+        None, "perplexity.parquet of the existing results' (base model, dataset) pairs", required=True
     )
-    parser.add_argument(
-        "--perplexity",
-        required=True,
-        type=Path,
-        help="perplexity.parquet of the existing results' (base model, dataset) pairs",
-    )
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-samples", type=int, default=1000, help="score at most this many samples")
-    parser.add_argument("--json", action="store_true", help="print the table as JSON records")
-    add_config_arguments(parser)
+    batch_size: int = setting(8, "samples per forward pass")
+    max_samples: int = setting(1000, "score at most this many samples")
+    json: bool = setting(False, "print the table as JSON records")
+    analysis: AnalysisConfig = setting(default_factory=AnalysisConfig, inline=True)
 
 
 def prepared_from(data: Path, max_samples: int, workdir: Path) -> Path:
@@ -99,28 +94,29 @@ def resolve_name(base_model: str, explicit: str | None, scores: pd.DataFrame) ->
     return Path(base_model).name
 
 
-def fitted_model(args: argparse.Namespace) -> GainModel:
-    config = config_from_args(args)
-    scores, _ = load_scores(args.scores)
+def fitted_model(options: Options) -> GainModel:
+    config = options.analysis
+    scores, _ = load_scores(options.scores)
     gains = compute_gains(scores)
     condition = resolve_main_condition(gains, config)
     synergy = synergy_table(gains, condition)
-    ppl = perplexity_features(pd.read_parquet(args.perplexity), config.perplexity_scope, condition.data_size)
+    perplexity = read_parquet(options.perplexity, "perplexity")
+    ppl = perplexity_features(perplexity, config.perplexity_scope, condition.data_size)
     values = predictor_values(synergy[synergy["method"] == config.predictor_method], ppl)
     model = fit_gain_model(values, MODEL_FEATURES)
     predictions = lodo_predictions(values, MODEL_FEATURES)
     return with_intervals(model, predictions, config.interval) if not predictions.empty else model
 
 
-def new_data_features(args: argparse.Namespace, name: str, scope: str) -> dict[str, float]:
+def new_data_features(options: Options, name: str, scope: str) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
-        prepared = prepared_from(args.data, args.max_samples, Path(tmp))
+        prepared = prepared_from(options.data, options.max_samples, Path(tmp))
         _, aggregated = compute_perplexity(
-            args.base_model,
+            options.base_model,
             [prepared],
-            batch_size=args.batch_size,
-            base_model=args.base_model,
+            batch_size=options.batch_size,
+            base_model=options.base_model,
             base_model_name=name,
         )
     features = perplexity_features(aggregated, scope).iloc[0]
@@ -144,24 +140,21 @@ def prediction_table(model: GainModel, name: str, features: dict[str, float]) ->
     return table
 
 
-def main(args: argparse.Namespace) -> int:
-    try:
-        model = fitted_model(args)
-        name = resolve_name(args.base_model, args.base_model_name, load_scores(args.scores)[0])
-        features = new_data_features(args, name, config_from_args(args).perplexity_scope)
-    except MissingInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def main(options: Options) -> int:
+    model = fitted_model(options)
+    name = resolve_name(options.base_model, options.base_model_name, load_scores(options.scores)[0])
+    features = new_data_features(options, name, options.analysis.perplexity_scope)
     table = prediction_table(model, name, features)
     known = name in model.feature_means.index
     print(
         f"base model {name} ({'fitted' if known else 'NOT in the fitted results: mean over models'}); "
-        f"data {args.data}: perplexity {features['perplexity']:.3f}, {features['mean_tokens']:.1f} tokens/sample"
+        f"data {options.data}: perplexity {features['perplexity']:.3f}, "
+        f"{features['mean_tokens']:.1f} tokens/sample"
     )
-    coverage = config_from_args(args).interval
+    coverage = options.analysis.interval
     print(
         table.to_json(orient="records")
-        if args.json
+        if options.json
         else table.rename(
             columns={"low": f"low ({coverage:.0%})", "high": f"high ({coverage:.0%})"}
         ).to_string(index=False, float_format=lambda v: f"{v:+.2f}")

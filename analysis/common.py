@@ -10,9 +10,10 @@ import pandas as pd
 from scipy import stats
 
 from common.catalog import ALL_MIXTURE, LEAVE_ONE_OUT_PREFIX, PRETRAIN
+from common.errors import InputError
 
 
-class MissingInputError(ValueError):
+class MissingInputError(InputError):
     """An analysis cannot run because an input it needs is absent; the message names it and the fix."""
 
 

@@ -1,13 +1,12 @@
-"""Every setting of the analysis stage, in one place. The CLI overrides any of them (``--field-name``);
-each field's help text is shown by ``python -m analysis report --help``."""
+"""Every setting of the analysis stage, in one place. The CLIs take any of them as ``--field-name``, in
+a ``--config`` file or as ``--set field=value``; each field's help text is shown by
+``python -m analysis report --help``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-
-def _setting(default, help_text: str):
-    return field(default=default, metadata={"help": help_text})
+from common.config import setting as _setting
 
 
 @dataclass(frozen=True)

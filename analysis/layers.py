@@ -35,6 +35,8 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
+from common.errors import InputError
+
 LAYER_COLUMNS = ("layer", "depth", "module", "frobenius", "relative", "base_frobenius", "n_params")
 EAGER_CHUNK = 1 << 20  # elements per eager chunk: 4 MB of float32 per scratch buffer
 COMPILED_CHUNK = 1 << 22  # elements per fused call: nothing materialised, so only the call overhead bounds it
@@ -42,11 +44,11 @@ _LAYER_RE = re.compile(r"(?:^|\.)layers\.(\d+)\.(.+)$")
 _PEFT_PREFIX = "base_model.model."
 
 
-class LayerShapeError(ValueError):
+class LayerShapeError(InputError):
     """A checkpoint whose tensors do not match its base model's."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A folder that is neither a safetensors model nor a PEFT adapter."""
 
 

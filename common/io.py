@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,37 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_directory(target: str | os.PathLike[str], keep: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Yield a temp folder next to ``target``; it replaces ``target`` (a folder) only if the block
+    succeeds, so a failure leaves the previous folder, or none, and never a half-written one. ``keep``:
+    subfolders of the previous ``target`` copied in first (caches)."""
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{target} exists and is not a folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        for name in keep:
+            if (target / name).is_dir():
+                shutil.copytree(target / name, tmp / name)
+        yield tmp
+        tmp.chmod(0o777 & ~_umask())
+        old = target.with_name(f".{target.name}.{os.getpid()}.old")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def write_bytes(target: str | os.PathLike[str], data: bytes) -> None:

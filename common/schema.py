@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from common.catalog import JUDGED_BENCHMARKS
+from common.errors import InputError
 from common.io import write_parquet
 
 # column -> pandas dtype. Identity first, then the measurement, then provenance.
@@ -56,7 +57,7 @@ SOURCES = ("lm-eval", "released-table")
 METHODS = ("full", "lora", "base")
 
 
-class SchemaError(ValueError):
+class SchemaError(InputError):
     """A scores table that does not follow the schema."""
 
 

@@ -10,10 +10,12 @@ import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from common.errors import UsageError
+
 Terms = dict[str, list[str]]
 
 
-class SelectionError(ValueError):
+class SelectionError(UsageError):
     """An ``--only`` filter that is not KEY=GLOB or names an unknown key; carries the allowed keys."""
 
     def __init__(self, reason: str, value: str, allowed: Iterable[str]) -> None:

@@ -10,5 +10,10 @@ COMMANDS = {
     "import-released": ("evaluation.cli_import", "convert the authors' released results table to our schema"),
 }
 
+
+def main(argv: list[str] | None = None) -> int:
+    return run_subcommands("python -m evaluation", __doc__, COMMANDS, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_subcommands("python -m evaluation", __doc__, COMMANDS))
+    sys.exit(main())

@@ -13,44 +13,36 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from common.config import setting
+from common.errors import InputError
 from common.io import write_parquet
 from common.layout import OutputRoot, default_root
-from common.selection import SelectionError, select
-from evaluation.perplexity import PerplexityError, compute_perplexity, load_model
+from common.selection import select
+from evaluation.perplexity import compute_perplexity, load_model
 from training.data import prepare_job_data
-from training.loaders import DataError
 
 PAIR_KEY = ["base_model", "data_hash"]
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--grid", default="demo", help="the grid whose recorded jobs are scored (default: demo)"
+@dataclass(frozen=True)
+class Options:
+    grid: str = setting("demo", "the grid whose recorded jobs (ROOT/jobs.jsonl) are scored", metavar="NAME")
+    only: str | None = setting(
+        None, "keep jobs whose fields match KEY=GLOB[,KEY=GLOB...] (as in training)", metavar="FILTER"
     )
-    parser.add_argument(
-        "--only",
-        metavar="FILTER",
-        default=None,
-        help="keep jobs whose fields match KEY=GLOB[,KEY=GLOB...] (as in training)",
-    )
-    parser.add_argument("--root", type=Path, default=None, help="output root (default: outputs/<grid>)")
-    parser.add_argument("--batch-size", type=int, default=8, help="samples per forward pass (default: 8)")
-    parser.add_argument("--max-length", type=int, default=2048, help="truncate samples to this many tokens")
-    parser.add_argument(
-        "--device", default=None, help="torch device (default: cuda when available, else cpu)"
-    )
+    root: Path | None = setting(None, "output root (default: outputs/<grid>)")
+    batch_size: int = setting(8, "samples per forward pass")
+    max_length: int = setting(2048, "truncate samples to this many tokens")
+    device: str | None = setting(None, "torch device (default: cuda when available, else cpu)")
 
 
-class NoRecordedJobsError(ValueError):
+class NoRecordedJobsError(InputError):
     """The root's jobs.jsonl holds no job of the grid (training has not prepared it here)."""
 
 
@@ -97,7 +89,7 @@ def _finished(root: Path) -> set[tuple[str, str]]:
     return {key for key, n in scopes.items() if n == 2}
 
 
-def run_base_model(base_model: str, jobs: list[dict], root: Path, args: argparse.Namespace) -> int:
+def run_base_model(base_model: str, jobs: list[dict], root: Path, options: Options) -> int:
     """Score every pending prepared set of one base model; returns how many pairs were computed."""
     from transformers import AutoTokenizer
 
@@ -111,14 +103,14 @@ def run_base_model(base_model: str, jobs: list[dict], root: Path, args: argparse
     ]
     if not pending:
         return 0
-    model, tokenizer, device = load_model(path, args.device)
+    model, tokenizer, device = load_model(path, options.device)
     for job, data in pending:
         samples, aggregate = compute_perplexity(
             path,
             [data.path],
-            batch_size=args.batch_size,
+            batch_size=options.batch_size,
             device=device,
-            max_length=args.max_length,
+            max_length=options.max_length,
             base_model=base_model,
             base_model_name=job["base_model_name"],
             model_and_tokenizer=(model, tokenizer),
@@ -133,15 +125,10 @@ def run_base_model(base_model: str, jobs: list[dict], root: Path, args: argparse
     return len(pending)
 
 
-def main(args: argparse.Namespace) -> int:
-
-    root = args.root or default_root(args.grid)
-    try:
-        pairs = _pairs(recorded_jobs(root, args.grid, args.only))
-        computed = sum(run_base_model(base, jobs, root, args) for base, jobs in pairs.items())
-    except (NoRecordedJobsError, SelectionError, DataError, PerplexityError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def main(options: Options) -> int:
+    root = options.root or default_root(options.grid)
+    pairs = _pairs(recorded_jobs(root, options.grid, options.only))
+    computed = sum(run_base_model(base, jobs, root, options) for base, jobs in pairs.items())
     total = sum(len(jobs) for jobs in pairs.values())
     print(
         f"{computed} (base model, dataset) pair(s) computed, {total - computed} already done; "

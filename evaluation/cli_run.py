@@ -8,95 +8,65 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from common.config import setting
+from common.errors import UsageError
 from common.layout import OutputRoot, default_root
 from evaluation.runner import RunOptions, run_suite, run_suite_distributed
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--root",
-        type=Path,
-        default=None,
-        help="output root holding runs/ (default: outputs/<grid>); scores go to ROOT/scores.parquet",
+@dataclass(frozen=True)
+class Options:
+    root: Path | None = setting(
+        None, "output root holding runs/ (default: outputs/<grid>); scores go to ROOT/scores.parquet"
     )
-    parser.add_argument(
-        "--suite",
-        default="demo",
-        help="suite name in configs/suites/ (demo, paper) or a path to a suite YAML (default: demo)",
+    suite: str = setting("demo", "suite name in configs/suites/ (demo, paper) or a path to a suite YAML")
+    grid: str | None = setting(
+        None, "grid whose base models are evaluated too (default: the base models of the runs found)"
     )
-    parser.add_argument(
-        "--grid",
-        default=None,
-        help="grid whose base models are evaluated too (default: the base models of the runs found)",
+    only: str | None = setting(
+        None, "filter models by job fields, KEY=GLOB[,KEY=GLOB] (e.g. dataset=demo_facts,method=lora)"
     )
-    parser.add_argument(
-        "--only",
-        default=None,
-        help="filter models by job fields, KEY=GLOB[,KEY=GLOB] (e.g. dataset=demo_facts,method=lora)",
+    limit: int | None = setting(None, "documents per task, overriding the suite's limits (for quick checks)")
+    batch_size: str = setting("8", "lm-eval batch size, an integer or 'auto'")
+    backend: Literal["hf", "vllm"] = setting(
+        "hf", "lm-eval model backend: hf (transformers) or vllm (needs the vllm package)"
     )
-    parser.add_argument(
-        "--limit",
-        type=int,
-        default=None,
-        help="documents per task, overriding the suite's limits (for quick checks)",
+    device: str | None = setting(None, "torch device for the hf backend (default: cuda if available)")
+    executor: Literal["local", "slurm"] = setting(
+        "local", "local: on this machine; slurm: one job per model (the jobs package's executors)"
     )
-    parser.add_argument(
-        "--batch-size", default="8", help="lm-eval batch size, an integer or 'auto' (default: 8)"
-    )
-    parser.add_argument(
-        "--backend",
-        choices=("hf", "vllm"),
-        default="hf",
-        help="lm-eval model backend: hf (transformers) or vllm (needs the vllm package)",
-    )
-    parser.add_argument(
-        "--device", default=None, help="torch device for the hf backend (default: cuda if available)"
-    )
-    parser.add_argument(
-        "--executor",
-        choices=("local", "slurm"),
-        default="local",
-        help="local: on this machine; slurm: one job per model (training's executors)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="local worker processes, one model each (1: everything in this process)",
-    )
+    workers: int = setting(1, "local worker processes, one model each (1: everything in this process)")
+
+    def run_options(self) -> RunOptions:
+        if self.batch_size != "auto" and not self.batch_size.isdigit():
+            raise UsageError(f"--batch-size {self.batch_size!r}: expected a positive integer or 'auto'")
+        batch = self.batch_size if self.batch_size == "auto" else int(self.batch_size)
+        return RunOptions(limit=self.limit, batch_size=batch, backend=self.backend, device=self.device)
 
 
-def _batch_size(value: str) -> int | str:
-    return value if value == "auto" else int(value)
-
-
-def main(args: argparse.Namespace) -> int:
-
+def main(options: Options) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.root is None and args.grid is None:
-        raise SystemExit("give --root (or --grid, whose default root is outputs/<grid>)")
-    root = args.root or default_root(args.grid)
-    options = RunOptions(
-        limit=args.limit, batch_size=_batch_size(args.batch_size), backend=args.backend, device=args.device
-    )
-    if args.executor == "local" and args.workers == 1:
-        summary = run_suite(root, args.suite, grid=args.grid, only=args.only, options=options)
+    if options.root is None and options.grid is None:
+        raise UsageError("give --root (or --grid, whose default root is outputs/<grid>)")
+    root = options.root or default_root(options.grid)
+    run = options.run_options()
+    if options.executor == "local" and options.workers == 1:
+        summary = run_suite(root, options.suite, grid=options.grid, only=options.only, options=run)
         print(summary.render())
         return 1 if summary.failed else 0
     summary = run_suite_distributed(
         root,
-        args.suite,
-        grid=args.grid,
-        only=args.only,
-        options=options,
-        executor=args.executor,
-        workers=args.workers,
+        options.suite,
+        grid=options.grid,
+        only=options.only,
+        options=run,
+        executor=options.executor,
+        workers=options.workers,
     )
     print(summary)
     print(f"scores: {OutputRoot(root).scores}")

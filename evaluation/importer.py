@@ -10,7 +10,9 @@ unknown model/dataset name raises :class:`ReleasedTableError` naming the row and
 
 from __future__ import annotations
 
+import codecs
 import csv
+import hashlib
 import io
 import math
 import re
@@ -18,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pandas as pd
 
 from common.catalog import (
@@ -28,12 +29,17 @@ from common.catalog import (
     PAPER_DATASETS,
     PRETRAIN,
 )
+from common.errors import InputError
 from common.paths import RELEASED_TABLE_URL
 from common.schema import conform
 from evaluation.quality import apply_flags, assess
 from evaluation.released_table import COLUMN_MAP, METADATA_COLUMNS, SCORE_COLUMNS_IN_TABLE
 
 SOURCE = "released-table"
+# The authors' evaluation_result.csv as released: a copy that differs is named in a warning (a cut-off
+# download has fewer rows; an edited one another checksum).
+RELEASED_TABLE_ROWS = 1027
+RELEASED_TABLE_SHA256 = "de156c07817e2c8c2702d5475add0f759c11cd839367ad656ccfd2640a494c73"
 # The paper evaluated with OpenCompass; the table does not say which version.
 HARNESS = "opencompass (released table)"
 INDEX_COLUMN = ""  # the table's first column has an empty header
@@ -44,7 +50,7 @@ KNOWN_DATASETS: frozenset[str] = frozenset(
 )
 
 
-class ReleasedTableError(ValueError):
+class ReleasedTableError(InputError):
     """The released table cannot be read or does not look like the authors' table."""
 
 
@@ -53,15 +59,18 @@ class ImportResult:
     scores: pd.DataFrame  # common.schema long table, ``flags`` set from the quality findings
     findings: dict[str, Any] = field(default_factory=dict)  # evaluation.quality.assess output
     table: pd.DataFrame | None = None  # the parsed wide table: metadata, model_id, one float column per score
+    warnings: list[str] = field(default_factory=list)  # how the input differs from the released table
 
 
 def is_url(source: str | Path) -> bool:
     return isinstance(source, str) and re.match(r"^https?://", source) is not None
 
 
-def read_source(source: str | Path, timeout: float = 30.0) -> str:
-    """Text of the table at a local path or an http(s) URL."""
+def read_bytes(source: str | Path, timeout: float = 30.0) -> bytes:
+    """The table's bytes at a local path or an http(s) URL."""
     if is_url(source):
+        import httpx  # lazy: only a download needs the HTTP client
+
         try:
             response = httpx.get(str(source), timeout=timeout, follow_redirects=True)
             response.raise_for_status()
@@ -70,13 +79,35 @@ def read_source(source: str | Path, timeout: float = 30.0) -> str:
                 f"cannot download the released table from {source}: {error}. Check the URL and your "
                 f"network, or pass a local copy with --csv PATH"
             ) from error
-        return response.text
+        return response.content
     path = Path(source)
     if not path.is_file():
         raise ReleasedTableError(
             f"released table not found at {path}; pass --csv PATH_OR_URL (default URL: {RELEASED_TABLE_URL})"
         )
-    return path.read_text(encoding="utf-8")
+    return path.read_bytes()
+
+
+def decode_table(data: bytes, source: str | Path) -> str:
+    """UTF-8 text, a byte-order mark accepted (spreadsheets save one); binary data is refused."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ReleasedTableError(
+            f"{source} is not a UTF-8 text CSV (byte {data[error.start]:#04x} at offset {error.start}); "
+            "pass the released evaluation_result.csv"
+        ) from None
+    if "\x00" in text:
+        raise ReleasedTableError(
+            f"{source} contains NUL bytes (offset {text.index(chr(0))}): a binary file, not the released "
+            "CSV; pass the released evaluation_result.csv"
+        )
+    return text
+
+
+def read_source(source: str | Path, timeout: float = 30.0) -> str:
+    """Text of the table at a local path or an http(s) URL."""
+    return decode_table(read_bytes(source, timeout), source)
 
 
 def _where(index: str, line: int, column: str) -> str:
@@ -233,11 +264,78 @@ def to_long(table: pd.DataFrame) -> pd.DataFrame:
     return conform(long)
 
 
-def import_released(source: str | Path = RELEASED_TABLE_URL) -> ImportResult:
+def _decimals(cell: str) -> int:
+    return len(cell.strip().partition(".")[2])
+
+
+def _cut_short_hint(text: str) -> str:
+    """For a table whose last line lacks its line break: which cell looks cut, if one can tell."""
+    rows = list(csv.reader(io.StringIO(text)))
+    if len(rows) < 3:
+        return ""
+    header, last = rows[0], rows[-1]
+    if len(last) < len(header):
+        return f"; its last row has {len(last)} of {len(header)} cells"
+    column = len(header) - 1  # a row with every cell can only be cut inside its last one
+    if not last[column].strip():
+        return ""
+    precision = max((_decimals(r[column]) for r in rows[1:-1] if len(r) > column), default=0)
+    if _decimals(last[column]) < precision:
+        return (
+            f"; its last cell {last[column]!r} ({header[column]}) has fewer decimals than the "
+            f"column's {precision}"
+        )
+    return ""
+
+
+def check_complete(text: str, source: str | Path, allow_truncated: bool = False) -> tuple[str, list[str]]:
+    """A complete table ends with a line break; one that does not was cut off (a partial download).
+    Refused unless ``allow_truncated``, which imports the complete rows (the last one only if it has
+    every cell) and says so."""
+    if not text or text.endswith(("\n", "\r")):
+        return text, []
+    lines = text.count("\n") + 1
+    problem = (
+        f"{source} does not end with a line break as a complete table does: it looks cut off at line {lines}"
+    )
+    problem += _cut_short_hint(text)
+    if not allow_truncated:
+        raise ReleasedTableError(
+            f"{problem}. Download it again, or pass --allow-truncated to import the rest"
+        )
+    rows = list(csv.reader(io.StringIO(text)))
+    if len(rows) > 1 and len(rows[-1]) < len(rows[0]):
+        text = text[: text.rstrip("\r\n").rfind("\n") + 1]
+        return text, [f"{problem}; its incomplete last row was dropped (--allow-truncated)"]
+    return text + "\n", [f"{problem}; imported as it is (--allow-truncated)"]
+
+
+def compare_with_release(data: bytes, n_rows: int) -> list[str]:
+    """How an input differs from the authors' released table (warnings, not errors: a subset or an
+    updated table is legitimate input)."""
+    if hashlib.sha256(data.removeprefix(codecs.BOM_UTF8)).hexdigest() == RELEASED_TABLE_SHA256:
+        return []
+    warnings = [
+        f"the input's SHA-256 differs from the released table's ({RELEASED_TABLE_SHA256[:12]}...): "
+        "it is not the authors' evaluation_result.csv as released"
+    ]
+    if n_rows < RELEASED_TABLE_ROWS:
+        warnings.append(
+            f"the input has {n_rows} rows where the released table has {RELEASED_TABLE_ROWS}: "
+            "a partial copy or download? Download it again if you meant the whole table"
+        )
+    return warnings
+
+
+def import_released(source: str | Path = RELEASED_TABLE_URL, allow_truncated: bool = False) -> ImportResult:
     """Read, validate and convert the released table; attach the quality findings as row flags."""
 
-    text = read_source(source)
+    data = read_bytes(source)
+    text, warnings = check_complete(decode_table(data, source), source, allow_truncated)
     table = parse_table(text)
     scores = to_long(table)
     findings = assess(table, source=str(source), text=text)
-    return ImportResult(scores=apply_flags(scores, findings), findings=findings, table=table)
+    warnings += compare_with_release(data, len(table))
+    return ImportResult(
+        scores=apply_flags(scores, findings), findings=findings, table=table, warnings=warnings
+    )

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from common.errors import InputError
+
 SCOPES = ("response", "full")
 IDENTITY = ("base_model", "base_model_name", "dataset", "data_size", "data_hash")
 AGGREGATE_COLUMNS = (*IDENTITY, "scope", "n_samples", "n_tokens", "mean_nll", "perplexity")
@@ -30,7 +32,7 @@ SAMPLE_COLUMNS = (*IDENTITY, "scope", "sample_id", "n_tokens", "mean_nll", "perp
 DEFAULT_MAX_LENGTH = 2048
 
 
-class PerplexityError(ValueError):
+class PerplexityError(InputError):
     """Input that cannot be scored (empty prepared set, missing columns, unreadable model)."""
 
 

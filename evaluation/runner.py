@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from common.errors import MassiveSFTError
 from common.io import file_lock
 from common.layout import Checkpoint, OutputRoot
 from common.schema import read_scores, upsert_scores
@@ -31,7 +32,7 @@ BACKENDS = ("hf", "vllm")
 PERCENT_METRICS = ("acc", "acc_norm", "exact_match", "pass@1", "mc1", "mc2", "f1", "em")
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(MassiveSFTError, RuntimeError):
     """A model or task that cannot be evaluated (missing backend, metric not produced, ...)."""
 
 

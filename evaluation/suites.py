@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from common.catalog import BENCHMARK_FAMILIES, JUDGED_BENCHMARKS
+from common.errors import ConfigError
 from common.io import write_text
 from common.paths import configs_dir
 from common.template import render_prompt
@@ -34,7 +35,7 @@ SUITE_FIELDS = ("name", "description", "prepare", "task_dirs", "entries")
 PREPARERS = ("demo",)
 
 
-class SuiteError(ValueError):
+class SuiteError(ConfigError):
     """A suite file that does not follow the format."""
 
 

@@ -1,5 +1,6 @@
 """``python -m release localhub`` / ``python -m localhub``: a local Hugging Face
-Hub-compatible server (FastAPI + uvicorn) that the publisher stages releases into and the tests use.
+Hub-compatible server (FastAPI + uvicorn) that the publisher stages releases into and the tests use,
+and that a team can host (users, organisations, read/write tokens, private repos).
 
 Library API: ``serve_in_background(root, port=None, tokens=None, faults=None)`` (a context manager
 yielding a handle with ``.endpoint``, ``.root``, ``.token``, ``.set_faults()``, ``.fault_counts()``;
@@ -11,13 +12,14 @@ See docs/localhub.md."""
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from localhub.accounts import ADMIN_TOKEN_ENV, TOKENS_FILE_ENV, Accounts, AccountsError
+from common.config import setting
+from common.errors import UsageError
+from localhub.accounts import ADMIN_TOKEN_ENV, TOKENS_FILE_ENV, Accounts
 from localhub.background import LocalHubHandle, free_port, serve_in_background
 from localhub.config import (
     DEFAULT_ADMIN_TOKEN,
@@ -33,7 +35,7 @@ from localhub.storage import Storage
 
 __all__ = [
     "LocalHubHandle",
-    "configure",
+    "Options",
     "free_port",
     "main",
     "serve_in_background",
@@ -51,53 +53,41 @@ then point Hub clients at it (huggingface_hub reads these at import time):
 """
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = EPILOG
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--root", type=Path, required=True, help="storage folder (created; survives restarts)"
+@dataclass(frozen=True)
+class Options:
+    root: Path = setting(None, "storage folder (created; survives restarts)", required=True)
+    host: str = setting(DEFAULT_HOST, "interface to listen on")
+    port: int = setting(DEFAULT_PORT, "port to listen on (0: a free one)")
+    tokens_file: Path | None = setting(
+        None,
+        f"users, their read/write tokens and organisations (YAML/JSON; see docs/localhub.md); default:"
+        f" ${TOKENS_FILE_ENV}. Enforces namespaces: each user writes only to its own and its organisations'",
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on (0: a free one)")
-    parser.add_argument(
-        "--tokens-file",
-        type=Path,
-        default=os.environ.get(TOKENS_FILE_ENV) or None,
-        help=f"users, their read/write tokens and organisations (YAML/JSON; see docs/localhub.md);"
-        f" default: ${TOKENS_FILE_ENV}. Enforces namespaces: each user writes only to its own and"
-        " its organisations'",
-    )
-    parser.add_argument(
-        "--token",
-        action="append",
-        default=None,
+    token: tuple[str, ...] = setting(
+        (),
+        f"a write token, optionally with its user name (repeatable; visible in `ps`: prefer --tokens-file;"
+        f" default: the public staging token {DEFAULT_TOKEN!r} for user {DEFAULT_USER!r}, who owns every"
+        " namespace)",
+        repeat=True,
         metavar="[USER=]TOKEN",
-        help=f"a write token, optionally with its user name (repeatable; visible in `ps`: prefer"
-        f" --tokens-file; default: the public staging token {DEFAULT_TOKEN!r} for user {DEFAULT_USER!r},"
-        " who owns every namespace)",
     )
-    parser.add_argument(
-        "--admin-token",
-        default=os.environ.get(ADMIN_TOKEN_ENV) or None,
-        help=f"token for the /_admin routes (fault control); default: ${ADMIN_TOKEN_ENV}, else the"
-        f" public {DEFAULT_ADMIN_TOKEN!r} in single-user mode and none (disabled) with --tokens-file",
+    admin_token: str | None = setting(
+        None,
+        f"token for the /_admin routes (fault control); default: ${ADMIN_TOKEN_ENV}, else the public"
+        f" {DEFAULT_ADMIN_TOKEN!r} in single-user mode and none (routes disabled) with --tokens-file",
     )
-    parser.add_argument(
-        "--max-body-bytes",
-        type=int,
-        default=DEFAULT_MAX_BODY_BYTES,
-        help="largest API request body (413 above it; LFS uploads are bounded by their announced size)",
+    max_body_bytes: int = setting(
+        DEFAULT_MAX_BODY_BYTES,
+        "largest API request body (413 above it; LFS uploads are bounded by their announced size)",
     )
-    parser.add_argument("--faults", type=Path, default=None, help="fault-injection config (YAML or JSON)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument(
-        "--forwarded-allow-ips",
-        default="127.0.0.1",
-        help="proxies whose X-Forwarded-Proto/For headers are trusted (behind a TLS reverse proxy)",
+    forwarded_allow_ips: str = setting(
+        "127.0.0.1", "proxies whose X-Forwarded-Proto/For headers are trusted (behind a TLS reverse proxy)"
     )
+    faults: Path | None = setting(None, "fault-injection config (YAML or JSON)")
+    log_level: Literal["debug", "info", "warning", "error"] = setting("info", "server log level")
 
 
-def parse_tokens(values: list[str] | None) -> dict[str, str]:
+def parse_tokens(values: tuple[str, ...] | list[str] | None) -> dict[str, str]:
     """``[USER=]TOKEN`` strings -> {token: user}."""
     if not values:
         return {DEFAULT_TOKEN: DEFAULT_USER}
@@ -105,39 +95,34 @@ def parse_tokens(values: list[str] | None) -> dict[str, str]:
     for value in values:
         user, _, token = value.rpartition("=")
         if not token:
-            raise AccountsError(f"--token {value!r}: expected TOKEN or USER=TOKEN")
+            raise UsageError(f"--token {value!r}: expected TOKEN or USER=TOKEN")
         tokens[token] = user or DEFAULT_USER
     return tokens
 
 
-def load_accounts(args: argparse.Namespace) -> Accounts:
+def load_accounts(args: Options) -> Accounts:
     """The tokens file (team mode) or the --token values (single-user mode when they name one user)."""
-    if args.tokens_file is not None:
+    tokens_file = args.tokens_file or os.environ.get(TOKENS_FILE_ENV) or None
+    admin_token = args.admin_token or os.environ.get(ADMIN_TOKEN_ENV) or None
+    if tokens_file is not None:
         if args.token:
-            raise AccountsError("use --tokens-file or --token, not both")
-        return Accounts.load(args.tokens_file, args.admin_token)
-    return Accounts.simple(parse_tokens(args.token), args.admin_token or DEFAULT_ADMIN_TOKEN)
+            raise UsageError("use --tokens-file (or $LOCALHUB_TOKENS_FILE) or --token, not both")
+        return Accounts.load(tokens_file, admin_token)
+    return Accounts.simple(parse_tokens(args.token), admin_token or DEFAULT_ADMIN_TOKEN)
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: Options) -> int:
+    import uvicorn  # lazy on purpose: --help and configuration errors do not wait for it
+
     try:
         faults = FaultConfig.load(args.faults) if args.faults else FaultConfig()
     except (OSError, FaultConfigError, ValueError) as err:
-        print(f"error: cannot use --faults {args.faults}: {err}", file=sys.stderr)
-        return 2
-    try:
-        accounts = load_accounts(args)
-    except AccountsError as err:
-        print(f"error: {err} (see docs/localhub.md, 'Run it for a team')", file=sys.stderr)
-        return 2
+        raise FaultConfigError(f"cannot use --faults {args.faults}: {err}") from None
+    accounts = load_accounts(args)
     if args.max_body_bytes < 1:
-        print("error: --max-body-bytes must be a positive number of bytes", file=sys.stderr)
-        return 2
-    import uvicorn  # lazy on purpose: the --help and configuration errors do not wait for it
-
+        raise UsageError("--max-body-bytes must be a positive number of bytes")
     port = args.port or free_port(args.host)
-    settings = HubSettings(accounts, faults, args.max_body_bytes)
-    app = create_app(Storage(args.root), settings)
+    app = create_app(Storage(args.root), HubSettings(accounts, faults, args.max_body_bytes))
     _print_banner(args, port, accounts, faults)
     uvicorn.run(
         app, host=args.host, port=port, log_level=args.log_level, forwarded_allow_ips=args.forwarded_allow_ips
@@ -145,7 +130,7 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_banner(args: argparse.Namespace, port: int, accounts: Accounts, faults: Any) -> None:
+def _print_banner(args: Options, port: int, accounts: Accounts, faults: Any) -> None:
     endpoint = f"http://{args.host}:{port}"
     # Tokens are secrets: only the public default one is ever printed.
     token_hint = DEFAULT_TOKEN if accounts.principal(DEFAULT_TOKEN) else "<one of your tokens>"

@@ -1,13 +1,9 @@
 """``python -m localhub --root DIR [--port P] ...``: the same as ``python -m release localhub``."""
 
-import argparse
 import sys
 
-from localhub import configure, main
+import localhub
+from common.cli import run_command
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        prog="python -m localhub", description="Serve a local Hugging Face Hub-compatible server."
-    )
-    configure(parser)
-    sys.exit(main(parser.parse_args()))
+    sys.exit(run_command("python -m localhub", localhub))

@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from common.errors import ConfigError
 from localhub.config import DEFAULT_TOKEN, DEFAULT_USER
 from localhub.names import valid_name
 
@@ -42,7 +43,7 @@ ROLES = ("read", "write")
 MIN_TOKEN_CHARS = 8
 
 
-class AccountsError(ValueError):
+class AccountsError(ConfigError):
     """A tokens file or token list that cannot be used; the message names the problem."""
 
 

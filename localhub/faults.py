@@ -37,6 +37,8 @@ from typing import Any
 
 import yaml
 
+from common.errors import ConfigError
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -47,7 +49,7 @@ KINDS = ("status", "drop", "delay")
 EXEMPT_PREFIXES = ("/_admin", "/health")
 
 
-class FaultConfigError(ValueError):
+class FaultConfigError(ConfigError):
     pass
 
 

@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from common.errors import MassiveSFTError
 from common.hub import LFS_SIZE_THRESHOLD
 from common.io import read_json, write_bytes, write_json
 from localhub.names import valid_name
@@ -92,7 +93,7 @@ GITATTRIBUTES = "".join(
 LFS_SUFFIXES = tuple(p[1:] for p in GITATTRIBUTES.split() if p.startswith("*.") and "*" not in p[1:])
 
 
-class HubError(Exception):
+class HubError(MassiveSFTError):
     """An error the server turns into an HTTP response the Hub clients understand."""
 
     def __init__(self, status: int, message: str, code: str | None = None):

@@ -16,8 +16,8 @@ COMMANDS = {
 }
 
 
-def main() -> int:
-    return run_subcommands("python -m pipeline", __doc__, COMMANDS)
+def main(argv: list[str] | None = None) -> int:
+    return run_subcommands("python -m pipeline", __doc__, COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -6,39 +6,35 @@ release on the local Hub -> leaderboard Space. Re-running skips finished work.""
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+from dataclasses import dataclass
 
-from common.layout import OutputRoot, default_root
-from pipeline.serve import add_serve_arguments, run_then_serve
+from common.config import setting
+from common.layout import OutputRoot
+from pipeline.serve import PipelineOptions, release_stage, run_then_serve
 from pipeline.stages import Stage
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, default=default_root(), help="output root of every stage")
-    parser.add_argument("--grid", default="demo", help="training grid (configs/grids/)")
-    parser.add_argument("--suite", default="demo", help="benchmark suite (configs/suites/)")
-    parser.add_argument("--release-config", default="demo", help="release config (configs/release/)")
-    parser.add_argument(
-        "--only",
-        default=None,
-        help="train and evaluate only matching jobs, KEY=GLOB[,KEY=GLOB] (e.g. method=lora)",
+@dataclass(frozen=True)
+class Options(PipelineOptions):
+    grid: str = setting("demo", "training grid (configs/grids/)")
+    suite: str = setting("demo", "benchmark suite (configs/suites/)")
+    only: str | None = setting(
+        None, "train and evaluate only matching jobs, KEY=GLOB[,KEY=GLOB] (e.g. method=lora)"
     )
-    parser.add_argument("--limit", type=int, default=None, help="documents per benchmark task (quick checks)")
-    parser.add_argument("--workers", type=int, default=1, help="training jobs run in parallel")
-    add_serve_arguments(parser)
+    limit: int | None = setting(None, "documents per benchmark task (quick checks)")
+    workers: int = setting(1, "training jobs run in parallel")
 
 
-def demo_stages(args: argparse.Namespace) -> list[Stage]:
-    layout = OutputRoot(args.root)
+def demo_stages(options: Options) -> list[Stage]:
+    layout = OutputRoot(options.root)
     root = str(layout)
-    grid = ["--grid", args.grid, "--root", root]
-    only = ["--only", args.only] if args.only else []
-    limit = ["--limit", str(args.limit)] if args.limit else []
+    grid = ["--grid", options.grid, "--root", root]
+    only = ["--only", options.only] if options.only else []
+    limit = ["--limit", str(options.limit)] if options.limit else []
     return [
         Stage("prepare data", ("training", "prepare", *grid, *only)),
-        Stage("train", ("training", "run", *grid, *only, "--workers", str(args.workers))),
-        Stage("evaluate", ("evaluation", "run", *grid, *only, "--suite", args.suite, *limit)),
+        Stage("train", ("training", "run", *grid, *only, "--workers", str(options.workers))),
+        Stage("evaluate", ("evaluation", "run", *grid, *only, "--suite", options.suite, *limit)),
         Stage("perplexity", ("evaluation", "perplexity", *grid, *only)),
         Stage("layer statistics", ("analysis", "layers", "--root", root)),
         Stage("model map", ("analysis", "map", "--root", root)),
@@ -60,19 +56,16 @@ def demo_stages(args: argparse.Namespace) -> list[Stage]:
                 "--data-dir",
                 str(layout.data_dir),
                 "--suite",
-                args.suite,
+                options.suite,
                 "--root",
                 root,
                 "--min-datasets",
                 "3",
             ),
         ),  # the demo grid has three datasets
-        Stage(
-            "stage the release",
-            ("release.publish", "--root", root, "--config", args.release_config, "--stage", "--no-progress"),
-        ),
+        release_stage(options),
     ]
 
 
-def main(args: argparse.Namespace) -> int:
-    return run_then_serve(demo_stages(args), args)
+def main(options: Options) -> int:
+    return run_then_serve(demo_stages(options), options)

@@ -3,18 +3,19 @@ use them. Both run as child processes and stop together on Ctrl-C."""
 
 from __future__ import annotations
 
-import argparse
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from common.layout import OutputRoot
+from common.config import setting
+from common.layout import OutputRoot, default_root
 from localhub import DEFAULT_TOKEN, free_port
-from pipeline.stages import Stage, StageFailed, run_stages
+from pipeline.stages import Stage, run_stages
 from release.config import load_config
 
 
@@ -67,27 +68,34 @@ def _a_fine_tuned_model(hub_url: str) -> tuple[str, str] | None:
     return None
 
 
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--no-serve",
-        action="store_true",
-        help="stop after staging the release instead of serving the Hub and the Space",
+@dataclass(frozen=True)
+class PipelineOptions:
+    """What every pipeline shares: where outputs go, which release config stages them, and serving."""
+
+    root: Path = setting(default_root(), "output root of every stage")
+    release_config: str = setting("demo", "release config (configs/release/)")
+    no_serve: bool = setting(False, "stop after staging the release instead of serving the Hub and the Space")
+    hub_port: int | None = setting(None, "port of the staging Hub (default: a free one)")
+    space_port: int | None = setting(None, "port of the Space (default: a free one)")
+
+
+def release_stage(options: PipelineOptions) -> Stage:
+    """Stage the release into ROOT/hub (served afterwards unless ``no_serve``)."""
+    root = str(options.root)
+    config = options.release_config
+    return Stage(
+        "stage the release",
+        ("release.publish", "--root", root, "--config", config, "--stage", "--no-progress"),
     )
-    parser.add_argument("--hub-port", type=int, default=None, help="port of the staging Hub (default: free)")
-    parser.add_argument("--space-port", type=int, default=None, help="port of the Space (default: free)")
 
 
-def run_then_serve(stages: list[Stage], args: argparse.Namespace) -> int:
-    """Run the stages; unless ``--no-serve``, then serve the staged release until Ctrl-C."""
-
-    results_repo = load_config(args.release_config).results_repo()
-    try:
-        run_stages(stages)
-    except StageFailed as error:
-        print(f"\nerror: {error}")
-        return 1
-    if not args.no_serve:
-        serve(OutputRoot(args.root).hub_dir, results_repo, args.hub_port, args.space_port)
+def run_then_serve(stages: list[Stage], options: PipelineOptions) -> int:
+    """Run the stages (a failure raises StageFailed); unless ``no_serve``, then serve the staged
+    release until Ctrl-C."""
+    results_repo = load_config(options.release_config).results_repo()
+    run_stages(stages)
+    if not options.no_serve:
+        serve(OutputRoot(options.root).hub_dir, results_repo, options.hub_port, options.space_port)
     return 0
 
 

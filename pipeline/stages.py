@@ -10,8 +10,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from common.errors import StepFailed
 
-class StageFailed(RuntimeError):
+
+class StageFailed(StepFailed):
     def __init__(self, stage: str, returncode: int, command: Sequence[str]):
         self.stage = stage
         super().__init__(

@@ -4,30 +4,30 @@ publishes) the results dataset, model cards pointing at the authors' weights, an
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
+from common.config import setting
 from common.layout import OutputRoot, default_root
 from common.paths import RELEASED_TABLE_URL
-from pipeline.serve import add_serve_arguments, run_then_serve
+from pipeline.serve import PipelineOptions, release_stage, run_then_serve
 from pipeline.stages import Stage
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--csv", default=RELEASED_TABLE_URL, help="the released table: a local path or an http(s) URL"
-    )
-    parser.add_argument("--root", type=Path, default=default_root("study"), help="output root of every stage")
-    parser.add_argument("--release-config", default="study", help="release config (configs/release/)")
-    add_serve_arguments(parser)
+@dataclass(frozen=True)
+class Options(PipelineOptions):
+    root: Path = setting(default_root("study"), "output root of every stage")
+    release_config: str = setting("study", "release config (configs/release/)")
+    csv: str = setting(RELEASED_TABLE_URL, "the released table: a local path or an http(s) URL")
 
 
-def study_stages(args: argparse.Namespace) -> list[Stage]:
-    layout = OutputRoot(args.root)
+def study_stages(options: Options) -> list[Stage]:
+    layout = OutputRoot(options.root)
     root = str(layout)
     return [
         Stage(
-            "import the released table", ("evaluation", "import-released", "--csv", args.csv, "--root", root)
+            "import the released table",
+            ("evaluation", "import-released", "--csv", options.csv, "--root", root),
         ),
         Stage(
             "analysis report",
@@ -42,12 +42,9 @@ def study_stages(args: argparse.Namespace) -> list[Stage]:
                 str(layout.quality),
             ),
         ),
-        Stage(
-            "stage the release",
-            ("release.publish", "--root", root, "--config", args.release_config, "--stage", "--no-progress"),
-        ),
+        release_stage(options),
     ]
 
 
-def main(args: argparse.Namespace) -> int:
-    return run_then_serve(study_stages(args), args)
+def main(options: Options) -> int:
+    return run_then_serve(study_stages(options), options)

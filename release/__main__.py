@@ -9,5 +9,10 @@ COMMANDS = {
     "localhub": ("localhub", "serve a local Hub-compatible server for staging and tests"),
 }
 
+
+def main(argv: list[str] | None = None) -> int:
+    return run_subcommands("python -m release", __doc__, COMMANDS, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_subcommands("python -m release", __doc__, COMMANDS))
+    sys.exit(main())

@@ -1,23 +1,26 @@
 """The release configuration: one YAML file (``configs/release/*.yaml``) says where and what to publish.
 
-Every field has a documented default and can be overridden from the CLI (``--set key=value`` with a
-dotted key, e.g. ``--set retry.max_attempts=8``). Repo names are rendered from templates and validated
-before anything touches the network."""
+Every field has a documented default and can be overridden from the CLI like any command's setting
+(``common.config``: ``--set key=value`` with a dotted key, e.g. ``--set retry.max_attempts=8``, or a
+flag for a top-level one, e.g. ``--namespace``). Repo names are rendered from templates and validated
+when the config is built, before anything touches the network; a name the Hub would not accept as
+written is an error, never silently rewritten."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+import string
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from common.catalog import DATASET_HUB_IDS
+from common.config import resolve, setting
+from common.errors import ConfigError
 from common.paths import configs_dir
 
 
-class ReleaseConfigError(ValueError):
+class ReleaseConfigError(ConfigError):
     """A release config that cannot be used (unknown key, bad value, invalid repo name)."""
 
 
@@ -63,31 +66,51 @@ class RequestBudget:
 
 @dataclass(frozen=True)
 class ReleaseConfig:
-    namespace: str = "massive-sft"
-    # Fields: namespace, base_model_name, dataset, method, data_size, lr_schedule, epochs, seed, run_id, grid.
-    repo_template: str = "{namespace}/{base_model_name}-{dataset}-{method}-{data_size}-{lr_schedule}"
-    base_repo_template: str = "{namespace}/{base_model_name}"  # locally built base models
-    results_dataset: str = "{namespace}/massive-sft-results"
-    space: str = "{namespace}/massive-sft-leaderboard"
-    collection_title: str = "Massive SFT study"
-    collection_description: str = (
-        "Models, results and leaderboard of the massive SFT study "
-        "(Harada et al., EMNLP 2025, arXiv 2506.14681)."
+    namespace: str = setting("massive-sft", "user or organization to publish under")
+    repo_template: str = setting(
+        "{namespace}/{base_model_name}-{dataset}-{method}-{data_size}-{lr_schedule}",
+        "model repo id; fields: namespace, base_model_name, dataset, method, data_size, lr_schedule, "
+        "epochs, seed, run_id, grid",
     )
-    private: bool = False
-    license: LicensePolicy = field(default_factory=LicensePolicy)
-    include: Include = field(default_factory=Include)
-    # Results-only mode (the authors' released table, no weights here): model cards point at this URL.
-    external_weights_url: str | None = None
-    # Hub dataset ids of the SFT datasets, for the cards' `datasets:` field (name -> id).
-    dataset_ids: dict[str, str] = field(default_factory=lambda: dict(DATASET_HUB_IDS))
-    space_dir: str = "space"  # the Space's source folder, relative to the project root
-    space_sdk_version: str = "6.31.0"
-    concurrency: int = 8  # repos published at the same time (each repo is sequential)
-    repo_creation_interval_s: float = 0.0  # pacing between repo creations (the Hub rate-limits them)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    budget: RequestBudget = field(default_factory=RequestBudget)
-    commit_prefix: str = "massive-sft release"
+    base_repo_template: str = setting(
+        "{namespace}/{base_model_name}", "repo id of a locally built base model"
+    )
+    results_dataset: str = setting("{namespace}/massive-sft-results", "repo id of the results dataset")
+    space: str = setting("{namespace}/massive-sft-leaderboard", "repo id of the leaderboard Space")
+    collection_title: str = setting("Massive SFT study", "title of the Hub collection")
+    collection_description: str = setting(
+        "Models, results and leaderboard of the massive SFT study "
+        "(Harada et al., EMNLP 2025, arXiv 2506.14681).",
+        "description of the Hub collection",
+    )
+    private: bool = setting(False, "create the repos private")
+    license: LicensePolicy = setting(default_factory=LicensePolicy, help="licenses of published models")
+    include: Include = setting(default_factory=Include, help="what to publish")
+    external_weights_url: str | None = setting(
+        None, "results-only mode (the authors' released table, no weights here): cards point at this URL"
+    )
+    dataset_ids: dict[str, str] = setting(
+        default_factory=lambda: dict(DATASET_HUB_IDS),
+        help="Hub dataset ids of the SFT datasets, for the cards (name -> id)",
+    )
+    space_dir: str = setting("space", "the Space's source folder, relative to the project root")
+    space_sdk_version: str = setting("6.31.0", "Gradio version of the Space")
+    concurrency: int = setting(8, "repos published at the same time (each repo is sequential)")
+    repo_creation_interval_s: float = setting(
+        0.0, "pacing between repo creations in seconds (the Hub rate-limits them)"
+    )
+    retry: RetryPolicy = setting(default_factory=RetryPolicy, help="retries of failed requests")
+    budget: RequestBudget = setting(default_factory=RequestBudget, help="request rate limit")
+    commit_prefix: str = setting("massive-sft release", "first words of every commit message")
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ReleaseConfigError(f"concurrency must be >= 1, got {self.concurrency}")
+        validate_repo_id(f"{self.namespace}/x")
+        _check_template_text(self.repo_template)
+        _check_template_text(self.base_repo_template)
+        self.results_repo()
+        self.space_repo()
 
     def results_repo(self) -> str:
         return render_repo_id(self.results_dataset, {"namespace": self.namespace})
@@ -127,13 +150,34 @@ def validate_repo_id(repo_id: str) -> str:
     return repo_id
 
 
+def _check_template_text(template: str) -> None:
+    """The literal text of a repo template is used as written: it must already be a valid repo id's
+    text with exactly one ``/`` (values filled in are sanitized, the template itself never is)."""
+    pieces = [text for text, *_ in string.Formatter().parse(template)]
+    literal = "".join(pieces)
+    if literal.count("/") != 1:
+        raise ReleaseConfigError(
+            f"repo template {template!r} must have exactly one '/' (namespace/name); "
+            "the Hub has no nested repos"
+        )
+    bad = sorted(set(_INVALID_CHARS.findall(literal.replace("/", ""))))
+    bad += [sequence for sequence in ("--", "..") if any(sequence in piece for piece in pieces)]
+    if bad:
+        raise ReleaseConfigError(
+            f"repo template {template!r} contains {bad}: repo ids use only letters, digits, '-', '_', '.'"
+        )
+
+
 def render_repo_id(template: str, values: dict[str, Any]) -> str:
     """Render a repo template; values are sanitized, the namespace is used as given and must be valid."""
     try:
+        _check_template_text(template)
         name = template.format(
             **{k: (v if k == "namespace" else sanitize_name(str(v))) for k, v in values.items()}
         )
-    except KeyError as err:
+    except (KeyError, IndexError, ValueError) as err:
+        if isinstance(err, ReleaseConfigError):
+            raise
         raise ReleaseConfigError(
             f"repo template {template!r} uses unknown field {err}; available: {sorted(values)}"
         ) from None
@@ -141,68 +185,15 @@ def render_repo_id(template: str, values: dict[str, Any]) -> str:
     return validate_repo_id(f"{namespace}/{sanitize_name(rest)}" if rest else name)
 
 
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ReleaseConfigError(f"unknown key(s) {unknown} in {where}; known: {sorted(known)}")
-    values = {}
-    for name, value in data.items():
-        default = getattr(cls(), name)
-        values[name] = (
-            _build(type(default), value or {}, f"{where}.{name}") if is_dataclass(default) else value
-        )
-    return cls(**values)
-
-
-def _default_at(key: str) -> Any:
-    node: Any = ReleaseConfig()
-    for part in key.split("."):
-        node = getattr(node, part, None)
-    return node
-
-
-def _parse_value(key: str, raw: str) -> Any:
-    """YAML for numbers, booleans, lists and mappings; text fields (templates like ``{namespace}/x``,
-    which YAML would read as a mapping) stay the raw string."""
-    if isinstance(_default_at(key), str):
-        return raw
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ReleaseConfig:
     """Read a YAML release config (a path, or a name under ``configs/release/``) and apply
-    ``key=value`` overrides (values parsed as YAML)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.exists() and (configs_dir() / "release" / f"{path}.yaml").exists():
-            path = configs_dir() / "release" / f"{path}.yaml"
-        if not path.exists():
-            raise ReleaseConfigError(
-                f"release config {path} not found; pass a YAML file or one of "
-                f"{sorted(p.stem for p in (configs_dir() / 'release').glob('*.yaml'))}"
-            )
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    for item in overrides or []:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ReleaseConfigError(f"override {item!r} must be key=value (e.g. namespace=my-org)")
-        node = data
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = _parse_value(key, raw)
-    config = _build(ReleaseConfig, data, "release config")
-    if config.concurrency < 1:
-        raise ReleaseConfigError("concurrency must be >= 1")
-    validate_repo_id(f"{config.namespace}/x")
-    config.results_repo()
-    config.space_repo()
-    return config
+    ``key=value`` overrides (dotted keys), as every CLI's ``--config``/``--set`` do."""
+    return resolve(
+        ReleaseConfig,
+        Path(path) if path is not None else None,
+        overrides or [],
+        configs=configs_dir() / "release",
+    )
 
 
 def config_dict(config: ReleaseConfig) -> dict[str, Any]:

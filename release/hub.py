@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import httpx2
 
+from common.errors import ServiceError
 from release.config import RequestBudget, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ def scrub(text: str, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
 
 
-class SecretSafeError(RuntimeError):
+class SecretSafeError(ServiceError):
     """An error whose message has been checked for the token; ``status`` is the HTTP status, if any."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

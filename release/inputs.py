@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from common.errors import InputError
 from common.gains import GAIN_COLUMNS, NoBaseRowsError, compute_gains
 from common.io import read_json
 from common.layout import OutputRoot, RunRecord, epoch_name
@@ -34,7 +35,7 @@ FULL_WEIGHTS = (
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 
 
-class ReleaseInputError(ValueError):
+class ReleaseInputError(InputError):
     """The output root cannot be released as it is; the message names the file and the fix."""
 
 

@@ -18,7 +18,6 @@ examples:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import secrets
@@ -34,15 +33,18 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from common.cli import run_command
+from common.config import setting
+from common.errors import MassiveSFTError, ServiceError
 from common.io import write_json
 from common.layout import OutputRoot
-from common.paths import PROJECT_ROOT
+from common.paths import PROJECT_ROOT, configs_dir
 from localhub import serve_in_background
 from release.cards import ModelResults
-from release.config import ReleaseConfig, ReleaseConfigError, RequestBudget, load_config
+from release.config import ReleaseConfig, ReleaseConfigError, RequestBudget
 from release.executor import Publisher, RepoResult, StateFile, run_all
 from release.hub import Pacer, RequestStats, Retrier, SecretSafeError, install_budget, scrub
-from release.inputs import ReleaseInputError, ReleaseInputs, load_inputs
+from release.inputs import ReleaseInputs, load_inputs
 from release.merge import merge_lora_checkpoints
 from release.plan import (
     HashCache,
@@ -85,68 +87,45 @@ class PublishOutcome:
         return sum(r.commits for r in self.results)
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--root", type=Path, required=True, help="output root of the study (runs/, scores.parquet...)"
+CONFIGS = configs_dir() / "release"  # --config NAME: a release config of this folder
+DEFAULT_CONFIG = "demo"
+
+
+@dataclass(frozen=True)
+class Options:
+    """The command's own settings, and every release config field (--config/--set, or flags such as
+    --namespace and --concurrency)."""
+
+    root: Path = setting(None, "output root of the study (runs/, scores.parquet...)", required=True)
+    endpoint: str | None = setting(
+        None, "Hub endpoint (default: HF_ENDPOINT, else huggingface.co; none and no token: stage locally)"
     )
-    parser.add_argument(
-        "--config", default="demo", help="release config: a YAML path or a name under configs/release/"
+    stage: bool = setting(False, "stage into the local Hub folder even when HF_TOKEN or HF_ENDPOINT are set")
+    hub_root: Path | None = setting(None, "staging Hub folder (default: <root>/hub)")
+    port: int | None = setting(None, "port of the staging Hub (default: a free one)")
+    dry_run: bool = setting(False, "print and save the plan (what would change), write nothing to the Hub")
+    plan_out: Path | None = setting(None, "where to save the plan JSON (default: <root>/.release/plan.json)")
+    state: Path | None = setting(
+        None,
+        "state file of verified revisions (default: <root>/.release/state.json); delete it to force a "
+        "full remote diff",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field (dotted keys, YAML values), e.g. retry.max_attempts=10",
-    )
-    parser.add_argument("--namespace", help="user or organization to publish under (overrides the config)")
-    parser.add_argument(
-        "--endpoint",
-        help="Hub endpoint (default: HF_ENDPOINT, else huggingface.co; none and "
-        "no token: stage into a local Hub)",
-    )
-    parser.add_argument(
-        "--stage",
-        action="store_true",
-        help="stage into the local Hub folder even when HF_TOKEN or HF_ENDPOINT are set",
-    )
-    parser.add_argument("--hub-root", type=Path, help="staging Hub folder (default: <root>/hub)")
-    parser.add_argument(
-        "--port", type=int, default=None, help="port of the staging Hub (default: a free one)"
-    )
-    parser.add_argument("--concurrency", type=int, help="repos published at once (overrides the config)")
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print and save the plan (what would change), write nothing to the Hub",
-    )
-    parser.add_argument(
-        "--plan-out", type=Path, help="where to save the plan JSON (default: <root>/.release/plan.json)"
-    )
-    parser.add_argument(
-        "--state",
-        type=Path,
-        help="state file of verified revisions (default: "
-        "<root>/.release/state.json); delete it to force a full remote diff",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (never shows the token)")
+    no_progress: bool = setting(False, "no progress bar")
+    verbose: bool = setting(False, "debug logging (never shows the token)", short="-v")
+    release: ReleaseConfig = setting(default_factory=ReleaseConfig, inline=True)
 
 
 # ---------------------------------------------------------------- target
 
 
-def resolve_target(args: argparse.Namespace) -> Target:
+def resolve_target(options: Options) -> Target:
     from huggingface_hub import get_token
 
     token = os.environ.get("HF_TOKEN") or get_token()
-    endpoint = args.endpoint or os.environ.get("HF_ENDPOINT")
-    if args.stage or (token is None and endpoint is None):
-        return Target("", None, staging=True, hub_root=args.hub_root or OutputRoot(args.root).hub_dir)
-    if token is None and not args.dry_run:
+    endpoint = options.endpoint or os.environ.get("HF_ENDPOINT")
+    if options.stage or (token is None and endpoint is None):
+        return Target("", None, staging=True, hub_root=options.hub_root or OutputRoot(options.root).hub_dir)
+    if token is None and not options.dry_run:
         raise ReleaseConfigError(
             f"no Hub token for {endpoint}: set HF_TOKEN or run `hf auth login` "
             "(or unset HF_ENDPOINT to stage the release locally)"
@@ -388,52 +367,44 @@ Staged into the local Hub folder {target.hub_root}. Browse and download while a 
   python -m space --endpoint http://127.0.0.1:8900 --results {config.results_repo()}"""
 
 
-def main(args: argparse.Namespace) -> int:
+def main(options: Options) -> int:
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+        level=logging.DEBUG if options.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
     for noisy in ("httpx", "httpx2", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        overrides = list(args.overrides) + ([f"namespace={args.namespace}"] if args.namespace else [])
-        overrides += [f"concurrency={args.concurrency}"] if args.concurrency else []
-        config = load_config(args.config, overrides)
-        inputs = load_inputs(args.root, config)
-        target = resolve_target(args)
-    except (ReleaseConfigError, ReleaseInputError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    config = options.release
+    inputs = load_inputs(options.root, config)
+    target = resolve_target(options)
     if target.staging:
         config = unpaced(config)
     token = None
     try:
-        with connected(target, args.port) as live:
+        with connected(target, options.port) as live:
             token = live.token
             outcome = publish(
                 inputs,
                 config,
                 live,
-                dry_run=args.dry_run,
-                state_path=args.state,
-                progress=not args.no_progress,
+                dry_run=options.dry_run,
+                state_path=options.state,
+                progress=not options.no_progress,
             )
-    except (SecretSafeError, ReleaseConfigError, ReleaseInputError, FileNotFoundError) as error:
-        print(f"error: {scrub(str(error), token)}", file=sys.stderr)
-        return 2
-    plan_out = args.plan_out or OutputRoot(args.root).release_work_dir / (
-        "plan.json" if args.dry_run else "last_publish.json"
+    except (MassiveSFTError, OSError) as error:
+        # Reported by the CLI shell: the token is scrubbed from the message first.
+        raise ServiceError(scrub(str(error), token)) from None
+    plan_out = options.plan_out or OutputRoot(options.root).release_work_dir / (
+        "plan.json" if options.dry_run else "last_publish.json"
     )
-    write_json(plan_out, outcome_json(outcome, args.dry_run))
-    if args.dry_run:
+    write_json(plan_out, outcome_json(outcome, options.dry_run))
+    if options.dry_run:
         print(plan_table(outcome))
     print(summary_table(outcome))
-    print(f"{'plan' if args.dry_run else 'report'} saved to {plan_out}")
-    if live.staging and not args.dry_run:
+    print(f"{'plan' if options.dry_run else 'report'} saved to {plan_out}")
+    if live.staging and not options.dry_run:
         print(staging_help(live, config, outcome))
     return 1 if outcome.failed else 0
 
 
 if __name__ == "__main__":
-    _parser = argparse.ArgumentParser(prog="python -m release.publish")
-    configure(_parser)
-    sys.exit(main(_parser.parse_args()))
+    sys.exit(run_command("python -m release.publish", sys.modules[__name__]))

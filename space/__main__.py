@@ -13,69 +13,59 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from common.cli import run_command
+from common.config import setting
 from space.config import SpaceConfig
 from space.data import ResultsStore
 from space.ui import build_app, launch
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    defaults = SpaceConfig.from_env()
-    parser = argparse.ArgumentParser(
-        prog="python -m space", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+@dataclass(frozen=True)
+class Options:
+    """Unset fields come from the environment (SpaceConfig.from_env), then the defaults."""
+
+    results: str | None = setting(
+        None, "local results folder / parquet file, or a Hub dataset repo id (default: SPACE_RESULTS_*)"
     )
-    parser.add_argument(
-        "--results",
-        help="local results folder / parquet file, or a Hub dataset repo id "
-        f"(default: {defaults.repo or defaults.local_path or 'none'})",
+    endpoint: str | None = setting(None, "Hub endpoint (default: HF_ENDPOINT, else huggingface.co)")
+    revision: str | None = setting(None, "revision of the results repo (default: SPACE_RESULTS_REVISION)")
+    fallback: Path | None = setting(
+        None, "local results folder used when the Hub cannot be reached (default: SPACE_RESULTS_PATH)"
     )
-    parser.add_argument("--endpoint", default=defaults.endpoint, help="Hub endpoint (default: %(default)s)")
-    parser.add_argument("--revision", default=defaults.revision, help="revision of the results repo")
-    parser.add_argument(
-        "--fallback",
-        type=Path,
-        default=defaults.local_path,
-        help="local results folder used when the Hub cannot be reached",
+    host: str | None = setting(None, "interface to bind (default: GRADIO_SERVER_NAME, else 127.0.0.1)")
+    port: int | None = setting(None, "port (default: GRADIO_SERVER_PORT, else 7860)")
+    max_rows: int | None = setting(
+        None, "rows rendered in the table; the CSV download has all (default: SPACE_MAX_ROWS, else 500)"
     )
-    parser.add_argument("--host", default=defaults.host, help="interface to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=defaults.port, help="port (default: %(default)s)")
-    parser.add_argument(
-        "--max-rows",
-        type=int,
-        default=defaults.max_rows,
-        help="rows rendered in the table; the CSV download has all (default: %(default)s)",
+    weights_url: str | None = setting(
+        None, "link for models without a Hub repo (the release config's external_weights_url)"
     )
-    parser.add_argument(
-        "--weights-url",
-        default=defaults.weights_url,
-        help="link for models without a Hub repo (the release config's external_weights_url)",
-    )
-    return parser.parse_args(argv)
 
 
-def config_from_args(args: argparse.Namespace) -> SpaceConfig:
+def space_config(options: Options) -> SpaceConfig:
+    """The environment's config with the given options on top."""
     base = SpaceConfig.from_env()
-    config = dataclasses.replace(
-        base,
-        endpoint=args.endpoint.rstrip("/"),
-        revision=args.revision,
-        local_path=args.fallback,
-        host=args.host,
-        port=args.port,
-        max_rows=args.max_rows,
-        weights_url=args.weights_url,
-    )
-    return config.with_results(args.results)
+    given = {
+        "endpoint": options.endpoint.rstrip("/") if options.endpoint else None,
+        "revision": options.revision,
+        "local_path": options.fallback,
+        "host": options.host,
+        "port": options.port,
+        "max_rows": options.max_rows,
+        "weights_url": options.weights_url,
+    }
+    config = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+    return config.with_results(options.results)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    config = config_from_args(parse_args(argv))
+def main(options: Options) -> int:
 
+    config = space_config(options)
     store = ResultsStore(config)
     print(f"results: {store.results.source} ({len(store.results.leaderboard):,} models)", file=sys.stderr)
     for warning in store.results.warnings:
@@ -85,4 +75,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command("python -m space", sys.modules[__name__]))

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from common.catalog import BENCHMARK_FAMILIES, benchmark_family, language_of
+from common.errors import InputError
 from common.gains import NoBaseRowsError, gains_of_leaderboard, wide_gains
 from common.schema import IDENTITY_COLUMNS, parse_wide_column, to_wide
 from space.config import SpaceConfig
@@ -50,7 +51,7 @@ FAMILY_ORDER = list(dict.fromkeys(BENCHMARK_FAMILIES.values())) + ["demo", "othe
 JUDGE_SHOTS = "judge"  # the "shot setting" of MT-Bench / AlpacaEval columns
 
 
-class ResultsNotFoundError(FileNotFoundError):
+class ResultsNotFoundError(InputError, FileNotFoundError):
     """No results dataset where the config points."""
 
 

@@ -297,3 +297,93 @@ def test_predict_cli_on_tiny_model(tiny_llama, tmp_path):
     assert (table_out["low"] <= table_out["predicted_gain"]).all() and (
         table_out["high"] >= table_out["predicted_gain"]
     ).all()
+
+
+# ---------------------------------------------------------------- damaged inputs: one line, exit 2, no output
+
+
+def _good_scores(path: Path) -> Path:
+    scores = table(
+        [row("A", "A", "pretrain", "base", "gsm8k", 40.0), row("A/d1", "A", "d1", "full", "gsm8k", 45.0)]
+    )
+    scores.to_parquet(path, index=False)
+    return path
+
+
+def _missing_column(path: Path) -> list[str]:
+    pd.read_parquet(_good_scores(path)).drop(columns=["benchmark"]).to_parquet(path, index=False)
+    return ["--scores", str(path)]
+
+
+def _corrupt_parquet(path: Path) -> list[str]:
+    data = _good_scores(path).read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return ["--scores", str(path)]
+
+
+def _bad_csv(path: Path) -> list[str]:
+    csv = path.with_suffix(".csv")
+    csv.write_text("model,score\nA,1\n", encoding="utf-8")
+    return ["--scores", str(csv)]
+
+
+def _bad_quality(path: Path) -> list[str]:
+    quality = path.with_name("quality.json")
+    quality.write_text('{"n_rows": 3,', encoding="utf-8")
+    return ["--scores", str(_good_scores(path)), "--quality", str(quality)]
+
+
+def _empty_scores(path: Path) -> list[str]:
+    pd.read_parquet(_good_scores(path)).iloc[:0].to_parquet(path, index=False)
+    return ["--scores", str(path)]
+
+
+def _corrupt_layers(path: Path) -> list[str]:
+    layers = path.with_name("layers.parquet")
+    layers.write_bytes(b"PAR1 not really")
+    return ["--scores", str(_good_scores(path)), "--layers", str(layers)]
+
+
+DAMAGED = {
+    "missing column": (_missing_column, "missing columns ['benchmark']"),
+    "corrupt parquet": (_corrupt_parquet, "not a readable parquet table"),
+    "bad csv": (_bad_csv, "columns do not match the released table"),
+    "bad quality.json": (_bad_quality, "is not valid JSON"),
+    "empty scores": (_empty_scores, "has no score rows"),
+    "corrupt layers": (_corrupt_layers, "layers file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED))
+def test_damaged_inputs_give_one_line_and_no_partial_report(case, tmp_path, capsys):
+    from analysis import cli_report
+    from common.cli import run_command
+
+    damage, message = DAMAGED[case]
+    out = tmp_path / "report"
+    argv = [*damage(tmp_path / "scores.parquet"), "--out", str(out)]
+    assert run_command("python -m analysis report", cli_report, argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("error: ") and err.count("\n") == 1, err
+    assert not out.exists()
+    # An earlier report stays as it was; no temporary folder is left behind.
+    out.mkdir()
+    (out / "report.md").write_text("earlier report")
+    assert run_command("python -m analysis report", cli_report, argv) == 2
+    assert (out / "report.md").read_text() == "earlier report"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_the_report_folder_is_replaced_as_a_whole(tmp_path, capsys):
+    from analysis import cli_report
+    from common.cli import run_command
+
+    out = tmp_path / "report"
+    (out / "cache").mkdir(parents=True)
+    (out / "cache" / "kept.txt").write_text("cache")
+    (out / "stale.txt").write_text("from an earlier report")
+    argv = ["--scores", str(_good_scores(tmp_path / "scores.parquet")), "--out", str(out)]
+    assert run_command("python -m analysis report", cli_report, argv) == 0
+    assert (out / "report.md").exists() and (out / "cache" / "kept.txt").read_text() == "cache"
+    assert not (out / "stale.txt").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -12,6 +11,7 @@ import pandas as pd
 import pytest
 
 from common.catalog import PAPER_DATASETS
+from common.cli import run_command
 from common.template import render_prompt, render_sample
 from training import cli_prepare
 from training.data import COLUMNS, prepare_dataset, read_prepared
@@ -241,13 +241,9 @@ models: [{name: tiny-llama, build: {architecture: llama}}]
 blocks:
   - {name: b, datasets: [lima, flan_knowledge, demo_strings], data_sizes: [3], epochs: 1}
 """)
-    args = argparse.Namespace(
-        grid=str(recipe),
-        only=None,
-        root=tmp_path / "out",
-        source=[f"lima={SOURCES['lima']}", f"flan2021={SOURCES['flan2021']}"],
-    )
-    assert cli_prepare.main(args) == 0
+    args = ["--grid", str(recipe), "--root", str(tmp_path / "out")]
+    sources = ["--source", f"lima={SOURCES['lima']}", "--source", f"flan2021={SOURCES['flan2021']}"]
+    assert run_command("python -m training prepare", cli_prepare, [*args, *sources]) == 0
     out = capsys.readouterr()
     assert "3 training set(s) ready" in out.out and "preparing datasets" in out.err  # tqdm progress
     assert sorted(p.name.split("__")[0] for p in (tmp_path / "out" / "data").glob("*.parquet")) == [
@@ -255,6 +251,10 @@ blocks:
         "flan_knowledge",
         "lima",
     ]
-    args.source = ["lima"]
-    assert cli_prepare.main(args) == 2
+    assert run_command("python -m training prepare", cli_prepare, [*args, "--source", "lima"]) == 2
     assert "expected DATASET=PATH" in capsys.readouterr().err
+    # An unknown source name is an error naming the valid ones, not silently ignored.
+    assert run_command("python -m training prepare", cli_prepare, [*args, "--source", "nosuch=/x"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown source 'nosuch'" in err and "flan2021" in err and "lima" in err
+    assert len(err.strip().splitlines()) == 1

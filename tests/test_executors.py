@@ -238,4 +238,5 @@ def test_cli_rejects_a_filter_matching_nothing(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 2 and "no job of grid 'demo'" in result.stdout
+    assert result.returncode == 2 and result.stdout == ""  # errors go to stderr, in one line
+    assert "grid 'demo'" in result.stderr and "no job matches 'dataset=nope'" in result.stderr

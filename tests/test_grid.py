@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json
@@ -15,6 +14,7 @@ import pytest
 import yaml
 
 from common.catalog import PAPER_BASE_MODELS, PAPER_DATASETS
+from common.cli import run_command
 from common.paths import configs_dir
 from training import cli_plan
 from training.grid import GridError, filter_jobs, load_grid, models_count
@@ -123,10 +123,10 @@ def test_run_id_ignores_where_the_job_runs(paper_jobs):
 
 
 def _plan(capsys, **kwargs) -> tuple[int, str, str]:
-    args = argparse.Namespace(
-        **{"grid": "paper", "only": None, "format": "table", "verbose": False, **kwargs}
-    )
-    code = cli_plan.main(args)
+    options = {"grid": "paper", "format": "table", **kwargs}
+    argv = [f"--{key}={value}" for key, value in options.items() if value not in (None, False, True)]
+    argv += [f"--{key}" for key, value in options.items() if value is True]
+    code = run_command("python -m training plan", cli_plan, argv)
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -341,3 +341,53 @@ def test_plan_piped_into_a_reader_that_stops_early_is_not_an_error():
     assert plan.wait(timeout=60) == 0
     assert json.loads(first)["grid"] == "paper"
     assert b"Traceback" not in plan.stderr.read()
+
+
+# ---------------------------------------------------------------- sft: passthrough to TRL's SFTConfig
+
+
+def _recipe_with_sft(tmp_path: Path, **sections) -> Path:
+    recipe = _demo_recipe()
+    for where, options in sections.items():
+        if where == "defaults":
+            recipe["defaults"]["sft"] = options
+        elif where == "overrides":
+            recipe["blocks"][0]["overrides"] = {"sft": options}
+        else:
+            recipe["methods"][where]["sft"] = options
+    path = tmp_path / "sft.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_sft_options_merge_and_reach_the_sft_config(tmp_path):
+    from training.sft import sft_config
+
+    path = _recipe_with_sft(
+        tmp_path,
+        defaults={"max_grad_norm": 0.25, "adam_beta2": 0.95},
+        lora={"max_grad_norm": 0.5},
+        overrides={"adam_epsilon": 1e-6},
+    )
+    jobs = {job.method: job for job in load_grid(str(path))}
+    assert jobs["full"].sft == {"max_grad_norm": 0.25, "adam_beta2": 0.95, "adam_epsilon": 1e-6}
+    assert jobs["lora"].sft == {"max_grad_norm": 0.5, "adam_beta2": 0.95, "adam_epsilon": 1e-6}
+    plain = {job.method: job for job in load_grid("demo")}
+    assert plain["full"].sft is None and jobs["full"].run_id != plain["full"].run_id  # new weights, new id
+    config = sft_config(jobs["lora"], tmp_path / "out", has_eval=False)
+    assert (config.max_grad_norm, config.adam_beta2, config.adam_epsilon) == (0.5, 0.95, 1e-6)
+    assert config.learning_rate == jobs["lora"].learning_rate  # the recipe's own fields still apply
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_grad_nrom": 1.0}, "unknown SFTConfig option 'max_grad_nrom' (did you mean 'max_grad_norm'?)"),
+        ({"learning_rate": 1.0}, "'learning_rate' is set by the method's learning_rate"),
+        ("fast", "expected a mapping of TRL SFTConfig options"),
+    ],
+)
+def test_bad_sft_options_are_named(tmp_path, options, message):
+    with pytest.raises(GridError) as error:
+        load_grid(str(_recipe_with_sft(tmp_path, full=options)))
+    assert error.value.field == "methods.full.sft" and message in str(error.value)

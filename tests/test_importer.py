@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import functools
 import http.server
@@ -17,6 +16,7 @@ import pandas as pd
 import pytest
 
 from common.catalog import BENCHMARK_FAMILIES
+from common.cli import run_command
 from common.io import read_json
 from common.schema import read_scores, to_wide, wide_column
 from evaluation import cli_import
@@ -177,9 +177,9 @@ def _write(tmp_path: Path, rows: list[list[str]]) -> Path:
 
 
 def _run_cli(csv_source: str, root: Path) -> int:
-    parser = argparse.ArgumentParser()
-    cli_import.configure(parser)
-    return cli_import.main(parser.parse_args(["--csv", csv_source, "--root", str(root)]))
+    return run_command(
+        "python -m evaluation import-released", cli_import, ["--csv", csv_source, "--root", str(root)]
+    )
 
 
 def _set(rows, row, column, value):
@@ -272,3 +272,68 @@ def test_duplicates_and_out_of_range_are_flagged(released_table, tmp_path):
     assert "duplicate_metadata" in flags[(f"{first}#2", "nq", 1, "exact_match")]
     third = result.table["model_id"].iloc[2]
     assert "out_of_range" in flags[(third, "mtbench", 0, "total")]
+
+
+# ---------------------------------------------------------------- damaged inputs (one line, exit 2)
+
+
+def _cli(csv_path: Path, root: Path, capsys, *extra: str) -> tuple[int, str]:
+    argv = ["--csv", str(csv_path), "--root", str(root), *extra]
+    code = run_command("python -m evaluation import-released", cli_import, argv)
+    return code, capsys.readouterr().err
+
+
+def test_binary_file_is_refused_in_one_line(tmp_path, capsys):
+    path = tmp_path / "table.csv"
+    path.write_bytes(bytes(range(256)) * 8)
+    code, err = _cli(path, tmp_path / "out", capsys)
+    assert code == 2 and err.count("\n") == 1 and "not a UTF-8 text CSV" in err
+    path.write_bytes(b",model_name\x00\x00\n")
+    code, err = _cli(path, tmp_path / "out", capsys)
+    assert code == 2 and "NUL bytes" in err and not (tmp_path / "out").exists()
+
+
+def test_a_byte_order_mark_is_accepted_and_the_release_recognised(released_table, tmp_path, capsys):
+    path = tmp_path / "saved-by-a-spreadsheet.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + released_table.read_bytes())
+    result = import_released(path)
+    assert result.scores["model_id"].nunique() == 1027 and result.warnings == []
+    assert import_released(released_table).warnings == []
+
+
+def test_a_table_cut_at_a_cell_boundary_is_refused(released_table, tmp_path, capsys):
+    text = released_table.read_text(encoding="utf-8")
+    cut = text[: text.index("\n", len(text) // 2) + 1]  # whole rows...
+    cut += text[len(cut) :].split("\n", 1)[0].rsplit(",", 5)[0]  # ...and a row without its last cells
+    path = tmp_path / "partial.csv"
+    path.write_text(cut, encoding="utf-8")
+    code, err = _cli(path, tmp_path / "out", capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "does not end with a line break" in err and "--allow-truncated" in err and "cells" in err
+    assert not (tmp_path / "out").exists()
+    code, err = _cli(path, tmp_path / "out", capsys, "--allow-truncated")
+    assert code == 0 and "incomplete last row was dropped" in err
+    rows = cut.count("\n") - 1
+    assert f"{rows} rows where the released table has 1027" in err
+    assert read_scores(tmp_path / "out" / "scores.parquet")["model_id"].nunique() == rows
+
+
+def test_a_number_cut_short_is_named(released_table, tmp_path, capsys):
+    lines = released_table.read_text(encoding="utf-8").splitlines(keepends=True)
+    index = next(i for i, line in enumerate(lines[3:], 3) if len(line.rstrip().rsplit(",", 1)[1]) > 10)
+    last = lines[index].rstrip("\n")
+    path = tmp_path / "partial.csv"
+    path.write_text("".join(lines[:index]) + last[:-6], encoding="utf-8")  # 20.61955223880597 -> 20.6195522
+    code, err = _cli(path, tmp_path / "out", capsys)
+    assert (
+        code == 2 and "fewer decimals than the column's" in err and repr(last[:-6].rsplit(",", 1)[1]) in err
+    )
+
+
+def test_a_table_cut_at_a_row_boundary_is_imported_with_a_warning(released_table, tmp_path, capsys):
+    lines = released_table.read_text(encoding="utf-8").splitlines(keepends=True)
+    path = tmp_path / "partial.csv"
+    path.write_text("".join(lines[:700]), encoding="utf-8")
+    code, err = _cli(path, tmp_path / "out", capsys)
+    assert code == 0
+    assert "699 rows where the released table has 1027" in err and "SHA-256 differs" in err

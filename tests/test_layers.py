@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import shutil
@@ -17,6 +16,7 @@ import torch
 
 from analysis import cli_layers
 from analysis.layers import LayerShapeError, depth_of, layer_changes, locate
+from common.cli import run_command
 from common.io import write_json
 from common.layout import RunRecord
 
@@ -163,9 +163,7 @@ def _run(root: Path, name: str, checkpoint: Path, base: Path) -> None:
 
 
 def _cli(root: Path, *options: str) -> int:
-    parser = argparse.ArgumentParser()
-    cli_layers.configure(parser)
-    return cli_layers.main(parser.parse_args(["--root", str(root), *options]))
+    return run_command("python -m analysis layers", cli_layers, ["--root", str(root), *options])
 
 
 def test_cli_writes_resumes_and_skips_mismatched(tiny_llama, tmp_path, capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from analysis import cli_map
 from analysis.common import MissingInputError
 from analysis.model_map import MAP_COLUMNS, loglik_matrix, model_map, project, summarise, text_set
 from analysis.report import Inputs, build_report
+from common.cli import run_command
 
 
 def _loglik(vectors: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -153,9 +153,7 @@ def _kept(root: Path, base: Path, base_name: str, method: str) -> str:
 
 
 def _cli(*options: str) -> int:
-    parser = argparse.ArgumentParser()
-    cli_map.configure(parser)
-    return cli_map.main(parser.parse_args(list(options)))
+    return run_command("python -m analysis map", cli_map, list(options))
 
 
 def test_cli_maps_base_full_and_lora_models_and_resumes(tiny_llama, tiny_qwen2, tmp_path, capsys):

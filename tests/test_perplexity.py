@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from common.cli import run_command
 from common.template import render_prompt, render_sample
 from evaluation import cli_perplexity
 from evaluation.perplexity import (
@@ -98,10 +98,10 @@ def test_truncation_and_bad_input(tiny_llama, tmp_path):
 
 
 def _cli(root: Path, only: str) -> int:
-    parser = argparse.ArgumentParser()
-    cli_perplexity.configure(parser)
-    return cli_perplexity.main(
-        parser.parse_args(["--grid", "demo", "--root", str(root), "--only", only, "--batch-size", "16"])
+    return run_command(
+        "python -m evaluation perplexity",
+        cli_perplexity,
+        ["--grid", "demo", "--root", str(root), "--only", only, "--batch-size", "16"],
     )
 
 

@@ -3,7 +3,6 @@ then using it the way people will: snapshot_download, transformers, peft, datase
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi, ModelCard
 
+from common.cli import run_command
 from common.layout import OutputRoot
 from common.paths import PROJECT_ROOT
 from release import publish as publish_cli
@@ -26,12 +26,9 @@ LORA = "tiny-llama-demo_facts-lora-64-cosine"
 
 
 def run_publish(root: Path, namespace: str, *extra: str) -> int:
-    parser = argparse.ArgumentParser()
-    publish_cli.configure(parser)
     space = ["--set", f"space_dir={root.parent / 'src' / 'space'}"]
-    return publish_cli.main(
-        parser.parse_args(["--root", str(root), "--namespace", namespace, "--no-progress", *space, *extra])
-    )
+    argv = ["--root", str(root), "--namespace", namespace, "--no-progress", *space, *extra]
+    return run_command("python -m release.publish", publish_cli, argv)
 
 
 def copy_root(release_root: Path, tmp_path: Path) -> Path:
@@ -226,10 +223,8 @@ def test_bad_input_fails_before_upload(
     if breaker:
         breaker(root)
     namespace = "bad-input-ns"
-    parser = argparse.ArgumentParser()
-    publish_cli.configure(parser)
     argv = ["--root", str(root), "--no-progress", "--namespace", namespace, *args]
-    assert publish_cli.main(parser.parse_args(argv)) == 2
+    assert run_command("python -m release.publish", publish_cli, argv) == 2
     assert message in capsys.readouterr().err
     api = HfApi(endpoint=local_hub.endpoint)
     assert list(api.list_models(author=namespace)) == [] and list(api.list_datasets(author=namespace)) == []

@@ -12,8 +12,10 @@ import plotly.graph_objects as go
 import pytest
 from space_support import released_import, write_results_folder
 
+from common.cli import parse_options
+from space import __main__ as space_cli
 from space import about, compare, findings
-from space.__main__ import config_from_args, parse_args
+from space.__main__ import space_config
 from space.config import SpaceConfig
 from space.data import Results, load_results, parse_score_column, read_results_folder
 from space.table import GAIN, Filters, build_view, search_terms, to_csv
@@ -387,10 +389,11 @@ def test_hub_failure_falls_back_to_the_local_folder(results_folder: Path) -> Non
 def test_cli_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch, results_folder: Path) -> None:
     monkeypatch.setenv("SPACE_RESULTS_REPO", "env/repo")
     monkeypatch.setenv("SPACE_RESULTS_REVISION", "v1")
-    config = config_from_args(parse_args([]))
+    config = space_config(parse_options(space_cli, []))
     assert (config.repo, config.revision) == ("env/repo", "v1")
-    config = config_from_args(
-        parse_args(
+    config = space_config(
+        parse_options(
+            space_cli,
             [
                 "--results",
                 "cli/repo",
@@ -400,7 +403,7 @@ def test_cli_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch, res
                 "7999",
                 "--endpoint",
                 "http://127.0.0.1:1234/",
-            ]
+            ],
         )
     )
     assert (config.repo, config.revision, config.port, config.endpoint) == (
@@ -409,7 +412,7 @@ def test_cli_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch, res
         7999,
         "http://127.0.0.1:1234",
     )
-    local = config_from_args(parse_args(["--results", str(results_folder)]))
+    local = space_config(parse_options(space_cli, ["--results", str(results_folder)]))
     assert local.repo is None and local.local_path == results_folder
 
 

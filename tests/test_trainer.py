@@ -68,7 +68,8 @@ def trained(tmp_path_factory, tiny_llama) -> dict[str, tuple[Job, Path]]:
     root = tmp_path_factory.mktemp("runs")
     runs = {}
     for method in ("full", "lora"):
-        job = tiny_job(tiny_llama, method)
+        # A recipe's `sft:` option (passed through to TRL's SFTConfig) rides along on the full run.
+        job = tiny_job(tiny_llama, method, sft={"max_grad_norm": 0.8} if method == "full" else None)
         train_job(job, root)
         runs[method] = (job, root)
     return runs
@@ -120,6 +121,16 @@ def test_full_run_learns_and_keeps_loadable_epochs(trained, tiny_llama):
         assert not (folder / "optimizer.pt").exists()
     base, first, second = _held_out_scores(job, root, tiny_llama, AutoModelForCausalLM.from_pretrained)
     assert base < first < second, (base, first, second)
+
+
+def test_sft_option_of_the_recipe_reaches_the_trainer(trained):
+    job, root = trained["full"]
+    checkpoint = next((run_dir(job, root) / "trainer").glob("checkpoint-*"))
+    args = torch.load(checkpoint / "training_args.bin", weights_only=False)  # what the Trainer ran with
+    assert args.max_grad_norm == 0.8 and job.sft == {"max_grad_norm": 0.8}
+    lora_job, _ = trained["lora"]
+    lora_checkpoint = next((run_dir(lora_job, root) / "trainer").glob("checkpoint-*"))
+    assert torch.load(lora_checkpoint / "training_args.bin", weights_only=False).max_grad_norm == 1.0
 
 
 def test_lora_run_learns_and_keeps_loadable_adapters(trained, tiny_llama):

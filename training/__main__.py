@@ -10,5 +10,10 @@ COMMANDS = {
     "run": ("training.cli_run", "train a grid's jobs (local processes or Slurm), resumable"),
 }
 
+
+def main(argv: list[str] | None = None) -> int:
+    return run_subcommands("python -m training", __doc__, COMMANDS, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_subcommands("python -m training", __doc__, COMMANDS))
+    sys.exit(main())

@@ -17,13 +17,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from common.errors import InputError
 from common.io import file_lock
 from common.layout import OutputRoot
 from training.spec import Job
 from training.tiny import build_tiny_model
 
 
-class BaseModelError(ValueError):
+class BaseModelError(InputError):
     """A base model that cannot be resolved (missing build spec, missing GGUF file)."""
 
 

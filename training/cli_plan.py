@@ -8,47 +8,23 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
 
-from training.grid import GridError, filter_jobs, load_grid, models_count
+from common.config import setting
+from training.grid import GridSelection, models_count
 from training.spec import Job
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    add_grid_arguments(parser)
-    parser.add_argument(
-        "--format",
-        choices=("table", "jsonl"),
-        default="table",
-        help="table: grouped summary with totals; jsonl: one Job.to_record() per line",
+@dataclass(frozen=True)
+class Options(GridSelection):
+    format: Literal["table", "jsonl"] = setting(
+        "table", "table: grouped summary with totals; jsonl: one Job.to_record() per line"
     )
-    parser.add_argument("--verbose", action="store_true", help="table: one line per job instead of per group")
-
-
-def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
-    """--grid and --only, shared by plan and prepare."""
-    parser.add_argument(
-        "--grid",
-        default="demo",
-        help="recipe name under configs/grids/ (paper, demo, smollm2) or a YAML path (default: demo)",
-    )
-    parser.add_argument(
-        "--only",
-        metavar="FILTER",
-        default=None,
-        help="keep jobs whose fields match KEY=GLOB[,KEY=GLOB...] (keys: the JSONL fields, "
-        "e.g. dataset=flan_*,method=lora; a repeated key means either)",
-    )
-
-
-def load_jobs(args: argparse.Namespace) -> list[Job]:
-    return filter_jobs(load_grid(args.grid), args.only)
+    verbose: bool = setting(False, "table: one line per job instead of per group")
 
 
 def _compact(values: Iterable[object]) -> str:
@@ -145,17 +121,11 @@ def render_table(jobs: list[Job], verbose: bool = False) -> str:
     return body + "\n\n" + "\n".join(totals)
 
 
-def main(args: argparse.Namespace) -> int:
-    try:
-        jobs = load_jobs(args)
-    except GridError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if args.format == "jsonl":
+def main(options: Options) -> int:
+    jobs = options.jobs()
+    if options.format == "jsonl":
         for job in jobs:
             print(json.dumps(job.to_record(), sort_keys=False))
-    elif not jobs:
-        print("no jobs match" + (f" --only {args.only!r}" if args.only else ""))
     else:
-        print(render_table(jobs, args.verbose))
+        print(render_table(jobs, options.verbose))
     return 0

@@ -10,21 +10,30 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from common.config import setting
 from common.layout import OutputRoot, default_root
-from training.base_models import BaseModelError
-from training.cli_plan import add_grid_arguments, load_jobs
 from training.data import PreparedData, prepare_dataset
-from training.grid import GridError
-from training.loaders import DataError
+from training.grid import GridSelection
+from training.loaders import LOADERS, DataError
 from training.manifest import record_jobs
 from training.spec import Job
+
+
+@dataclass(frozen=True)
+class Options(GridSelection):
+    root: Path | None = setting(None, f"output root (default: {default_root('<grid>')})")
+    source: tuple[str, ...] = setting(
+        (),
+        "read DATASET from a local file/folder (or another Hub id) instead of its Hub source; "
+        "repeatable; the key flan2021 covers the three FLAN splits",
+        repeat=True,
+        metavar="DATASET=PATH",
+    )
 
 
 @dataclass(frozen=True, order=True)
@@ -36,30 +45,20 @@ class DataSpec:
     seed: int
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    add_grid_arguments(parser)
-    parser.add_argument(
-        "--root", type=Path, default=None, help=f"output root (default: {default_root('<grid>')})"
-    )
-    parser.add_argument(
-        "--source",
-        action="append",
-        default=[],
-        metavar="DATASET=PATH",
-        help="read DATASET from a local file/folder (or another Hub id) instead of its Hub "
-        "source; repeatable; the key flan2021 covers the three FLAN splits",
-    )
+def source_keys() -> list[str]:
+    """Names ``--source`` accepts: every dataset with a Hub source, and shared sources (flan2021)."""
+    return sorted({key for loader in LOADERS.values() for key in loader.override_keys})
 
 
-def parse_sources(items: list[str]) -> dict[str, str]:
-    sources = {}
+def parse_sources(items: tuple[str, ...] | list[str]) -> dict[str, str]:
+    sources, valid = {}, source_keys()
     for item in items:
-        name, sep, path = item.partition("=")
+        name, sep, path = (part.strip() for part in item.partition("="))
         if not sep or not name or not path:
-            raise DataError(f"--source {item!r}: expected DATASET=PATH")
-        sources[name.strip()] = path.strip()
+            raise DataError(f"--source {item!r}: expected DATASET=PATH, DATASET one of {', '.join(valid)}")
+        if name not in valid:
+            raise DataError(f"--source {item!r}: unknown source {name!r}; valid: {', '.join(valid)}")
+        sources[name] = path
     return sources
 
 
@@ -81,17 +80,13 @@ def prepare_all(specs: list[DataSpec], root: Path, sources: dict[str, str]) -> l
     return prepared
 
 
-def main(args: argparse.Namespace) -> int:
-    try:
-        jobs = load_jobs(args)
-        sources = parse_sources(args.source)
-        root = args.root or default_root(args.grid)
-        record_jobs(jobs, root)
-        specs, chat_jobs = data_specs(jobs)
-        prepared = prepare_all(specs, root, sources)
-    except (GridError, DataError, BaseModelError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def main(options: Options) -> int:
+    sources = parse_sources(options.source)
+    jobs = options.jobs()
+    root = options.root or default_root(options.grid)
+    record_jobs(jobs, root)
+    specs, chat_jobs = data_specs(jobs)
+    prepared = prepare_all(specs, root, sources)
     for spec, data in zip(specs, prepared, strict=True):
         print(f"{spec.dataset:<24} {spec.data_size:>6}  {data.num_samples:>6} rows  {data.path}")
     if chat_jobs:

@@ -9,83 +9,52 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from common.config import setting
 from common.layout import OutputRoot, default_root
 from jobs.executors import SlurmOptions, sbatch_script
-from training.grid import GridError, filter_jobs, load_grid
+from training.grid import GridSelection
 from training.launch import run_jobs
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--grid", required=True, help="recipe name under configs/grids/ (demo, paper, ...) or a path"
+@dataclass(frozen=True)
+class Options(GridSelection):
+    root: Path | None = setting(None, f"output root (default: {default_root('<grid>')})")
+    executor: Literal["local", "slurm"] = setting(
+        "local", "local: one subprocess per job; slurm: submitit job arrays"
     )
-    parser.add_argument(
-        "--root", type=Path, default=None, help=f"output root (default: {default_root('<grid>')})"
+    workers: int = setting(1, "local executor: jobs run in parallel (one GPU each when GPUs exist)")
+    slurm_partition: str | None = setting(None, "Slurm: partition for jobs whose recipe names none")
+    slurm_account: str | None = setting(None, "Slurm: account")
+    slurm_qos: str | None = setting(None, "Slurm: QOS")
+    slurm_array_parallelism: int = setting(64, "Slurm: at most this many array tasks run at once")
+    slurm_setup: tuple[str, ...] = setting(
+        (),
+        "Slurm: shell line run before each task, e.g. 'source .venv/bin/activate' (repeatable)",
+        repeat=True,
+        metavar="LINE",
     )
-    parser.add_argument(
-        "--only",
-        default=None,
-        help="run only jobs matching KEY=GLOB[,KEY=GLOB...] over the job record, "
-        "e.g. 'method=lora,base_model_name=tiny-*'",
+    slurm_cluster: Literal["slurm", "local"] = setting(
+        "slurm", "Slurm: 'local' runs the same submitit path on this machine (debugging)"
     )
-    parser.add_argument(
-        "--executor",
-        choices=("local", "slurm"),
-        default="local",
-        help="local: one subprocess per job; slurm: submitit job arrays",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="local executor: jobs run in parallel (one GPU each when GPUs exist)",
-    )
-    slurm = parser.add_argument_group("Slurm (with --executor slurm)")
-    slurm.add_argument("--slurm-partition", default=None, help="partition for jobs whose recipe names none")
-    slurm.add_argument("--slurm-account", default=None)
-    slurm.add_argument("--slurm-qos", default=None)
-    slurm.add_argument(
-        "--slurm-array-parallelism", type=int, default=64, help="at most this many array tasks run at once"
-    )
-    slurm.add_argument(
-        "--slurm-setup",
-        action="append",
-        default=[],
-        help="shell line run before each task, e.g. 'source .venv/bin/activate' (repeatable)",
-    )
-    slurm.add_argument(
-        "--slurm-cluster",
-        choices=("slurm", "local"),
-        default="slurm",
-        help="'local' runs the same submitit path on this machine (debugging)",
-    )
-    slurm.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the sbatch script of each job array instead of submitting",
-    )
+    dry_run: bool = setting(False, "Slurm: print the sbatch script of each job array instead of submitting")
+
+    def slurm_options(self) -> SlurmOptions:
+        return SlurmOptions(
+            partition=self.slurm_partition,
+            account=self.slurm_account,
+            qos=self.slurm_qos,
+            array_parallelism=self.slurm_array_parallelism,
+            cluster=self.slurm_cluster,
+            setup=tuple(self.slurm_setup),
+        )
 
 
-def _slurm_options(args: argparse.Namespace):
-
-    return SlurmOptions(
-        partition=args.slurm_partition,
-        account=args.slurm_account,
-        qos=args.slurm_qos,
-        array_parallelism=args.slurm_array_parallelism,
-        cluster=args.slurm_cluster,
-        setup=tuple(args.slurm_setup),
-    )
-
-
-def _print_sbatch(jobs, root: Path, options) -> None:
-
+def _print_sbatch(jobs, root: Path, options: SlurmOptions) -> None:
     groups: dict = {}
     for job in jobs:
         groups.setdefault(job.resources, []).append(job)
@@ -94,27 +63,16 @@ def _print_sbatch(jobs, root: Path, options) -> None:
         print(sbatch_script(resources, options, OutputRoot(root).slurm_dir / "%j", len(group)))
 
 
-def main(args: argparse.Namespace) -> int:
-
+def main(options: Options) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        jobs = filter_jobs(load_grid(args.grid), args.only)
-    except GridError as error:
-        print(f"error: {error}")
-        return 2
-    if not jobs:
-        print(
-            f"error: no job of grid {args.grid!r} matches --only {args.only!r}; "
-            "see `python -m training plan --grid NAME` for the job records"
-        )
-        return 2
-    root = args.root or default_root(args.grid)
-    options = _slurm_options(args)
-    if args.dry_run:
-        _print_sbatch(jobs, root.resolve(), options)
+    jobs = options.jobs()
+    root = options.root or default_root(options.grid)
+    slurm = options.slurm_options()
+    if options.dry_run:
+        _print_sbatch(jobs, root.resolve(), slurm)
         return 0
-    print(f"training {len(jobs)} jobs of grid {args.grid!r} into {root} ({args.executor} executor)")
-    summary = run_jobs(jobs, root, executor=args.executor, workers=args.workers, slurm_options=options)
+    print(f"training {len(jobs)} jobs of grid {options.grid!r} into {root} ({options.executor} executor)")
+    summary = run_jobs(jobs, root, executor=options.executor, workers=options.workers, slurm_options=slurm)
     print(summary)
     print(f"manifest: {OutputRoot(root).manifest}")
     return 0 if summary.ok else 1

@@ -18,14 +18,17 @@ from typing import Any
 import yaml
 
 from common.catalog import BASE_MODELS_BY_NAME
+from common.config import setting
+from common.errors import ConfigError
 from common.paths import configs_dir
 from common.selection import SelectionError, matches, parse_filter
 from jobs.resources import Resources
 from training.loaders import DataError, composite, known_datasets, max_size, member_size
+from training.sft import check_sft_options
 from training.spec import LOSS_ON, LR_SCHEDULES, METHODS, TEMPLATES, Job, LoraSettings
 
 
-class GridError(ValueError):
+class GridError(ConfigError):
     """A recipe (or a filter) that cannot be expanded. Carries the field, the value and the allowed values."""
 
     def __init__(
@@ -43,7 +46,7 @@ class GridError(ValueError):
 
 
 # Fields a recipe may set at each level; anything else is a typo and is rejected.
-JOB_DEFAULT_FIELDS = ("seed", "max_length", "warmup_ratio", "weight_decay", "template", "loss_on")
+JOB_DEFAULT_FIELDS = ("seed", "max_length", "warmup_ratio", "weight_decay", "template", "loss_on", "sft")
 TOP_FIELDS = ("name", "description", "defaults", "methods", "models", "resources", "blocks")
 METHOD_FIELDS = ("learning_rate", "batch_size", "lora", *JOB_DEFAULT_FIELDS)
 MODEL_FIELDS = ("name", "hf_id", "build", "gguf", "resources")
@@ -121,7 +124,28 @@ def _job_defaults(ctx: _Context, raw: dict[str, Any]) -> dict[str, Any]:
         _choice(ctx.at("template"), raw["template"], TEMPLATES, "template")
     if "loss_on" in raw:
         _choice(ctx.at("loss_on"), raw["loss_on"], LOSS_ON, "loss_on")
+    if "sft" in raw:
+        _sft(ctx.at("sft"), raw["sft"])
     return {k: raw[k] for k in JOB_DEFAULT_FIELDS if k in raw}
+
+
+def _sft(ctx: _Context, raw: Any) -> None:
+    """An ``sft:`` section: further TRL SFTConfig options, passed through to the trainer as they are."""
+    if not isinstance(raw, dict) or not raw:
+        raise ctx.error(f"expected a mapping of TRL SFTConfig options, got {raw!r}")
+    problem = check_sft_options(raw)
+    if problem:
+        raise ctx.error(problem)
+
+
+def _merged_settings(*levels: dict[str, Any]) -> dict[str, Any]:
+    """Recipe defaults < method < block overrides; ``sft:`` sections merge option by option."""
+    settings: dict[str, Any] = {}
+    for level in levels:
+        settings.update(level)
+    sft = {name: value for level in levels for name, value in (level.get("sft") or {}).items()}
+    settings["sft"] = sft or None
+    return settings
 
 
 def _lora(ctx: _Context, raw: Any) -> LoraSettings:
@@ -313,7 +337,7 @@ def _block_jobs(ctx: _Context, raw: Any, recipe: _Recipe) -> list[Job]:
     )
     jobs = []
     for model, (dataset, size), method, epochs in itertools.product(models, datasets, methods, epoch_counts):
-        settings = {**recipe.defaults, **recipe.methods[method], **overrides}
+        settings = _merged_settings(recipe.defaults, recipe.methods[method], overrides)
         jobs.append(
             Job(
                 grid=recipe.name,
@@ -424,3 +448,30 @@ def filter_jobs(jobs: Sequence[Job], only: str | None) -> list[Job]:
 def models_count(jobs: Iterable[Job]) -> int:
     """Released models = kept checkpoints."""
     return sum(len(job.checkpoint_epochs) for job in jobs)
+
+
+@dataclass(frozen=True)
+class GridSelection:
+    """Which jobs a command works on: a recipe and an optional filter over its job records."""
+
+    grid: str = setting(
+        "demo", "recipe name under configs/grids/ (paper, demo, smollm2) or a YAML path", metavar="NAME"
+    )
+    only: str | None = setting(
+        None,
+        "keep jobs whose fields match KEY=GLOB[,KEY=GLOB...] (keys: the JSONL fields of `python -m "
+        "training plan --format jsonl`, e.g. dataset=flan_*,method=lora; a repeated key means either)",
+        metavar="FILTER",
+    )
+
+    def jobs(self) -> list[Job]:
+        """The selected jobs; an empty selection is an error naming the filter."""
+        jobs = filter_jobs(load_grid(self.grid), self.only)
+        if not jobs:
+            raise GridError(
+                self.grid,
+                "--only",
+                f"no job matches {self.only!r}; see `python -m training plan --grid {self.grid} "
+                "--format jsonl` for the job records",
+            )
+        return jobs

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from common.catalog import ALL_MIXTURE, DATASET_HUB_IDS, FLAN_HUB_ID, LEAVE_ONE_OUT_PREFIX, PAPER_DATASETS
+from common.errors import InputError
 from training.demo_data import DEMO_DATASETS, demo_examples
 
 # A source override: a local file (.json/.jsonl/.parquet/.csv), a local folder laid out like the Hub repo,
@@ -25,7 +26,7 @@ from training.demo_data import DEMO_DATASETS, demo_examples
 SourceOverride = str | os.PathLike[str]
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A dataset cannot be prepared as asked (unknown name, too few rows, unreadable source)."""
 
 

