@@ -1,14 +1,12 @@
 """``python -m release localhub`` / ``python -m localhub``: a local Hugging Face
 Hub-compatible server (FastAPI + uvicorn) that the publisher stages releases into and the tests use,
-and that a team can host (users, organisations, read/write tokens, private repos).
+and that a team can host (users, organisations, read/write tokens, private repos). See docs/localhub.md."""
 
-Library API: ``serve_in_background(root, port=None, tokens=None, faults=None)`` (a context manager
-yielding a handle with ``.endpoint``, ``.root``, ``.token``, ``.set_faults()``, ``.fault_counts()``;
-``tokens`` may be a ``localhub.accounts.Accounts`` for team mode), ``create_app`` and ``Storage``.
-
-Modules: accounts (users, tokens, organisations), hub (permissions), inputs (untrusted input),
-server / lfs_routes / collection_routes (routes), pages (HTML), storage and tree (data).
-See docs/localhub.md."""
+# Library API: serve_in_background(root, port=None, tokens=None, faults=None) (a context manager yielding
+# a handle with .endpoint, .root, .token, .set_faults(), .fault_counts(); tokens may be an
+# localhub.accounts.Accounts for team mode), create_app and Storage.
+# Modules: accounts (users, tokens, organisations), hub (permissions), inputs (untrusted input),
+# server / lfs_routes / collection_routes (routes), pages (HTML), storage and tree (data).
 
 from __future__ import annotations
 
