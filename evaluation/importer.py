@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 
 from common.catalog import (
@@ -69,8 +70,6 @@ def is_url(source: str | Path) -> bool:
 def read_bytes(source: str | Path, timeout: float = 30.0) -> bytes:
     """The table's bytes at a local path or an http(s) URL."""
     if is_url(source):
-        import httpx  # lazy: only a download needs the HTTP client
-
         try:
             response = httpx.get(str(source), timeout=timeout, follow_redirects=True)
             response.raise_for_status()
