@@ -112,7 +112,7 @@ def _admin_routes(app: FastAPI, hub: Hub) -> None:
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok"}
+        return {"status": "ok"}  # no storage root: local paths are nobody's business on the network
 
     @app.get("/_admin/faults")
     def get_faults(request: Request) -> dict[str, Any]:
