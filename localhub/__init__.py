@@ -1,13 +1,12 @@
 """``python -m release localhub`` / ``python -m localhub``: a local Hugging Face
-Hub-compatible server (FastAPI + uvicorn) that the publisher stages releases into and the tests use.
+Hub-compatible server (FastAPI + uvicorn) that the publisher stages releases into and the tests use,
+and that a team can host (users, organisations, read/write tokens, private repos). See docs/localhub.md."""
 
-Library API: ``serve_in_background(root, port=None, tokens=None, faults=None)`` (a context manager
-yielding a handle with ``.endpoint``, ``.root``, ``.token``, ``.set_faults()``, ``.fault_counts()``;
-``tokens`` may be a ``localhub.accounts.Accounts`` for team mode), ``create_app`` and ``Storage``.
-
-Modules: accounts (users, tokens, organisations), hub (permissions), inputs (untrusted input),
-server / lfs_routes / collection_routes (routes), pages (HTML), storage and tree (data).
-See docs/localhub.md."""
+# Library API: serve_in_background(root, port=None, tokens=None, faults=None) (a context manager yielding
+# a handle with .endpoint, .root, .token, .set_faults(), .fault_counts(); tokens may be an
+# localhub.accounts.Accounts for team mode), create_app and Storage.
+# Modules: accounts (users, tokens, organisations), hub (permissions), inputs (untrusted input),
+# server / lfs_routes / collection_routes (routes), pages (HTML), storage and tree (data).
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from typing import Any, Literal
 
 from common.config import setting
 from common.errors import UsageError
-from localhub.accounts import ADMIN_TOKEN_ENV, TOKENS_FILE_ENV, Accounts, AccountsError
+from localhub.accounts import ADMIN_TOKEN_ENV, TOKENS_FILE_ENV, Accounts
 from localhub.background import LocalHubHandle, free_port, serve_in_background
 from localhub.config import (
     DEFAULT_ADMIN_TOKEN,
@@ -34,7 +33,7 @@ from localhub.storage import Storage
 
 __all__ = [
     "LocalHubHandle",
-    "configure",
+    "Options",
     "free_port",
     "main",
     "serve_in_background",
@@ -59,34 +58,34 @@ class Options:
     port: int = setting(DEFAULT_PORT, "port to listen on (0: a free one)")
     tokens_file: Path | None = setting(
         None,
-        f"users, their read/write tokens and organisations (YAML/JSON; see docs/localhub.md); default: "
-        f"${TOKENS_FILE_ENV}. Enforces namespaces: each user writes only to its own and its organisations'",
+        f"users, their read/write tokens and organisations (YAML/JSON; see docs/localhub.md); default:"
+        f" ${TOKENS_FILE_ENV}. Enforces namespaces: each user writes only to its own and its organisations'",
     )
     token: tuple[str, ...] = setting(
         (),
-        f"a write token, optionally with its user name (repeatable; visible in `ps`: prefer --tokens-file; "
-        f"default: the public staging token {DEFAULT_TOKEN!r} for user {DEFAULT_USER!r}, who owns every "
-        "namespace)",
+        f"a write token, optionally with its user name (repeatable; visible in `ps`: prefer --tokens-file;"
+        f" default: the public staging token {DEFAULT_TOKEN!r} for user {DEFAULT_USER!r}, who owns every"
+        " namespace)",
         repeat=True,
         metavar="[USER=]TOKEN",
     )
     admin_token: str | None = setting(
         None,
-        f"token for the /_admin routes (fault control); default: ${ADMIN_TOKEN_ENV}, else the public "
-        f"{DEFAULT_ADMIN_TOKEN!r} in single-user mode and none (disabled) with --tokens-file",
+        f"token for the /_admin routes (fault control); default: ${ADMIN_TOKEN_ENV}, else the public"
+        f" {DEFAULT_ADMIN_TOKEN!r} in single-user mode and none (routes disabled) with --tokens-file",
     )
     max_body_bytes: int = setting(
         DEFAULT_MAX_BODY_BYTES,
         "largest API request body (413 above it; LFS uploads are bounded by their announced size)",
     )
-    faults: Path | None = setting(None, "fault-injection config (YAML or JSON)")
-    log_level: Literal["debug", "info", "warning", "error"] = setting("info", "server log level")
     forwarded_allow_ips: str = setting(
         "127.0.0.1", "proxies whose X-Forwarded-Proto/For headers are trusted (behind a TLS reverse proxy)"
     )
+    faults: Path | None = setting(None, "fault-injection config (YAML or JSON)")
+    log_level: Literal["debug", "info", "warning", "error"] = setting("info", "server log level")
 
 
-def parse_tokens(values: list[str] | None) -> dict[str, str]:
+def parse_tokens(values: tuple[str, ...] | list[str] | None) -> dict[str, str]:
     """``[USER=]TOKEN`` strings -> {token: user}."""
     if not values:
         return {DEFAULT_TOKEN: DEFAULT_USER}
@@ -94,26 +93,25 @@ def parse_tokens(values: list[str] | None) -> dict[str, str]:
     for value in values:
         user, _, token = value.rpartition("=")
         if not token:
-            raise AccountsError(f"--token {value!r}: expected TOKEN or USER=TOKEN")
+            raise UsageError(f"--token {value!r}: expected TOKEN or USER=TOKEN")
         tokens[token] = user or DEFAULT_USER
     return tokens
 
 
-def load_accounts(options: Options) -> Accounts:
+def load_accounts(args: Options) -> Accounts:
     """The tokens file (team mode) or the --token values (single-user mode when they name one user)."""
-    tokens_file = options.tokens_file or os.environ.get(TOKENS_FILE_ENV) or None
-    admin_token = options.admin_token or os.environ.get(ADMIN_TOKEN_ENV) or None
-    try:
-        if tokens_file is not None:
-            if options.token:
-                raise AccountsError("use --tokens-file or --token, not both")
-            return Accounts.load(Path(tokens_file), admin_token)
-        return Accounts.simple(parse_tokens(options.token), admin_token or DEFAULT_ADMIN_TOKEN)
-    except AccountsError as err:
-        raise AccountsError(f"{err} (see docs/localhub.md, 'Run it for a team')") from None
+    tokens_file = args.tokens_file or os.environ.get(TOKENS_FILE_ENV) or None
+    admin_token = args.admin_token or os.environ.get(ADMIN_TOKEN_ENV) or None
+    if tokens_file is not None:
+        if args.token:
+            raise UsageError("use --tokens-file (or $LOCALHUB_TOKENS_FILE) or --token, not both")
+        return Accounts.load(tokens_file, admin_token)
+    return Accounts.simple(parse_tokens(args.token), admin_token or DEFAULT_ADMIN_TOKEN)
 
 
 def main(args: Options) -> int:
+    import uvicorn  # lazy on purpose: --help and configuration errors do not wait for it
+
     try:
         faults = FaultConfig.load(args.faults) if args.faults else FaultConfig()
     except (OSError, FaultConfigError, ValueError) as err:
@@ -121,11 +119,8 @@ def main(args: Options) -> int:
     accounts = load_accounts(args)
     if args.max_body_bytes < 1:
         raise UsageError("--max-body-bytes must be a positive number of bytes")
-    import uvicorn  # lazy on purpose: the --help and configuration errors do not wait for it
-
     port = args.port or free_port(args.host)
-    settings = HubSettings(accounts, faults, args.max_body_bytes)
-    app = create_app(Storage(args.root), settings)
+    app = create_app(Storage(args.root), HubSettings(accounts, faults, args.max_body_bytes))
     _print_banner(args, port, accounts, faults)
     uvicorn.run(
         app, host=args.host, port=port, log_level=args.log_level, forwarded_allow_ips=args.forwarded_allow_ips
