@@ -12,22 +12,33 @@ class BaseModel:
     table_name: str
     hf_id: str
     language: str  # "English" | "Chinese" | "Japanese" | "demo"
+    license: str  # SPDX-style id as on the Hub (lowercase); fine-tunes inherit it
+    parameters_b: float  # parameter count in billions (embeddings included), from the config
     evaluated: bool = True
 
 
+# Licenses and sizes as the base models' Hub cards state them. The Llama-3 derivatives (Chinese, Swallow)
+# inherit Meta's Llama 3 license; Gemma 2 its Gemma terms of use.
 PAPER_BASE_MODELS: tuple[BaseModel, ...] = (
-    BaseModel("OLMo-7B-hf", "allenai/OLMo-7B-hf", "English"),
-    BaseModel("Meta-Llama-3-8B", "meta-llama/Meta-Llama-3-8B", "English"),
-    BaseModel("Mistral-7B-v0.1", "mistralai/Mistral-7B-v0.1", "English"),
-    BaseModel("Gemma2-9B", "google/gemma-2-9b", "English"),
-    BaseModel("Qwen2.5-7B", "Qwen/Qwen2.5-7B", "Chinese"),
-    BaseModel("llama-3-chinese-8b", "hfl/llama-3-chinese-8b", "Chinese"),
-    BaseModel("Chinese-Mistral-7B-v0.1", "itpossible/Chinese-Mistral-7B-v0.1", "Chinese"),
-    BaseModel("Yi-1.5-9B", "01-ai/Yi-1.5-9B", "Chinese"),
-    BaseModel("LLM-jp-3-7B", "llm-jp/llm-jp-3-7.2b", "Japanese"),
-    BaseModel("Llama-3-Swallow-8B-v0.1", "tokyotech-llm/Llama-3-Swallow-8B-v0.1", "Japanese"),
-    BaseModel("Swallow-Mistral-7B", "tokyotech-llm/Swallow-MS-7b-v0.1", "Japanese", evaluated=False),
-    BaseModel("Sarashina2-7B", "sbintuitions/sarashina2-7b", "Japanese"),
+    BaseModel("OLMo-7B-hf", "allenai/OLMo-7B-hf", "English", "apache-2.0", 6.9),
+    BaseModel("Meta-Llama-3-8B", "meta-llama/Meta-Llama-3-8B", "English", "llama3", 8.0),
+    BaseModel("Mistral-7B-v0.1", "mistralai/Mistral-7B-v0.1", "English", "apache-2.0", 7.2),
+    BaseModel("Gemma2-9B", "google/gemma-2-9b", "English", "gemma", 9.2),
+    BaseModel("Qwen2.5-7B", "Qwen/Qwen2.5-7B", "Chinese", "apache-2.0", 7.6),
+    BaseModel("llama-3-chinese-8b", "hfl/llama-3-chinese-8b", "Chinese", "llama3", 8.0),
+    BaseModel("Chinese-Mistral-7B-v0.1", "itpossible/Chinese-Mistral-7B-v0.1", "Chinese", "apache-2.0", 7.5),
+    BaseModel("Yi-1.5-9B", "01-ai/Yi-1.5-9B", "Chinese", "apache-2.0", 8.8),
+    BaseModel("LLM-jp-3-7B", "llm-jp/llm-jp-3-7.2b", "Japanese", "apache-2.0", 7.3),
+    BaseModel("Llama-3-Swallow-8B-v0.1", "tokyotech-llm/Llama-3-Swallow-8B-v0.1", "Japanese", "llama3", 8.0),
+    BaseModel(
+        "Swallow-Mistral-7B",
+        "tokyotech-llm/Swallow-MS-7b-v0.1",
+        "Japanese",
+        "apache-2.0",
+        7.3,
+        evaluated=False,
+    ),
+    BaseModel("Sarashina2-7B", "sbintuitions/sarashina2-7b", "Japanese", "mit", 7.3),
 )
 
 BASE_MODELS_BY_NAME: dict[str, BaseModel] = {m.table_name: m for m in PAPER_BASE_MODELS}
@@ -95,6 +106,27 @@ def benchmark_family(benchmark: str) -> str:
     return BENCHMARK_FAMILIES.get(benchmark, "demo" if benchmark.startswith("demo_") else "other")
 
 
+# Benchmarks not scored in percent; every other benchmark is (accuracy, pass@1, win rate, ...).
+SCORE_SCALES: dict[str, str] = {"mtbench": "1-10"}
+PERCENT = "%"
+
+
+def score_scale(benchmark: str) -> str:
+    """The scale of a benchmark's scores: averages and comparisons only mix scores of one scale."""
+    return SCORE_SCALES.get(benchmark, PERCENT)
+
+
 def language_of(base_model_name: str) -> str:
     model = BASE_MODELS_BY_NAME.get(base_model_name)
     return model.language if model else "demo"
+
+
+# The range a benchmark's score can take, on the scales of the released table and of our scores:
+# MT-Bench is a 1-10 judge score, every other benchmark (AlpacaEval's win rate included) a percentage.
+PERCENT_RANGE: tuple[float, float] = (0.0, 100.0)
+SCORE_RANGES: dict[str, tuple[float, float]] = {"mtbench": (1.0, 10.0)}
+
+
+def score_range(benchmark: str) -> tuple[float, float]:
+    """(lowest, highest) score of a benchmark."""
+    return SCORE_RANGES.get(str(benchmark), PERCENT_RANGE)

@@ -18,11 +18,13 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from common.catalog import BENCHMARK_FAMILIES
 from common.errors import MassiveSFTError
 from common.io import file_lock, read_json
 from common.layout import Checkpoint, OutputRoot
 from common.schema import read_scores, upsert_scores
 from common.selection import matches, parse_filter
+from evaluation.sandbox import require_isolation, unsandboxed_code_allowed
 from evaluation.suites import Suite, SuiteEntry, load_suite, prepare_suite, task_manager
 from jobs.executors import RunSummary as TasksSummary
 from jobs.executors import SlurmOptions, Task, run_tasks
@@ -236,6 +238,7 @@ class RunOptions:
     backend: str = "hf"
     device: str | None = None
     raise_errors: bool = False
+    allow_unsandboxed_code: bool = False  # run generated code even where it cannot be isolated
 
 
 def done_keys(scores_path: Path) -> set[tuple[str, str, int]]:
@@ -262,23 +265,32 @@ def evaluate_models(
     summary = RunSummary()
     todo: list[tuple[EvalModel, list[SuiteEntry]]] = []
     for model in models:
-        pending = [e for e in suite.entries if (model.model_id, e.benchmark, e.shots) not in finished]
-        summary.skipped += [(model.model_id, e.benchmark, e.shots) for e in suite.entries if e not in pending]
+        entries = suite.lm_entries  # judged entries run through evaluation.judged
+        pending = [e for e in entries if (model.model_id, e.benchmark, e.shots) not in finished]
+        summary.skipped += [(model.model_id, e.benchmark, e.shots) for e in entries if e not in pending]
         if pending:
             todo.append((model, pending))
     if not todo:
         return summary
+    _check_code_isolation([e for _, pending in todo for e in pending], options)
     manager = task_manager(suite, root)
     progress = tqdm(total=sum(len(p) for _, p in todo), desc="evaluating (model, benchmark)", unit="pair")
-    for model, pending in todo:
-        lm = lm_factory(model, options.backend, options.batch_size, options.device)
-        for entry in pending:
-            progress.set_postfix_str(f"{model.model_id} {entry.benchmark} {entry.shots}-shot")
-            _evaluate_one(OutputRoot(root), lm, model, entry, manager, options, summary)
-            progress.update()
-        del lm  # free the weights before loading the next model
+    with unsandboxed_code_allowed(options.allow_unsandboxed_code):
+        for model, pending in todo:
+            lm = lm_factory(model, options.backend, options.batch_size, options.device)
+            for entry in pending:
+                progress.set_postfix_str(f"{model.model_id} {entry.benchmark} {entry.shots}-shot")
+                _evaluate_one(OutputRoot(root), lm, model, entry, manager, options, summary)
+                progress.update()
+            del lm  # free the weights before loading the next model
     progress.close()
     return summary
+
+
+def _check_code_isolation(entries: Sequence[SuiteEntry], options: RunOptions) -> None:
+    """Refuse before any model is loaded when code benchmarks would run generated code unisolated."""
+    if any(BENCHMARK_FAMILIES.get(e.benchmark) == "code" for e in entries):
+        require_isolation(options.allow_unsandboxed_code)
 
 
 def _evaluate_one(
@@ -323,6 +335,7 @@ def run_suite(
 ) -> RunSummary:
     """``python -m evaluation run`` as a function: discover models, evaluate what is missing."""
     loaded = load_suite(suite)
+    _check_code_isolation(loaded.entries, options or RunOptions())  # before base models are built
     models = discover_models(Path(root), grid=grid, only=only)
     if not models:
         raise EvaluationError(
@@ -387,11 +400,14 @@ def run_suite_distributed(
     each model's resources from its recipe, unless ``resources`` gives one request for all)."""
     root = Path(root)
     loaded = load_suite(suite)
+    _check_code_isolation(loaded.entries, options or RunOptions())
     prepare_suite(loaded, root)  # once, before workers race to write the same files
     models = discover_models(root, grid=grid, only=only)
     finished = done_keys(OutputRoot(root).scores)
     pending = [
-        m for m in models if any((m.model_id, e.benchmark, e.shots) not in finished for e in loaded.entries)
+        m
+        for m in models
+        if any((m.model_id, e.benchmark, e.shots) not in finished for e in loaded.lm_entries)
     ]
     requests = model_resources(pending, root)
     tasks = [

@@ -15,10 +15,13 @@ Generic layer (reusable by any stage, e.g. evaluation):
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import os
 import pickle
 import queue
+import signal
 import subprocess
 import sys
 import time
@@ -160,6 +163,16 @@ def _thread_env(resources: Resources, workers: int) -> dict[str, str]:
     return {"OMP_NUM_THREADS": str(max(1, min(resources.cpus, share)))}
 
 
+def die_with_parent(parent: int) -> None:
+    """In a worker (preexec_fn, or its own start): SIGKILL when the thread that started it ends (its
+    parent was killed), so a killed ``run`` never leaves workers writing while a re-run starts the same
+    tasks. ``parent`` is the pid expected as parent: gone already, the worker exits at once."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _run_subprocess(task: Task, work_dir: Path, env: dict[str, str]) -> TaskResult:
     task_file = _write_task(task, work_dir)
     result_file = _result_file(task_file)
@@ -172,12 +185,14 @@ def _run_subprocess(task: Task, work_dir: Path, env: dict[str, str]) -> TaskResu
         return TaskResult(task.key, "failed", str(error))
     # The worker must import the task's callable from wherever the parent could (tests, scripts).
     python_path = os.pathsep.join([p for p in sys.path if p] + [os.environ.get("PYTHONPATH", "")])
-    with open(log_path, "w") as log:
+    # Appended, never truncated: a file truncated under a process still writing to it fills with NULs.
+    with open(log_path, "a") as log:
         code = subprocess.run(
             command,
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": python_path, **env},
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
         ).returncode
     if result_file.exists():
         result = read_json(result_file)

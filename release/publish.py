@@ -23,6 +23,7 @@ import os
 import secrets
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -43,7 +44,15 @@ from localhub import serve_in_background
 from release.cards import ModelResults
 from release.config import ReleaseConfig, ReleaseConfigError, RequestBudget
 from release.executor import Publisher, RepoResult, StateFile, run_all
-from release.hub import Pacer, RequestStats, Retrier, SecretSafeError, install_budget, scrub
+from release.hub import (
+    Pacer,
+    RequestStats,
+    Retrier,
+    SecretSafeError,
+    install_budget,
+    preflight,
+    scrub,
+)
 from release.inputs import ReleaseInputs, load_inputs
 from release.merge import merge_lora_checkpoints
 from release.plan import (
@@ -77,6 +86,7 @@ class PublishOutcome:
     stats: RequestStats
     seconds: float
     collection: str | None = None
+    fatal: str | None = None  # why the whole release stopped (the Hub became unusable)
 
     @property
     def failed(self) -> list[RepoResult]:
@@ -144,15 +154,55 @@ def unpaced(config: ReleaseConfig) -> ReleaseConfig:
 
 
 @contextmanager
-def connected(target: Target, port: int | None) -> Iterator[Target]:
-    """For staging: serve the local Hub for the duration, with a throwaway write token."""
+def connected(target: Target, port: int | None, namespace: str) -> Iterator[Target]:
+    """For staging: serve the local Hub for the duration, with a throwaway write token of the user
+    named like the release's namespace (so it may write there)."""
     if not target.staging:
         yield target
         return
 
     token = f"hf_staging_{secrets.token_hex(16)}"
-    with serve_in_background(target.hub_root, port=port, tokens={token: "localhub"}) as hub:
+    with serve_in_background(target.hub_root, port=port, tokens={token: namespace}) as hub:
         yield replace(target, endpoint=hub.endpoint, token=token)
+
+
+# ---------------------------------------------------------------- status
+
+
+class StatusLine:
+    """A line on stderr at least every ``interval`` seconds saying where the release is, also under
+    --no-progress: at the Hub's pacing one repo can take minutes, and silence looks like a hang."""
+
+    def __init__(self, interval: float, stats: RequestStats | None = None) -> None:
+        self.interval, self.stats = interval, stats
+        self.phase, self.done, self.total, self.failed = "planning", 0, 0, 0
+        self.started = time.monotonic()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="release-status", daemon=True)
+
+    def __enter__(self) -> StatusLine:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def start_phase(self, phase: str, total: int) -> None:
+        self.phase, self.done, self.total, self.failed = phase, 0, total, 0
+
+    def line(self) -> str:
+        minutes, seconds = divmod(int(time.monotonic() - self.started), 60)
+        text = f"[{minutes:d}:{seconds:02d}] {self.phase}: {self.done}/{self.total or '?'} repos"
+        if self.failed:
+            text += f", {self.failed} failed"
+        if self.stats is not None:
+            text += f", {self.stats.total} HTTP requests"
+        return text
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            tqdm.write(self.line(), file=sys.stderr)
 
 
 # ---------------------------------------------------------------- plan
@@ -165,6 +215,7 @@ def build_plans(
     endpoint: str,
     hashes: HashCache,
     progress: bool,
+    status: StatusLine | None = None,
 ) -> list[RepoPlan]:
 
     plans: list[RepoPlan] = []
@@ -172,8 +223,12 @@ def build_plans(
     if config.include.base_models:
         plans += [base_repo_plan(base, config, hashes) for base in inputs.bases]
     if config.include.models:
+        if status is not None:
+            status.start_phase("planning models", len(inputs.groups))
         for group in tqdm(inputs.groups, desc="plan models", unit="repo", disable=not progress):
             plans.append(model_repo_plan(group, inputs, config, hashes, results))
+            if status is not None:
+                status.done += 1
     if config.include.results_dataset:
         folder = build_results_dataset(inputs, work_dir / "results", config, inputs.locations())
         plans.append(results_repo_plan(folder, config, hashes))
@@ -257,12 +312,14 @@ def publish(
     )
     if not dry_run:
         merge_lora_checkpoints(inputs, config)  # the explicit step before planning; plans only read
-    with scratch as scratch_dir:
-        plans = build_plans(inputs, config, Path(scratch_dir), target.endpoint, hashes, progress)
+    with scratch as scratch_dir, StatusLine(config.status_interval_s) as status:
+        plans = build_plans(inputs, config, Path(scratch_dir), target.endpoint, hashes, progress, status)
         hashes.save()
         stats = install_budget(config.budget, config.retry.timeout_s)
+        status.stats = stats
+        status.start_phase("dry run" if dry_run else "publishing", len(plans))
         api = HfApi(endpoint=target.endpoint, token=target.token or False)
-        retrier = Retrier(config.retry, target.token)
+        retrier = Retrier(config.retry, target.token, endpoint=target.endpoint)
         state = StateFile(None if dry_run else (state_path or work_dir / "state.json"), target.endpoint)
         publisher = Publisher(
             api,
@@ -276,15 +333,21 @@ def publish(
         bar = tqdm(
             total=len(plans), desc="dry run" if dry_run else "publish", unit="repo", disable=not progress
         )
+
+        def finished(result: RepoResult) -> None:
+            bar.update()
+            status.done += 1
+            status.failed += result.status == "failed"
+
         with bar:
-            results = run_all(publisher, plans, config.concurrency, progress=lambda _r: bar.update())
+            results = run_all(publisher, plans, config.concurrency, progress=finished)
     collection = None
     if config.include.collection and not dry_run and not any(r.status == "failed" for r in results):
         try:
             collection = sync_collection(api, retrier, config, plans)
         except SecretSafeError as error:
             results.append(RepoResult(config.collection_title, "collection", "failed", error=str(error)))
-    return PublishOutcome(results, plans, stats, time.monotonic() - started, collection)
+    return PublishOutcome(results, plans, stats, time.monotonic() - started, collection, retrier.fatal)
 
 
 def _size(n: int) -> str:
@@ -380,8 +443,9 @@ def main(options: Options) -> int:
         config = unpaced(config)
     token = None
     try:
-        with connected(target, options.port) as live:
+        with connected(target, options.port, config.namespace) as live:
             token = live.token
+            preflight(live.endpoint, live.token, config.namespace, write=not options.dry_run)
             outcome = publish(
                 inputs,
                 config,
@@ -393,6 +457,8 @@ def main(options: Options) -> int:
     except (MassiveSFTError, OSError) as error:
         # Reported by the CLI shell: the token is scrubbed from the message first.
         raise ServiceError(scrub(str(error), token)) from None
+    if outcome.fatal is not None:  # one line, not one failure per repo
+        raise ServiceError(outcome.fatal)
     plan_out = options.plan_out or OutputRoot(options.root).release_work_dir / (
         "plan.json" if options.dry_run else "last_publish.json"
     )

@@ -39,9 +39,10 @@ class Options:
     )
     host: str | None = setting(None, "interface to bind (default: GRADIO_SERVER_NAME, else 127.0.0.1)")
     port: int | None = setting(None, "port (default: GRADIO_SERVER_PORT, else 7860)")
-    max_rows: int | None = setting(
-        None, "rows rendered in the table; the CSV download has all (default: SPACE_MAX_ROWS, else 500)"
+    page_size: int | None = setting(
+        None, "rows per page of the table; the CSV download has all (default: SPACE_PAGE_SIZE, else 25)"
     )
+    title: str | None = setting(None, "page title (default: SPACE_TITLE, else 'Massive SFT leaderboard')")
     weights_url: str | None = setting(
         None, "link for models without a Hub repo (the release config's external_weights_url)"
     )
@@ -56,7 +57,8 @@ def space_config(options: Options) -> SpaceConfig:
         "local_path": options.fallback,
         "host": options.host,
         "port": options.port,
-        "max_rows": options.max_rows,
+        "page_size": options.page_size,
+        "title": options.title,
         "weights_url": options.weights_url,
     }
     config = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})

@@ -5,10 +5,31 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from space.data import Results
-from space.table import GAIN
+from space.data import NAME, Results
+from space.table import GAIN, search_terms
 
 MIN_MODELS, MAX_MODELS = 2, 4
+EMPTY_MESSAGE = f"Pick {MIN_MODELS} to {MAX_MODELS} models to compare: type part of a name to search."
+
+
+def model_choices(results: Results, query: str, keep: list[str], limit: int) -> list[tuple[str, str]]:
+    """(readable name, model id) of the models ``keep`` plus at most ``limit`` that match every term of
+    ``query`` (the leaderboard's search): a dropdown never gets the whole leaderboard."""
+    ids, names = results.display["model_id"], results.display[NAME]
+    index = {m: i for i, m in enumerate(ids.tolist())}
+    picked = [index[m] for m in dict.fromkeys(keep) if m in index]
+    terms = search_terms(query)
+    matches: list[int] = []
+    if terms:
+        text = results.search_text
+        hits = text.str.contains(terms[0], regex=False)
+        for term in terms[1:]:
+            hits &= text.str.contains(term, regex=False)
+        matches = [i for i in hits.to_numpy().nonzero()[0][: limit + len(picked)] if i not in picked]
+    else:
+        matches = [i for i in range(min(len(ids), limit + len(picked))) if i not in picked]
+    rows = picked + matches[:limit]
+    return [(str(names[i]), str(ids[i])) for i in rows]
 
 
 def compare_frame(results: Results, model_ids: list[str] | None, mode: str) -> tuple[pd.DataFrame, str]:

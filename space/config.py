@@ -10,8 +10,9 @@ from pathlib import Path
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 DEFAULT_PORT = 7860
-# Rendered rows are capped so a 100,000-row leaderboard stays fast in the browser; the CSV has all rows.
-DEFAULT_MAX_ROWS = 500
+# Rows per page of the table (every row is reachable by paging; the CSV has all matching rows).
+DEFAULT_PAGE_SIZE = 25
+DEFAULT_TITLE = "Massive SFT leaderboard"
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,9 @@ class SpaceConfig:
     # is set, or as the fallback when the Hub cannot be reached
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
-    max_rows: int = DEFAULT_MAX_ROWS
+    page_size: int = DEFAULT_PAGE_SIZE
+    # The page's title: the release stage sets the release config's collection title (SPACE_TITLE).
+    title: str = DEFAULT_TITLE
     # Where models without a Hub repo link to: the release config's ``external_weights_url`` for the
     # authors' released study (their weights are hosted outside the Hub).
     weights_url: str | None = None
@@ -39,7 +42,8 @@ class SpaceConfig:
             local_path=Path(local) if local else None,
             host=env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
             port=int(env.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),
-            max_rows=int(env.get("SPACE_MAX_ROWS", DEFAULT_MAX_ROWS)),
+            page_size=int(env.get("SPACE_PAGE_SIZE", DEFAULT_PAGE_SIZE)),
+            title=env.get("SPACE_TITLE") or DEFAULT_TITLE,
             weights_url=env.get("SPACE_WEIGHTS_URL") or None,
         )
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.catalog import BENCHMARK_FAMILIES, benchmark_family, language_of
+from common.catalog import BASE_MODELS_BY_NAME, BENCHMARK_FAMILIES, benchmark_family, language_of, score_scale
 from common.errors import InputError
 from common.gains import NoBaseRowsError, gains_of_leaderboard, wide_gains
 from common.schema import IDENTITY_COLUMNS, parse_wide_column, to_wide
@@ -36,7 +36,9 @@ HUB_PATTERNS = [
     f"{ANALYSIS_DIR}/*.parquet",
     "README.md",
 ]
-META_COLUMNS = ("language", "repo_id", "revision")
+# license / parameters: of the base model (the published columns, else common.catalog's metadata).
+META_COLUMNS = ("language", "repo_id", "revision", "license", "parameters")
+NAME = "name"  # the readable model name the app derives (base · dataset · method · ... · epoch)
 TEXT_COLUMNS = (
     "model_id",
     "base_model",
@@ -46,6 +48,7 @@ TEXT_COLUMNS = (
     "method",
     "lr_schedule",
     "repo_id",
+    "license",
 )
 FAMILY_ORDER = list(dict.fromkeys(BENCHMARK_FAMILIES.values())) + ["demo", "other"]
 JUDGE_SHOTS = "judge"  # the "shot setting" of MT-Bench / AlpacaEval columns
@@ -61,13 +64,15 @@ class ScoreColumn:
     benchmark: str
     shots: str  # "0", "4", ... or "judge"
     family: str
+    scale: str  # "%" or "1-10" (common.catalog.score_scale): only one scale is averaged
 
 
 def parse_score_column(name: str) -> ScoreColumn:
-    """A ``common.schema.wide_column`` name with its benchmark, shot setting and family."""
+    """A ``common.schema.wide_column`` name with its benchmark, shot setting, family and scale."""
     decoded = parse_wide_column(name)
     shots = JUDGE_SHOTS if decoded.shots is None else str(decoded.shots)
-    return ScoreColumn(name, decoded.benchmark, shots, benchmark_family(decoded.benchmark))
+    benchmark = decoded.benchmark
+    return ScoreColumn(name, benchmark, shots, benchmark_family(benchmark), score_scale(benchmark))
 
 
 def _column_order(column: ScoreColumn) -> tuple[Any, ...]:
@@ -143,7 +148,32 @@ def plain_columns(leaderboard: pd.DataFrame) -> dict[str, np.ndarray]:
         values = series.astype(object).to_numpy(copy=True)
         values[series.isna().to_numpy()] = None
         columns[column] = values
+    columns[NAME] = np.array(readable_names(leaderboard), dtype=object)
     return columns
+
+
+def _size_label(size: Any) -> str:
+    if pd.isna(size):
+        return "?"
+    return f"{int(size) // 1000}k" if int(size) >= 1000 and int(size) % 1000 == 0 else f"{int(size):,}"
+
+
+def readable_names(leaderboard: pd.DataFrame) -> list[str]:
+    """One name a person can read: base · dataset size · method · schedule · epoch (every part that
+    tells two models of one run, or two runs, apart; the full id stays in the link and the CSV)."""
+    names = []
+    for row in leaderboard[
+        ["model_id", "base_model_name", "dataset", "method", "data_size", "lr_schedule", "epoch"]
+    ].itertuples(index=False):
+        if row.method == "base" or pd.isna(row.method):
+            names.append(f"{row.base_model_name} (base model)" if row.base_model_name else str(row.model_id))
+            continue
+        epoch = "?" if pd.isna(row.epoch) else int(row.epoch)
+        names.append(
+            f"{row.base_model_name} · {row.dataset} {_size_label(row.data_size)} · {row.method} · "
+            f"{row.lr_schedule} · epoch {epoch}"
+        )
+    return names
 
 
 def normalize_leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
@@ -160,6 +190,12 @@ def normalize_leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("repo_id", "revision"):
         if column not in frame.columns:
             frame[column] = pd.Series([None] * len(frame), dtype="string")
+    known = [BASE_MODELS_BY_NAME.get(name) for name in frame["base_model_name"]]
+    if "license" not in frame.columns:
+        frame["license"] = pd.array([m.license if m else None for m in known], dtype="string")
+    if "parameters" not in frame.columns:
+        frame["parameters"] = [m.parameters_b if m else np.nan for m in known]
+    frame["parameters"] = pd.to_numeric(frame["parameters"], errors="coerce").astype("float64")
     for column in ("data_size", "epoch"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
     for column in TEXT_COLUMNS + ("run_id", "revision"):

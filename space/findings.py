@@ -1,21 +1,35 @@
 """Plots of the study's findings. Each reads its published analysis table (docs/ARCHITECTURE.md,
 "Analysis tables"); the synergy, consistency, epoch and LoRA-vs-full plots fall back to gains computed
-here from the leaderboard when the table is not published, and the others say clearly what is missing.
-Every function returns ``(plotly figure, caption markdown)``."""
+here from the leaderboard when the table is not published, and the others say once, in their caption,
+what is missing and which command produces it. Every function returns ``(plotly figure or None, caption
+markdown)``: ``None`` when there is nothing to plot."""
 
 from __future__ import annotations
 
 from itertools import cycle
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from common.catalog import PAPER_BASE_MODELS, PAPER_DATASETS
+from common.catalog import PAPER_BASE_MODELS, PAPER_DATASETS, PERCENT
+from common.palette import PLOTLY_GAIN_SCALE, gain_colour
 from space.data import Results
 
-Plot = tuple[go.Figure, str]
-DIVERGING = "RdBu"
+Plot = tuple[go.Figure | None, str]
+SECTIONS = (
+    "Training–task synergy",
+    "Cross-model consistency",
+    "Epochs",
+    "LoRA vs full fine-tuning",
+    "Predictors of the gain",
+    "Layer-wise change vs gain",
+    "Model map",
+)
+REPORT = "`python -m analysis report --scores ROOT/scores.parquet --out ROOT/report`"
+PUBLISH = "then publish the results dataset again (`python -m release.publish --root ROOT`)"
+DIVERGING = PLOTLY_GAIN_SCALE  # positive blue, negative red: the report uses the same (common/palette.py)
 MAIN_SIZE = 1000  # the main condition: 1k samples, cosine schedule, final epoch
 
 
@@ -34,11 +48,27 @@ def note(text: str) -> go.Figure:
     return figure
 
 
-def missing(table: str, what: str) -> Plot:
-    text = (
-        f"No {what}: the results dataset has no analysis/{table}.parquet (run `python -m analysis report`)."
-    )
-    return note(text), f"*{text}*"
+def missing(results: Results, table: str, what: str, inputs: str) -> Plot:
+    """No plot, and one caption: which table is missing and the command that produces it. When no
+    analysis table at all is published, the report did not run; otherwise it ran without ``inputs``."""
+    advice = f"{inputs}, {PUBLISH}" if results.analysis else f"run {REPORT}, {PUBLISH}"
+    return None, f"*No {what}: the results dataset has no `analysis/{table}.parquet`. To add it, {advice}.*"
+
+
+def default_task(results: Results) -> str | None:
+    """The benchmark the epoch and predictor plots open on: the percentage-scale column whose gains
+    vary most across fine-tuned models (a flat benchmark, e.g. HumanEval at the floor, shows nothing)."""
+    tuned = results.leaderboard["method"].ne("base").fillna(False).to_numpy(dtype=bool)
+    best, best_spread = None, 0.0
+    for i, column in enumerate(results.score_columns):
+        gains = results.gain_values[tuned, i]
+        gains = gains[~np.isnan(gains)]
+        if column.scale != PERCENT or len(gains) < 2:
+            continue
+        spread = float(np.std(gains))
+        if spread > best_spread:
+            best, best_spread = column.name, spread
+    return best or (results.score_names[0] if results.score_names else None)
 
 
 def long_gains(results: Results) -> pd.DataFrame:
@@ -186,6 +216,13 @@ def lora_full_table(results: Results) -> tuple[pd.DataFrame, str]:
     if "factor_comparisons" in results.analysis:
         table = results.analysis["factor_comparisons"]
         table = table[table["factor"].eq("method")]
+        if "stratum" in table:  # regimes are never pooled: show the main one (1k samples, one dataset)
+            strata = list(dict.fromkeys(table["stratum"]))
+            main = next(
+                (x for x in strata if x.startswith(f"single datasets, {MAIN_SIZE} ")),
+                strata[0] if strata else None,
+            )
+            table = table[table["stratum"].eq(main)]
         return table, "analysis/factor_comparisons.parquet"
     gains = long_gains(results)
     keys = ["base_model_name", "dataset", "data_size", "epoch", "lr_schedule", "task"]
@@ -207,7 +244,7 @@ def lora_full_figure(results: Results) -> Plot:
         go.Bar(
             x=table["task"],
             y=table["mean_diff"],
-            marker_color=["#2b6cb0" if v >= 0 else "#c53030" for v in table["mean_diff"]],
+            marker_color=[gain_colour(v) for v in table["mean_diff"]],
             hovertemplate="%{x}<br>mean difference %{y:.2f}<extra></extra>",
         )
     )
@@ -238,13 +275,18 @@ def predictor_options(results: Results) -> list[str]:
 def predictor_figure(results: Results, predictor: str | None, task: str | None) -> Plot:
     table = results.analysis.get("predictor_values")
     if table is None:
-        return missing("predictor_values", "predictor values")
-    if not predictor_options(results):
-        text = (
-            "The predictor table has no predictor values: perplexity and similarity need the "
-            "training data and base models (evaluation `perplexity`, analysis `--data-dir`)."
+        return missing(
+            results,
+            "predictor_values",
+            "predictor values",
+            f"run {REPORT} (it writes the table whenever it has gains)",
         )
-        return note(text), f"*{text}*"
+    if not predictor_options(results):
+        return None, (
+            "*The predictor table has no predictor values: the report ran without perplexities or "
+            "training data. To add them, run `python -m evaluation perplexity --root ROOT` and pass `--perplexity "
+            f"ROOT/perplexity.parquet --data-dir ROOT/data` to {REPORT}, {PUBLISH}.*"
+        )
     cells = table[table["task"].eq(task)] if task else table
     if predictor not in cells.columns or cells[predictor].isna().all():
         return note(f"No {predictor} values for {task}."), "*Source: analysis/predictor_values.parquet.*"
@@ -272,7 +314,13 @@ def predictor_figure(results: Results, predictor: str | None, task: str | None) 
 def layers_figure(results: Results) -> Plot:
     table = results.analysis.get("layer_correlation")
     if table is None:
-        return missing("layer_correlation", "layer-wise curves")
+        return missing(
+            results,
+            "layer_correlation",
+            "layer-wise curves",
+            "run `python -m analysis layers --root ROOT` (it needs the checkpoints' weights) and pass "
+            f"`--layers ROOT/layers.parquet` to {REPORT}",
+        )
     table = table.sort_values("depth_bin")
     figure = go.Figure()
     for column in ("pearson", "spearman"):
@@ -312,7 +360,13 @@ MAP_SYMBOLS = {"base": "star-open", "full": "circle", "lora": "triangle-up"}
 def model_map_figure(results: Results) -> Plot:
     table = results.analysis.get("model_map")
     if table is None:
-        return missing("model_map", "model map (it needs the model weights: `python -m analysis map`)")
+        return missing(
+            results,
+            "model_map",
+            "model map",
+            "run `python -m analysis map --root ROOT` (it needs the models' weights) and pass "
+            f"`--model-map ROOT/model_map.parquet` to {REPORT}",
+        )
     figure = go.Figure()
     palette = dict(
         zip(sorted(table["base_model"].unique()), cycle(qualitative.Plotly))
@@ -345,3 +399,22 @@ def model_map_figure(results: Results) -> Plot:
         figure,
         "*Close models predict text alike; stars are base models. Source: analysis/model_map.parquet.*",
     )
+
+
+def all_figures(
+    results: Results,
+    base_model: str | None,
+    method: str | None,
+    task: str | None,
+    predictor: str | None,
+) -> list[Plot]:
+    """Every section's plot and caption, in ``SECTIONS`` order."""
+    return [
+        synergy_figure(results, base_model, method),
+        consistency_figure(results, method),
+        epoch_figure(results, task),
+        lora_full_figure(results),
+        predictor_figure(results, predictor, task),
+        layers_figure(results),
+        model_map_figure(results),
+    ]

@@ -1,6 +1,7 @@
-"""The leaderboard view: filters, search, column groups, raw/gain, average, sort and render, as pure
-pandas on the cached frames of ``space.data.Results``. Every UI event and the CSV export go through
-``build_view`` so what people see and what they download cannot disagree."""
+"""The leaderboard view: filters, search, column groups, raw/gain, average and sort, as pure pandas on
+the cached frames of ``space.data.Results``. This is the reference semantics of the table: the page
+does the same in the browser (``space/static/leaderboard.js``, no server round trip per event) and the
+browser tests check both agree; the library API and ``to_csv`` use it directly."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from space.config import SpaceConfig
-from space.data import Results
+from common.catalog import PERCENT
+from space.data import NAME, Results
 
 RAW, GAIN = "raw", "gain"
 AVERAGE = "average"
 RANK = "rank"
 # Display name -> leaderboard column, in display order (scores follow).
 IDENTITY_DISPLAY: dict[str, str] = {
-    "model": "model_id",
+    "model": NAME,
+    "model id": "model_id",
     "base model": "base_model_name",
+    "params (B)": "parameters",
+    "license": "license",
     "language": "language",
     "dataset": "dataset",
     "method": "method",
@@ -36,6 +40,8 @@ CHOICE_FILTERS: dict[str, str] = {
     "methods": "method",
     "data_sizes": "data_size",
     "schedules": "lr_schedule",
+    "licenses": "license",
+    "parameters": "parameters",
 }
 
 
@@ -50,6 +56,8 @@ class Filters:
     methods: tuple[str, ...] = ()
     data_sizes: tuple[int, ...] = ()
     schedules: tuple[str, ...] = ()
+    licenses: tuple[str, ...] = ()
+    parameters: tuple[float, ...] = ()  # base model sizes in billions
     epoch_min: int | None = None
     epoch_max: int | None = None
     search: str = ""
@@ -67,11 +75,11 @@ class Filters:
 
 @dataclass
 class View:
-    shown: pd.DataFrame  # the rendered rows (at most ``max_rows``), model names as links
     count: int  # matching rows
     total: int  # rows in the whole leaderboard
     message: str
     score_columns: list[str]
+    averaged: list[str]  # the score columns the average is the mean of (one scale)
     results: Results = field(repr=False)
     selection: Selection = field(repr=False)
 
@@ -123,6 +131,16 @@ def _sort_column(filters: Filters, scores: list[str]) -> str:
     return AVERAGE
 
 
+def averaged_columns(results: Results, scores: list[str]) -> list[str]:
+    """The columns the average means: the percentage-scale ones when any is shown, else those of the
+    first column's scale (MT-Bench's 1-10 is never mixed with percentages)."""
+    scales = {c.name: c.scale for c in results.score_columns}
+    if not scores:
+        return []
+    scale = PERCENT if any(scales[c] == PERCENT for c in scores) else scales[scores[0]]
+    return [c for c in scores if scales[c] == scale]
+
+
 def row_average(matrix: np.ndarray) -> np.ndarray:
     """Mean of each row over its present scores; NaN for a row with none (no warning)."""
     present = ~np.isnan(matrix)
@@ -145,6 +163,7 @@ class Selection:
     scores: list[str]
     matrix: np.ndarray  # rows x scores (raw or gain)
     average: np.ndarray
+    averaged: list[str]
 
 
 def select(results: Results, filters: Filters) -> Selection:
@@ -153,7 +172,8 @@ def select(results: Results, filters: Filters) -> Selection:
     positions = [results.score_names.index(c) for c in scores]
     source = results.gain_values if filters.mode == GAIN else results.raw_values
     matrix = source[np.ix_(rows, positions)]
-    average = row_average(matrix)
+    averaged = averaged_columns(results, scores)
+    average = row_average(matrix[:, [scores.index(c) for c in averaged]])
     key_name = _sort_column(filters, scores)
     descending = filters.descending
     if key_name == RANK:
@@ -165,7 +185,7 @@ def select(results: Results, filters: Filters) -> Selection:
     else:
         key = matrix[:, scores.index(key_name)]
     order = sort_order(key, descending)
-    return Selection(rows[order], scores, matrix[order], average[order])
+    return Selection(rows[order], scores, matrix[order], average[order], averaged)
 
 
 def _objects(values: np.ndarray) -> pd.Series:
@@ -200,24 +220,20 @@ def assemble(results: Results, filters: Filters) -> tuple[pd.DataFrame, list[str
     return frame_of(results, selection), selection.scores
 
 
-def _links(frame: pd.DataFrame, config: SpaceConfig) -> list[str]:
-    """The model column as markdown links to each model's repo at its revision."""
-    out = []
-    for model, repo, revision in zip(frame["model"], frame["repo_id"], frame["revision"], strict=True):
-        url = config.model_link(repo, revision)
-        name = str(model).replace("[", "\\[").replace("]", "\\]")
-        out.append(f"[{name}]({url})" if url else name)
-    return out
+def average_note(results: Results, scores: list[str], averaged: list[str]) -> str:
+    """What the average column is the mean of, in words."""
+    if not averaged:
+        return ""
+    scale = next(c.scale for c in results.score_columns if c.name == averaged[0])
+    unit = "percentage" if scale == PERCENT else f"{scale}-scale"
+    text = f"average = mean of the {len(averaged)} {unit} benchmark column(s) shown"
+    left_out = sorted({c.benchmark for c in results.score_columns if c.name in set(scores) - set(averaged)})
+    if left_out:
+        text += f" ({', '.join(left_out)} on another scale: not averaged)"
+    return text
 
 
-def render(head: pd.DataFrame, config: SpaceConfig) -> pd.DataFrame:
-    """The rendered rows: model names become links, the repo columns go."""
-    shown = head.drop(columns=["repo_id", "revision"])
-    shown["model"] = _objects(np.array(_links(head, config), dtype=object))
-    return shown
-
-
-def describe(filters: Filters, count: int, total: int, shown: int, scores: list[str]) -> str:
+def describe(filters: Filters, count: int, total: int, scores: list[str], note: str) -> str:
     if total == 0:
         return "**No results are loaded.**"
     if count == 0:
@@ -228,33 +244,25 @@ def describe(filters: Filters, count: int, total: int, shown: int, scores: list[
             f"(the leaderboard has {total:,} models)."
         )
     text = f"**{count:,}** of {total:,} models"
-    if shown < count:
-        text += f" · showing the first {shown:,} (download the CSV for all rows)"
     if not scores:
         text += " · no benchmark column selected: pick a benchmark family and a shot setting"
     mode = "gain over the base model" if filters.mode == GAIN else "raw scores"
-    return f"{text} · {mode}"
+    return " · ".join(part for part in (text, mode, note) if part)
 
 
-def build_view(results: Results, filters: Filters, config: SpaceConfig) -> View:
+def build_view(results: Results, filters: Filters) -> View:
     selection = select(results, filters)
-    shown = render(frame_of(results, selection, config.max_rows), config)
     count, total = len(selection.rows), len(results.leaderboard)
+    note = average_note(results, selection.scores, selection.averaged)
     return View(
-        shown=shown,
         count=count,
         total=total,
         results=results,
         selection=selection,
-        message=describe(filters, count, total, len(shown), selection.scores),
+        message=describe(filters, count, total, selection.scores, note),
         score_columns=selection.scores,
+        averaged=selection.averaged,
     )
-
-
-def datatypes(shown: pd.DataFrame) -> list[str]:
-    """Gradio Dataframe column types: the model column is a markdown link, numbers sort as numbers."""
-    text = {"model", "base model", "language", "dataset", "method", "schedule"}
-    return ["markdown" if c == "model" else "str" if c in text else "number" for c in shown.columns]
 
 
 def to_csv(view: View) -> str:

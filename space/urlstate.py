@@ -18,6 +18,8 @@ PARAMS: dict[str, str] = {
     "methods": "method",
     "data_sizes": "size",
     "schedules": "schedule",
+    "licenses": "license",
+    "parameters": "params",
     "search": "q",
     "families": "family",
     "shots": "shots",
@@ -42,6 +44,8 @@ def choices(results: Results) -> dict[str, list]:
         "methods": distinct("method"),
         "data_sizes": [int(v) for v in distinct("data_size")],
         "schedules": distinct("lr_schedule"),
+        "licenses": distinct("license"),
+        "parameters": [float(v) for v in distinct("parameters")],
         "families": list(dict.fromkeys(c.family for c in results.score_columns)),
         "shots": sorted(
             {c.shots for c in results.score_columns},
@@ -58,7 +62,7 @@ def encode(filters: Filters) -> str:
         value = getattr(filters, name)
         if value == getattr(default, name):
             continue
-        pairs.append((param, SEP.join(str(v) for v in value) if isinstance(value, tuple) else str(value)))
+        pairs.append((param, SEP.join(map(format_value, value)) if isinstance(value, tuple) else str(value)))
     if filters.epoch_min is not None or filters.epoch_max is not None:
         low = "" if filters.epoch_min is None else str(filters.epoch_min)
         high = "" if filters.epoch_max is None else str(filters.epoch_max)
@@ -66,6 +70,22 @@ def encode(filters: Filters) -> str:
     if not filters.descending:
         pairs.append((ORDER, "asc"))
     return urlencode(pairs)
+
+
+# Filters whose values are numbers (parsed from the query string with this type).
+NUMERIC: dict[str, type] = {"data_sizes": int, "parameters": float}
+
+
+def _number(text: str, kind: type) -> int | float | None:
+    try:
+        return kind(text)
+    except ValueError:
+        return None
+
+
+def format_value(value: object) -> str:
+    """A filter value as it appears in the query string (7.0 as "7", not "7.0")."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _split(raw: str) -> tuple[str, ...]:
@@ -88,9 +108,9 @@ def decode(params: Mapping[str, str], results: Results) -> tuple[Filters, list[s
             continue
         if name in known:
             items = _split(raw)
-            if name == "data_sizes":
-                bad = [v for v in items if not v.isdigit()]
-                items = tuple(int(v) for v in items if v.isdigit())
+            if name in NUMERIC:
+                bad = [v for v in items if _number(v, NUMERIC[name]) is None]
+                items = tuple(NUMERIC[name](v) for v in items if v not in bad)
                 problems += [f"{param}={v!r} is not a number" for v in bad]
             unknown = [v for v in items if v not in known[name]]
             if unknown:

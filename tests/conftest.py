@@ -45,6 +45,22 @@ def released_table() -> Path:
 
 
 @pytest.fixture(scope="session")
+def released_report(released_table: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The analysis report on the released table, built once per session: (Report, out folder,
+    seconds it took, the importer's result)."""
+    import time
+
+    from analysis.report import Inputs, build_report
+    from evaluation.importer import import_released
+
+    imported = import_released(released_table)
+    out = tmp_path_factory.mktemp("released-report")
+    started = time.perf_counter()
+    report = build_report(Inputs(scores=imported.scores, quality=imported.findings), out)
+    return report, out, time.perf_counter() - started, imported
+
+
+@pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 2-layer Llama with its own BPE tokenizer (built once per session)."""
     from training.tiny import build_tiny_model

@@ -36,3 +36,11 @@ def test_perplexity_benchmark_compares_with_the_reference() -> None:
     output = run_benchmark("perplexity.py", "--samples", "48")
     assert re.search(r"tokens?/s", output), output
     assert re.search(r"\d+(\.\d+)?\s*x", output), output  # the speed-up ratio
+
+
+@pytest.mark.slow
+def test_localhub_benchmark_compares_listing_at_two_sizes() -> None:
+    output = run_benchmark("localhub.py", "--repos", "30", "--small", "3", "--branches", "3", "--calls", "5")
+    for call in ("list_models(limit=50)", "list_models()", "list_repo_refs", "index page"):
+        assert re.search(rf"{re.escape(call)}\s+[\d.]+ ms\s+[\d.]+ ms\s+[\d.]+x", output), (call, output)
+    assert "created 30 repos" in output and re.search(r"\b(PASS|FAIL)\b", output)

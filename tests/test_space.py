@@ -4,6 +4,7 @@ average, column groups, links, URL state, CSV, compare, findings and about."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,17 +13,19 @@ import plotly.graph_objects as go
 import pytest
 from space_support import released_import, write_results_folder
 
+from common.catalog import BASE_MODELS_BY_NAME, PAPER_BASE_MODELS
 from common.cli import parse_options
 from space import __main__ as space_cli
 from space import about, compare, findings
 from space.__main__ import space_config
+from space.browser import table_payload
 from space.config import SpaceConfig
 from space.data import Results, load_results, parse_score_column, read_results_folder
 from space.table import GAIN, Filters, build_view, search_terms, to_csv
-from space.ui import filters_from_widgets, table_outputs
+from space.ui import headline
 from space.urlstate import decode, encode
 
-CONFIG = SpaceConfig(endpoint="https://hub.example", max_rows=500)
+CONFIG = SpaceConfig(endpoint="https://hub.example")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,7 @@ def csv_table(released_table: Path) -> pd.DataFrame:
 
 
 def view(results: Results, **filters) -> pd.DataFrame:
-    return build_view(results, Filters(**filters), CONFIG).frame
+    return build_view(results, Filters(**filters)).frame
 
 
 def test_loads_the_real_rows_with_release_columns(results: Results) -> None:
@@ -89,9 +92,9 @@ def test_search_takes_several_literal_terms(results: Results, csv_table: pd.Data
     assert len(view(results, search="w/o-lima")) == 2  # "/" and "-" are plain characters
     for pattern in ("(.*", "[a-z]+", "olmo.*", "\\d", "a|b"):
         assert len(view(results, search=pattern)) == 0, pattern
-    empty = build_view(results, Filters(search="(.*"), CONFIG)
+    empty = build_view(results, Filters(search="(.*"))
     assert "No models match" in empty.message and "'(.*'" in empty.message
-    assert empty.shown.empty and list(empty.shown.columns)[:2] == ["rank", "model"]
+    assert empty.frame.empty and list(empty.frame.columns)[:3] == ["rank", "model", "model id"]
 
 
 def test_sort_by_any_column_both_ways(results: Results) -> None:
@@ -121,46 +124,92 @@ def test_gain_over_the_base_model(results: Results) -> None:
 
 
 def test_column_groups_and_average(results: Results) -> None:
-    math = build_view(results, Filters(families=("math",)), CONFIG)
+    math = build_view(results, Filters(families=("math",)))
     assert math.score_columns == ["gsm8k-0shot", "gsm8k-4shot", "math-0shot"]
     assert set(math.frame.columns) >= set(math.score_columns)
     assert "mmlu-5shot" not in math.frame.columns
     expected = math.frame[math.score_columns].mean(axis=1).round(3)
     np.testing.assert_allclose(math.frame["average"], expected, atol=2e-3)
-    four = build_view(results, Filters(families=("math",), shots=("4",)), CONFIG)
+    four = build_view(results, Filters(families=("math",), shots=("4",)))
     assert four.score_columns == ["gsm8k-4shot"]
     pd.testing.assert_series_equal(four.frame["average"], four.frame["gsm8k-4shot"], check_names=False)
-    judge = build_view(results, Filters(shots=("judge",)), CONFIG)
+    judge = build_view(results, Filters(shots=("judge",)))
     assert all(c.startswith(("mtbench", "alpaca_eval")) for c in judge.score_columns)
-    none = build_view(results, Filters(families=()), CONFIG)
+    none = build_view(results, Filters(families=()))
     assert none.score_columns == [] and "no benchmark column selected" in none.message
     assert (
         parse_score_column("nq-25shot").shots == "25" and parse_score_column("mtbench-math").shots == "judge"
     )
 
 
-def test_rendered_rows_are_capped_and_linked(results: Results) -> None:
-    linked = results.leaderboard.assign(repo_id="org/OLMo-lima", revision="epoch-03")
-    shown = build_view(Results.from_leaderboard(linked), Filters(), CONFIG)
-    assert len(shown.frame) == 1027 and len(shown.shown) == 500
-    assert "showing the first 500" in shown.message
-    assert shown.shown["model"].iloc[0].endswith("(https://hub.example/org/OLMo-lima/tree/epoch-03)")
-    assert shown.shown["model"].iloc[0].startswith("[")
-    # The release stage names each released row's repo and epoch revision (its config's repo template).
-    first = build_view(results, Filters(), CONFIG).frame.iloc[0]
+def payload_of(results: Results, config: SpaceConfig = CONFIG, **kwargs) -> dict:
+    return json.loads(table_payload(results, config, Filters(), **kwargs))
+
+
+def link_of(payload: dict, row: int) -> str | None:
+    links = payload["columns"]["link"]
+    code = links["codes"][row]
+    return None if code is None else links["values"][code]
+
+
+def test_readable_names_and_links(results: Results) -> None:
+    frame = view(results, sort_by="model id", descending=False)
+    row = frame[frame["model id"].eq("OLMo-7B-hf/lima/full/1000/constant/epoch-04")].iloc[0]
+    assert row["model"] == "OLMo-7B-hf · lima 1k · full · constant · epoch 4"
+    # Every identity part is in the name: no two models share one (epoch 2 and 4 of a run differ).
+    assert frame["model"].is_unique
+    base = frame[frame["method"].eq("base")].iloc[0]
+    assert base["model"] == f"{base['base model']} (base model)"
+    # The browser links each row to its repo at its epoch revision, the full id kept as the title.
+    linked = Results.from_leaderboard(
+        results.leaderboard.assign(repo_id="org/OLMo-lima", revision="epoch-03")
+    )
+    assert link_of(payload_of(linked), 0) == "https://hub.example/org/OLMo-lima/tree/epoch-03"
+    first = results.leaderboard.iloc[0]
     assert (
-        build_view(results, Filters(), CONFIG)
-        .shown["model"]
-        .iloc[0]
-        .endswith(f"(https://hub.example/{first['repo_id']}/tree/{first['revision']})")
+        link_of(payload_of(results), 0) == f"https://hub.example/{first['repo_id']}/tree/{first['revision']}"
     )
     assert first["revision"] == f"epoch-{int(first['epoch']):02d}"
     # Rows without a repo link to the external weights URL when one is configured, else to nothing.
     unpublished = Results.from_leaderboard(results.leaderboard.assign(repo_id=None, revision=None))
     external = SpaceConfig(weights_url="https://weights.example/massive-sft")
-    row = build_view(unpublished, Filters(), external).shown["model"].iloc[0]
-    assert row.endswith("(https://weights.example/massive-sft)")
-    assert "](" not in build_view(unpublished, Filters(), CONFIG).shown["model"].iloc[0]
+    assert link_of(payload_of(unpublished, external), 0) == "https://weights.example/massive-sft"
+    assert link_of(payload_of(unpublished), 0) is None
+
+
+def test_license_and_parameters_come_from_the_base_model(results: Results) -> None:
+    board = results.leaderboard
+    for name, rows in board.groupby("base_model_name"):
+        model = BASE_MODELS_BY_NAME[name]
+        assert set(rows["license"]) == {model.license} and set(rows["parameters"]) == {model.parameters_b}
+    llama = view(results, licenses=("llama3",))
+    assert set(llama["base model"]) == {"Meta-Llama-3-8B", "llama-3-chinese-8b", "Llama-3-Swallow-8B-v0.1"}
+    nine = view(results, parameters=(9.2, 8.8))
+    assert set(nine["base model"]) == {"Gemma2-9B", "Yi-1.5-9B"}
+    assert len({m.license for m in PAPER_BASE_MODELS}) >= 3
+    # A published column wins over the catalog; an unknown (demo) base model has none.
+    relicensed = Results.from_leaderboard(board.assign(license="other", parameters=1.5))
+    assert set(relicensed.leaderboard["license"]) == {"other"}
+    demo = Results.from_leaderboard(
+        board.drop(columns=["license", "parameters"]).assign(base_model_name="tiny-demo")
+    )
+    assert demo.leaderboard["license"].isna().all() and demo.leaderboard["parameters"].isna().all()
+    assert "11 base model(s) of 6.9–9.2B parameters" in headline(results)
+
+
+def test_payload_is_compact_json_of_every_row(results: Results) -> None:
+    text = table_payload(results, CONFIG, Filters(methods=("lora",)), ["bad"])
+    payload = json.loads(text)
+    assert payload["rows"] == 1027 and len(payload["columns"]["model_id"]) == 1027
+    assert payload["filters"]["methods"] == ["lora"] and payload["problems"] == ["bad"]
+    names = payload["columns"]["base_model_name"]["values"]
+    assert names == sorted(names)  # code order is value order: the browser sorts codes
+    column = results.score_names.index("gsm8k-4shot")
+    raw = np.array([np.nan if v is None else v for v in payload["raw"][column]])
+    codes = payload["columns"]["base_model_name"]["codes"]
+    reference = np.array([payload["gain_reference"][c][column] for c in codes], dtype=float)
+    np.testing.assert_allclose(raw - reference, results.gain_values[:, column], atol=1e-3)
+    assert "NaN" not in text
 
 
 def test_url_round_trip_and_bad_parameters(results: Results) -> None:
@@ -196,50 +245,33 @@ def test_url_round_trip_and_bad_parameters(results: Results) -> None:
     }
     decoded, problems = decode(bad, results)
     assert len(problems) == 6 and any("nonsense" in p for p in problems)
-    message, table, _ = table_outputs_for(results, decoded, problems)
-    assert table.empty and "does not have" in message and "nonsense" in message
+    assert payload_of(results, problems=problems)["problems"] == problems  # the page shows them
+    licensed, problems = decode({"license": "llama3,gemma", "params": "7.3,x"}, results)
+    assert licensed.licenses == ("llama3", "gemma") and licensed.parameters == (7.3,)
+    assert problems == ["params='x' is not a number"]
+    assert encode(Filters(parameters=(8.0, 7.3))) == "params=8%2C7.3"
 
 
-def table_outputs_for(results: Results, filters: Filters, problems: list[str]):
-    from space.data import ResultsStore
-
-    store = ResultsStore(CONFIG, results)
-    message, table, query = table_outputs(store, filters, problems)
-    return (
-        message,
-        table.value
-        if isinstance(table.value, pd.DataFrame)
-        else pd.DataFrame(table.value["data"], columns=table.value["headers"]),
-        query,
-    )
-
-
-def test_widgets_map_to_default_filters(results: Results) -> None:
-    families = list(dict.fromkeys(c.family for c in results.score_columns))
-    shots = sorted({c.shots for c in results.score_columns}, key=lambda s: (not s.isdigit(), s.zfill(3)))
-    filters = filters_from_widgets(
-        results,
-        [],
-        [],
-        [],
-        ["lora"],
-        [1000],
-        [],
-        0,
-        10,
-        " lima ",
-        families,
-        shots,
-        "raw",
-        "average",
-        "descending",
-    )
-    assert filters == Filters(methods=("lora",), data_sizes=(1000,), search=" lima ")
-    assert encode(filters) == "method=lora&size=1000&q=+lima+"
+def test_average_mixes_no_scales(results: Results) -> None:
+    everything = build_view(results, Filters())
+    assert "mtbench-total" in everything.score_columns
+    assert not any(c.startswith("mtbench") for c in everything.averaged)
+    assert "alpaca_eval_v2-win_rate" in everything.averaged
+    frame = everything.frame
+    np.testing.assert_allclose(frame["average"], frame[everything.averaged].mean(axis=1), atol=2e-3)
+    assert "mean of the 21 percentage benchmark column(s)" in everything.message
+    assert "mtbench on another scale: not averaged" in everything.message
+    chat = build_view(results, Filters(families=("chat",)))
+    # AlpacaEval (%) is averaged; MT-Bench (1-10) is shown but not mixed in.
+    assert chat.averaged == ["alpaca_eval_v2-win_rate"] and "mtbench-total" in chat.score_columns
+    judged = Results.from_leaderboard(results.leaderboard.drop(columns=["alpaca_eval_v2-win_rate"]))
+    mtbench = build_view(judged, Filters(families=("chat",)))
+    # Only 1-10 columns shown: they are averaged among themselves, and the message says so.
+    assert mtbench.averaged == mtbench.score_columns and "1-10-scale" in mtbench.message
 
 
 def test_csv_download_equals_the_view(results: Results) -> None:
-    current = build_view(results, Filters(methods=("lora",), sort_by="mmlu-5shot"), CONFIG)
+    current = build_view(results, Filters(methods=("lora",), sort_by="mmlu-5shot"))
     frame = pd.read_csv(io.StringIO(to_csv(current)))
     assert len(frame) == current.count == 230
     assert list(frame["model"]) == list(current.frame["model"])
@@ -346,12 +378,43 @@ def test_findings_fall_back_to_the_leaderboard(results: Results) -> None:
     assert len(epochs.data) >= 2 and list(epochs.data[0].x) == sorted(epochs.data[0].x)
     lora, _ = findings.lora_full_figure(results)
     assert lora.data[0].type == "bar" and len(lora.data[0].x) > 10
+    # Absent sections: no plot, one caption naming the table and the command that makes it.
     for figure, caption in (
         findings.predictor_figure(results, None, None),
         findings.layers_figure(results),
         findings.model_map_figure(results),
     ):
-        assert figure.data == () and "analysis/" in caption and "python -m analysis report" in caption
+        assert figure is None and "analysis/" in caption and "python -m analysis report" in caption
+    # The report ran (some analysis table is published): the advice names the missing input instead.
+    ran = Results.from_leaderboard(
+        results.leaderboard, analysis={"synergy": findings.synergy_table(results)[0]}
+    )
+    _, caption = findings.layers_figure(ran)
+    assert "python -m analysis layers" in caption and "--layers" in caption
+    _, caption = findings.model_map_figure(ran)
+    assert "python -m analysis map" in caption and "--model-map" in caption
+
+
+def test_findings_default_to_a_benchmark_with_signal(results: Results) -> None:
+    task = findings.default_task(results)
+    column = results.score_names.index(task)
+    tuned = results.leaderboard["method"].ne("base").to_numpy(dtype=bool)
+    assert np.nanstd(results.gain_values[tuned, column]) > 5  # points of spread, not a flat line
+    assert not task.startswith(("humaneval", "mtbench"))
+    # A flat benchmark listed first (as HumanEval is in the demo) is never the default.
+    flat = results.leaderboard.copy()
+    flat["humaneval-0shot"] = 0.0
+    assert findings.default_task(Results.from_leaderboard(flat)) != "humaneval-0shot"
+
+
+def test_model_choices_never_send_the_whole_leaderboard(results: Results) -> None:
+    first = compare.model_choices(results, "", [], 50)
+    assert len(first) == 50 and all(" · " in name or "(base model)" in name for name, _ in first)
+    olmo = compare.model_choices(results, "olmo lima lora", [], 50)
+    assert olmo and all("OLMo-7B-hf" in i and "lima" in i and "/lora/" in i for _, i in olmo)
+    kept = results.leaderboard["model_id"].iloc[-1]
+    picked = compare.model_choices(results, "qwen", [kept], 5)
+    assert picked[0][1] == kept and len(picked) == 6
 
 
 def test_about_code_and_quality_notes(results: Results) -> None:
@@ -383,7 +446,7 @@ def test_hub_failure_falls_back_to_the_local_folder(results_folder: Path) -> Non
     assert "Could not load the results dataset" in loaded.warnings[0]
     nothing = load_results(SpaceConfig())
     assert nothing.leaderboard.empty and "No results configured" in nothing.warnings[0]
-    assert "No results are loaded" in build_view(nothing, Filters(), CONFIG).message
+    assert "No results are loaded" in build_view(nothing, Filters()).message
 
 
 def test_cli_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch, results_folder: Path) -> None:
