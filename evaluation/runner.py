@@ -24,6 +24,7 @@ from common.io import file_lock, read_json
 from common.layout import Checkpoint, OutputRoot
 from common.schema import read_scores, upsert_scores
 from common.selection import matches, parse_filter
+from evaluation.quiet_logs import quiet_lm_eval
 from evaluation.sandbox import require_isolation, unsandboxed_code_allowed
 from evaluation.suites import Suite, SuiteEntry, load_suite, prepare_suite, task_manager
 from jobs.executors import RunSummary as TasksSummary
@@ -260,6 +261,7 @@ def evaluate_models(
     soon as it exists."""
     root = Path(root)
     scores_path = OutputRoot(root).scores
+    quiet_lm_eval()
     prepare_suite(suite, root)
     finished = done_keys(scores_path)
     summary = RunSummary()

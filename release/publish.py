@@ -32,11 +32,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import constants as hub_constants
 from tqdm.auto import tqdm
 
 from common.cli import run_command
 from common.config import setting
-from common.errors import MassiveSFTError, ServiceError
+from common.errors import MassiveSFTError, ServiceError, UsageError
 from common.io import write_json
 from common.layout import OutputRoot
 from common.paths import PROJECT_ROOT, configs_dir
@@ -65,9 +66,11 @@ from release.plan import (
     space_repo_plan,
 )
 from release.results_dataset import build_results_dataset
+from release.usage import download_instructions
 
 log = logging.getLogger("release.publish")
 DEFAULT_ENDPOINT = "https://huggingface.co"
+STAGING_HELP_PORT = 8900  # the port the printed instructions serve the staged Hub on
 COLLECTION_MAX_ITEMS = 1000  # the Hub's limit per collection
 
 
@@ -121,6 +124,11 @@ class Options:
         "full remote diff",
     )
     no_progress: bool = setting(False, "no progress bar")
+    no_instructions: bool = setting(
+        False,
+        "after staging, do not print how to serve and download the release (the pipeline prints them "
+        "itself, with the ports it serves on)",
+    )
     verbose: bool = setting(False, "debug logging (never shows the token)", short="-v")
     release: ReleaseConfig = setting(default_factory=ReleaseConfig, inline=True)
 
@@ -212,7 +220,7 @@ def build_plans(
     inputs: ReleaseInputs,
     config: ReleaseConfig,
     work_dir: Path,
-    endpoint: str,
+    endpoint: str | None,
     hashes: HashCache,
     progress: bool,
     status: StatusLine | None = None,
@@ -313,7 +321,8 @@ def publish(
     if not dry_run:
         merge_lora_checkpoints(inputs, config)  # the explicit step before planning; plans only read
     with scratch as scratch_dir, StatusLine(config.status_interval_s) as status:
-        plans = build_plans(inputs, config, Path(scratch_dir), target.endpoint, hashes, progress, status)
+        space_endpoint = None if target.staging or target.endpoint == DEFAULT_ENDPOINT else target.endpoint
+        plans = build_plans(inputs, config, Path(scratch_dir), space_endpoint, hashes, progress, status)
         hashes.save()
         stats = install_budget(config.budget, config.retry.timeout_s)
         status.stats = stats
@@ -421,13 +430,26 @@ def outcome_json(outcome: PublishOutcome, dry_run: bool) -> dict[str, Any]:
 
 
 def staging_help(target: Target, config: ReleaseConfig, outcome: PublishOutcome) -> str:
-    model = next((p.repo_id for p in outcome.plans if p.kind == "model"), config.results_repo())
-    return f"""
-Staged into the local Hub folder {target.hub_root}. Browse and download while a server runs:
-  python -m localhub --root {target.hub_root} --port 8900
-  HF_ENDPOINT=http://127.0.0.1:8900 HF_HUB_DISABLE_XET=1 python -c "from huggingface_hub import snapshot_download; print(snapshot_download('{model}', revision='main'))"
-  HF_ENDPOINT=http://127.0.0.1:8900 HF_HUB_DISABLE_XET=1 python -c "import datasets; print(datasets.load_dataset('{config.results_repo()}', 'leaderboard'))"
-  python -m space --endpoint http://127.0.0.1:8900 --results {config.results_repo()}"""
+    """How to serve what was staged, then read it: the same instructions `pipeline` prints when it serves."""
+    model = next(
+        (
+            (p.repo_id, r.revision)
+            for p in outcome.plans
+            if p.kind == "model"
+            for r in p.revisions
+            if r.revision.startswith("epoch-")
+        ),
+        None,
+    )
+    hub_url = f"http://127.0.0.1:{STAGING_HELP_PORT}"
+    lines = [
+        "",
+        f"Staged into the local Hub folder {target.hub_root}. Serve it, and the leaderboard Space:",
+        f"  python -m localhub --root {target.hub_root} --port {STAGING_HELP_PORT}",
+        f"  python -m space --endpoint {hub_url} --results {config.results_repo()}",
+        *download_instructions(hub_url, config.results_repo(), model),
+    ]
+    return "\n".join(lines)
 
 
 def main(options: Options) -> int:
@@ -439,6 +461,11 @@ def main(options: Options) -> int:
     config = options.release
     inputs = load_inputs(options.root, config)
     target = resolve_target(options)
+    if target.staging and hub_constants.HF_HUB_OFFLINE:
+        raise UsageError(
+            "HF_HUB_OFFLINE=1 blocks every huggingface_hub request, also to the local staging Hub; "
+            "run with HF_HUB_OFFLINE=0 (staging talks only to a server on 127.0.0.1)"
+        )
     if target.staging:
         config = unpaced(config)
     token = None
@@ -467,7 +494,7 @@ def main(options: Options) -> int:
         print(plan_table(outcome))
     print(summary_table(outcome))
     print(f"{'plan' if options.dry_run else 'report'} saved to {plan_out}")
-    if live.staging and not options.dry_run:
+    if live.staging and not options.dry_run and not options.no_instructions:
         print(staging_help(live, config, outcome))
     return 1 if outcome.failed else 0
 

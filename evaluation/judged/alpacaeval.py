@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
 
 from evaluation.judged.client import ChatRequest
 
@@ -107,8 +109,6 @@ def _features(frame: pd.DataFrame) -> np.ndarray:
 def _fit(x: np.ndarray, p: np.ndarray, weight: np.ndarray, c: float):
     """Logistic regression on soft labels: every row twice, as label 1 weighted p and label 0 weighted
     1 - p (alpaca_eval's ``fit_LogisticRegressionCV``), L1, no intercept."""
-    from sklearn.linear_model import LogisticRegression  # heavy: imported when a GLM is fitted
-
     model = LogisticRegression(C=c, l1_ratio=1.0, solver="liblinear", fit_intercept=False, random_state=123)
     model.fit(
         np.vstack([x, x]),
@@ -124,8 +124,6 @@ def _soft_log_loss(model, x: np.ndarray, p: np.ndarray, weight: np.ndarray) -> f
 
 
 def _best_c(x: np.ndarray, p: np.ndarray, weight: np.ndarray) -> float:
-    from sklearn.model_selection import GroupKFold
-
     splits = min(N_SPLITS, len(x))
     if splits < 2:
         return float(CS[-1])
