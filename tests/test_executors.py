@@ -15,6 +15,7 @@ from common.io import read_json
 from jobs.executors import (
     SlurmOptions,
     Task,
+    job_status,
     launch_command,
     run_tasks,
     sbatch_script,
@@ -169,6 +170,28 @@ def test_slurm_parameters_and_sbatch_script(tmp_path):
     ):
         assert line in script, f"{line!r} missing from\n{script}"
     assert "submitit.core._submit" in script
+    # Slurm may stop a job: it goes back to the queue, warned ahead of its time limit; one log per job.
+    for line in ("#SBATCH --requeue", "#SBATCH --signal=USR2@120", "export OMP_NUM_THREADS="):
+        assert line in script, f"{line!r} missing from\n{script}"
+    assert "#SBATCH --error" not in script
+
+
+def test_cpu_only_jobs_ask_for_no_gpu_and_slurm_states_read_as_statuses(tmp_path):
+    script = sbatch_script(Resources(gpus=0, cpus=1, mem_gb=4), SlurmOptions(), tmp_path / "%j", 2)
+    assert "--gpus" not in script and "#SBATCH --cpus-per-task=1" in script
+    expected = {
+        "PENDING": "queued",
+        "REQUEUED": "queued",
+        "RUNNING": "running",
+        "COMPLETING": "running",
+        "COMPLETED": "done",
+        "CANCELLED by 0": "failed",
+        "TIMEOUT": "failed",
+        "NODE_FAIL": "failed",
+        "OUT_OF_MEMORY": "failed",
+        "": "queued",
+    }
+    assert {state: job_status(state) for state in expected} == expected
 
 
 def test_multi_gpu_tasks_launch_through_accelerate_with_deepspeed(tmp_path):
