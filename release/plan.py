@@ -202,7 +202,15 @@ def space_repo_plan(space_dir: Path, config: ReleaseConfig, hashes: HashCache, e
     files["app.py"] = generated("app.py", SPACE_ENTRY)
     files["space_config.json"] = generated(
         "space_config.json",
-        json.dumps({"repo": config.results_repo(), "revision": "main", "endpoint": endpoint}, indent=2)
+        json.dumps(
+            {
+                "repo": config.results_repo(),
+                "revision": "main",
+                "endpoint": endpoint,
+                "title": config.collection_title,
+            },
+            indent=2,
+        )
         + "\n",
     )
     files["README.md"] = generated("README.md", space_readme(config=config))
@@ -210,7 +218,8 @@ def space_repo_plan(space_dir: Path, config: ReleaseConfig, hashes: HashCache, e
 
 
 SPACE_ENTRY = '''"""Space entry point (app_file: app.py). ``space_config.json`` names the results dataset that
-``space/app.py`` reads; Space variables (SPACE_RESULTS_REPO, SPACE_RESULTS_REVISION, HF_ENDPOINT) override it."""
+``space/app.py`` reads and the page title; Space variables (SPACE_RESULTS_REPO, SPACE_RESULTS_REVISION,
+HF_ENDPOINT, SPACE_TITLE) override them."""
 
 import json
 import os
@@ -222,6 +231,7 @@ _config = json.loads((_here / "space_config.json").read_text())
 os.environ.setdefault("SPACE_RESULTS_REPO", _config["repo"])
 os.environ.setdefault("SPACE_RESULTS_REVISION", _config["revision"])
 os.environ.setdefault("HF_ENDPOINT", _config["endpoint"])
+os.environ.setdefault("SPACE_TITLE", _config.get("title", ""))
 runpy.run_path(str(_here / "space" / "app.py"), run_name="__main__")
 '''
 
