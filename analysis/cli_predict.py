@@ -5,6 +5,7 @@ regression fitted on existing results (scores + perplexity tables) and a leave-o
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,16 @@ from analysis.gains import compute_gains
 from analysis.predictors import (
     MODEL_FEATURES,
     GainModel,
+    clip_predictions,
     fit_gain_model,
+    gain_bounds,
     lodo_predictions,
+    lomo_predictions,
     perplexity_features,
     predict_gains,
+    prediction_errors,
     predictor_values,
+    verdict,
     with_intervals,
 )
 from analysis.synergy import resolve_main_condition, synergy_table
@@ -94,7 +100,16 @@ def resolve_name(base_model: str, explicit: str | None, scores: pd.DataFrame) ->
     return Path(base_model).name
 
 
-def fitted_model(options: Options) -> GainModel:
+@dataclass
+class Fitted:
+    model: GainModel
+    errors: pd.DataFrame  # prediction_errors of both evaluation schemes
+    bounds: pd.DataFrame  # gain_bounds of the existing results
+
+
+def fitted_model(options: Options) -> Fitted:
+    """The gain model fitted on the existing results, its leave-one-dataset-out and leave-one-model-out
+    errors, and the achievable gains per (base model, task)."""
     config = options.analysis
     scores, _ = load_scores(options.scores)
     gains = compute_gains(scores)
@@ -104,8 +119,12 @@ def fitted_model(options: Options) -> GainModel:
     ppl = perplexity_features(perplexity, config.perplexity_scope, condition.data_size)
     values = predictor_values(synergy[synergy["method"] == config.predictor_method], ppl)
     model = fit_gain_model(values, MODEL_FEATURES)
-    predictions = lodo_predictions(values, MODEL_FEATURES)
-    return with_intervals(model, predictions, config.interval) if not predictions.empty else model
+    bounds = gain_bounds(gains)
+    lodo = lodo_predictions(values, MODEL_FEATURES, bounds)
+    lomo = lomo_predictions(values, MODEL_FEATURES, bounds)
+    if not lodo.empty:
+        model = with_intervals(model, lodo, config.interval)
+    return Fitted(model, prediction_errors(pd.concat([lodo, lomo], ignore_index=True)), bounds)
 
 
 def new_data_features(options: Options, name: str, scope: str) -> dict[str, float]:
@@ -127,7 +146,11 @@ def new_data_features(options: Options, name: str, scope: str) -> dict[str, floa
     }
 
 
-def prediction_table(model: GainModel, name: str, features: dict[str, float]) -> pd.DataFrame:
+def prediction_table(
+    model: GainModel, name: str, features: dict[str, float], bounds: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Predicted gain per task with its interval, all clipped to the gains the metric allows for this
+    base model (its base score from the results; the metric's span when it has none)."""
     table = predict_gains(model, name, features)
     quantiles = model.residual_quantiles
     if quantiles is not None:
@@ -137,15 +160,25 @@ def prediction_table(model: GainModel, name: str, features: dict[str, float]) ->
         table = table.drop(columns=["lo", "hi"])
     else:
         table["low"] = table["high"] = np.nan
-    return table
+    table.insert(0, "base_model_name", name)
+    columns = ["predicted_gain", "low", "high"]
+    return clip_predictions(table, bounds, columns).drop(columns="base_model_name")
 
 
 def main(options: Options) -> int:
-    model = fitted_model(options)
+    fitted = fitted_model(options)
     name = resolve_name(options.base_model, options.base_model_name, load_scores(options.scores)[0])
     features = new_data_features(options, name, options.analysis.perplexity_scope)
-    table = prediction_table(model, name, features)
-    known = name in model.feature_means.index
+    table = prediction_table(fitted.model, name, features, fitted.bounds)
+    known = name in fitted.model.feature_means.index
+    # The scheme that matches this prediction: a known base model with new data is leave-one-dataset-
+    # out; an unknown base model is leave-one-model-out. Its verdict is said first, plainly.
+    relevant = "leave-one-dataset-out" if known else "leave-one-model-out"
+    for scheme in sorted(("leave-one-dataset-out", "leave-one-model-out"), key=lambda s: s != relevant):
+        line = verdict(fitted.errors, scheme)
+        print(f"WARNING: {line}" if "WORSE" in line else line)
+        if "WORSE" in line and scheme == relevant:
+            print(f"warning: {line}", file=sys.stderr)
     print(
         f"base model {name} ({'fitted' if known else 'NOT in the fitted results: mean over models'}); "
         f"data {options.data}: perplexity {features['perplexity']:.3f}, "

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from common.catalog import ALL_MIXTURE, LEAVE_ONE_OUT_PREFIX, PRETRAIN
+from common.catalog import ALL_MIXTURE, LEAVE_ONE_OUT_PREFIX, PERCENT_RANGE, PRETRAIN, score_range
 from common.errors import InputError
 
 
@@ -78,3 +78,46 @@ def flagged_note(n_flagged: int, n_total: int, what: str = "scores") -> str:
         f"Caution: {n_flagged} of {n_total} {what} used here come from rows with data-quality flags "
         f"(see Data quality); the result depends on them."
     )
+
+
+# Flags (evaluation/quality.py FLAG_CODES) that mark a row whose scores were copied from another
+# model's: such a row cannot take part in a paired comparison.
+COPY_FLAGS = ("shared_scores", "duplicate_scores")
+# A base-model cell whose few-shot score is near zero while its zero-shot score is normal: the base
+# model fails the answer format, so gains there measure format learning.
+FORMAT_FLAG = "format_failure"
+
+
+def is_percent_task(task: str) -> bool:
+    """True for a task scored in percent (0-100); MT-Bench (1-10) is not."""
+    return score_range(str(task).rsplit("-", 1)[0]) == PERCENT_RANGE
+
+
+def flag_mask(flags: pd.Series, codes: tuple[str, ...] | str) -> pd.Series:
+    """True where the ";"-separated flags contain any of ``codes``."""
+    codes = (codes,) if isinstance(codes, str) else codes
+    parts = flags.fillna("").astype(str).str.split(";")
+    return parts.map(lambda found: any(c in found for c in codes)).astype(bool)
+
+
+def bh_adjust(p_values) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (false-discovery rate) of one family of tests; NaN entries
+    stay NaN and do not count as tests."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, np.nan)
+    finite = np.isfinite(p)
+    m = int(finite.sum())
+    if m == 0:
+        return adjusted
+    order = np.argsort(p[finite])
+    ranked = p[finite][order] * m / np.arange(1, m + 1)
+    monotone = np.minimum.accumulate(ranked[::-1])[::-1]
+    values = np.empty(m)
+    values[order] = np.clip(monotone, 0, 1)
+    adjusted[finite] = values
+    return adjusted
+
+
+def count(value) -> int:
+    """A count for a sentence: always an integer ("n = 24 models", never 24.0)."""
+    return int(round(float(value)))

@@ -67,7 +67,8 @@ def complete_block(matrix: pd.DataFrame) -> pd.DataFrame:
 def two_way_shares(matrix: pd.DataFrame) -> tuple[float, float, float]:
     """Shares of the total sum of squares of a complete rows x columns table explained by the row
     factor, the column factor and their interaction (two-way ANOVA without replication: the
-    interaction is the residual). NaN when there is no variance."""
+    interaction is the residual, so with one run per condition it also holds the run-to-run noise).
+    NaN when there is no variance."""
     values = matrix.to_numpy(dtype=float)
     grand = values.mean()
     total = float(((values - grand) ** 2).sum())
@@ -150,3 +151,43 @@ def gain_pca(synergy: pd.DataFrame, max_components: int = 10) -> tuple[pd.DataFr
     scores["pc1"] = projected[:, 0]
     scores["pc2"] = projected[:, 1] if projected.shape[1] > 1 else 0.0
     return explained, scores
+
+
+def _explained(z: np.ndarray) -> np.ndarray:
+    singular = np.linalg.svd(z - z.mean(axis=0), compute_uv=False)
+    return singular**2 / (singular**2).sum()
+
+
+def dataset_pca(synergy: pd.DataFrame, method: str, permutations: int = 20, seed: int = 0) -> pd.DataFrame:
+    """The study's PCA design: datasets (rows) by (base model x task) cells (columns) of one method,
+    each column standardised (tasks have different scales), on the largest complete block. Returns
+    per component the explained variance ratio and the cumulative share, with the matrix shape, and
+    ``null_cumulative``: the mean cumulative share when each column's values are shuffled across
+    datasets (no shared structure): with 10 datasets there are at most 9 components, so even noise
+    reaches 100% at 9 and a claim like "5 components explain 90%" needs this comparison."""
+    rows = synergy[synergy["method"] == method]
+    wide = rows.pivot_table(
+        index="dataset", columns=["base_model_name", "task"], values="gain", aggfunc="mean", observed=True
+    )
+    wide = complete_block(wide.loc[:, wide.notna().mean() >= 0.5])
+    wide = wide.loc[:, wide.std(ddof=0) > 0]
+    if wide.shape[0] < 3 or wide.shape[1] < 2:
+        raise MissingInputError(
+            f"the dataset PCA of {method} needs at least 3 datasets with varying gains, got {wide.shape[0]}"
+        )
+    z = ((wide - wide.mean()) / wide.std(ddof=0)).to_numpy()
+    ratio = _explained(z)
+    n = min(len(ratio), wide.shape[0] - 1)  # centred rows: at most n_datasets - 1 components
+    rng = np.random.default_rng(seed)
+    null = np.mean([np.cumsum(_explained(rng.permuted(z, axis=0)))[:n] for _ in range(permutations)], axis=0)
+    return pd.DataFrame(
+        {
+            "method": method,
+            "component": np.arange(1, n + 1),
+            "explained_variance_ratio": ratio[:n],
+            "cumulative": np.cumsum(ratio)[:n],
+            "null_cumulative": null,
+            "n_datasets": wide.shape[0],
+            "n_columns": wide.shape[1],
+        }
+    )

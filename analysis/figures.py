@@ -11,15 +11,52 @@ matplotlib.use("Agg")  # files only; never a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
 from scipy.cluster.hierarchy import leaves_list, linkage  # noqa: E402
 
-from common.io import atomic_path
+from analysis.common import is_percent_task  # noqa: E402
+from common.catalog import benchmark_family  # noqa: E402
+from common.io import atomic_path  # noqa: E402
+from common.palette import GAIN_CMAP_COLOURS, GAIN_CMAP_NAME, gain_colour  # noqa: E402
 
 GAIN_LABEL = "gain over base model (score points)"
+# Positive gains blue, negative red, in every figure and in the Space (common/palette.py).
+GAIN_CMAP = LinearSegmentedColormap.from_list(GAIN_CMAP_NAME, GAIN_CMAP_COLOURS)
+
+
+def model_colours(names) -> dict[str, tuple]:
+    """A distinct colour for every model (tab20 holds 20; more models reuse them with another marker)."""
+    palette = plt.cm.tab20.colors
+    ordered = sorted({str(n) for n in names})
+    return {name: palette[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20] for i, name in enumerate(ordered)}
+
+
+def _family(task: str) -> str:
+    """The colour-scale group of a task: its benchmark family, MT-Bench (1-10 scale) on its own."""
+    family = benchmark_family(str(task).rsplit("-", 1)[0])
+    return family if is_percent_task(task) else f"{family} 1-10"
+
+
+def family_scaled(matrix: pd.DataFrame, percentile: float = 98) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Gains divided by one limit per benchmark family (its ``percentile`` of |gain|), so that a family
+    with small gains (MT-Bench, AlpacaEval) is not washed out by one with large ones (BoolQ-5shot).
+    Returns (scaled to [-1, 1], family -> limit in points)."""
+    limits: dict[str, float] = {}
+    scaled = matrix.astype(float).copy()
+    for family in sorted({_family(c) for c in matrix.columns}):
+        columns = [c for c in matrix.columns if _family(c) == family]
+        values = np.abs(matrix[columns].to_numpy(float))
+        limit = float(np.nanpercentile(values, percentile)) if np.isfinite(values).any() else 1.0
+        limits[family] = limit or 1.0
+        scaled[columns] = (matrix[columns] / limits[family]).clip(-1, 1)
+    return scaled, limits
+
+
+def _family_label(limits: dict[str, float]) -> str:
+    return "gain / family limit; limits (points): " + ", ".join(f"{f} {v:.2g}" for f, v in limits.items())
 
 
 def save(figure: plt.Figure, path: Path, dpi: int = 110) -> Path:
-
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         figure.savefig(handle, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(figure)
@@ -38,7 +75,7 @@ def _heatmap(
     limit = vlim or (np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0) or 1.0
     image = ax.imshow(
         values,
-        cmap="RdBu_r" if center else "viridis",
+        cmap=GAIN_CMAP if center else "viridis",
         aspect="auto",
         vmin=-limit if center else None,
         vmax=limit if center else None,
@@ -48,21 +85,38 @@ def _heatmap(
     )
     ax.set_yticks(range(matrix.shape[0]), [str(i) for i in matrix.index], fontsize=7)
     if annotate is not None and matrix.size <= 400:
+        # dark cells get white text, so every label stays readable
+        strong = np.abs(np.nan_to_num(values)) > 0.6 * limit
         for (i, j), text in np.ndenumerate(annotate.to_numpy()):
-            ax.text(j, i, text, ha="center", va="center", fontsize=6)
+            colour = "white" if center and strong[i, j] else "black"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
     ax.figure.colorbar(image, ax=ax, label=label, shrink=0.8)
 
 
 def gain_distribution(gains: pd.DataFrame, tasks: list[str]) -> plt.Figure:
-    rows = gains[gains["task"].isin(tasks)]
-    data = [rows.loc[rows["task"] == t, "gain"].to_numpy() for t in tasks]
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(tasks)), 4.5))
-    ax.boxplot(data, showfliers=False)
-    ax.set_xticks(range(1, len(tasks) + 1), tasks, rotation=60, ha="right")
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xlabel("benchmark (shot setting)")
-    ax.set_ylabel(GAIN_LABEL)
-    ax.set_title(f"Gains of all {gains['model_id'].nunique()} fine-tuned models per benchmark")
+    """Box plots with outliers; tasks in percent and MT-Bench (1-10) on separate axes."""
+    groups = [
+        g
+        for g in ([t for t in tasks if is_percent_task(t)], [t for t in tasks if not is_percent_task(t)])
+        if g
+    ]
+    widths = [max(len(g), 1) for g in groups]
+    fig, axes = plt.subplots(
+        1,
+        len(groups),
+        figsize=(max(6, 0.6 * len(tasks) + 2), 4.5),
+        squeeze=False,
+        gridspec_kw={"width_ratios": widths},
+    )
+    for ax, group in zip(axes[0], groups, strict=True):
+        data = [gains.loc[gains["task"] == t, "gain"].to_numpy() for t in group]
+        ax.boxplot(data, showfliers=True, flierprops={"markersize": 2, "alpha": 0.4})
+        ax.set_xticks(range(1, len(group) + 1), group, rotation=60, ha="right")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlabel("benchmark (shot setting)")
+        ax.set_ylabel(GAIN_LABEL if is_percent_task(group[0]) else "gain (MT-Bench points, 1-10 scale)")
+    fig.suptitle(f"Gains of all {gains['model_id'].nunique()} fine-tuned models per benchmark")
+    fig.tight_layout()
     return fig
 
 
@@ -82,16 +136,16 @@ def synergy_grid(synergy: pd.DataFrame, method: str) -> plt.Figure:
         sharex=True,
         sharey=True,
     )
-    limit = float(np.nanpercentile(np.abs(rows["gain"]), 98)) or 1.0
+    _, limits = family_scaled(
+        rows.pivot_table(index=["base_model_name", "dataset"], columns="task", values="gain")
+    )
     for ax, model in zip(axes.flat, models, strict=False):
         matrix = rows[rows["base_model_name"] == model].pivot(index="dataset", columns="task", values="gain")
-        image = ax.imshow(
-            matrix.reindex(index=datasets, columns=tasks).to_numpy(float),
-            cmap="RdBu_r",
-            aspect="auto",
-            vmin=-limit,
-            vmax=limit,
-        )
+        matrix = matrix.reindex(index=datasets, columns=tasks)
+        scaled = matrix.copy()
+        for column in tasks:
+            scaled[column] = (matrix[column] / limits[_family(column)]).clip(-1, 1)
+        image = ax.imshow(scaled.to_numpy(float), cmap=GAIN_CMAP, aspect="auto", vmin=-1, vmax=1)
         ax.set_title(model, fontsize=9)
     for ax in list(axes.flat)[len(models) :]:
         ax.axis("off")
@@ -101,7 +155,7 @@ def synergy_grid(synergy: pd.DataFrame, method: str) -> plt.Figure:
     for ax in axes[:, 0]:
         ax.set_yticks(range(len(datasets)), datasets, fontsize=7)
         ax.set_ylabel("SFT dataset")
-    fig.colorbar(image, ax=axes, label=GAIN_LABEL, shrink=0.6)
+    fig.colorbar(image, ax=axes, label=_family_label(limits), shrink=0.6)
     fig.suptitle(f"{method}: synergy matrix (gain per SFT dataset and benchmark) of each base model")
     return fig
 
@@ -110,8 +164,15 @@ def agreement_heatmap(agreement: pd.DataFrame, method: str) -> plt.Figure:
     rows = agreement[agreement["method"] == method]
     mean = rows.pivot(index="dataset", columns="task", values="mean_gain")
     share = rows.pivot(index="dataset", columns="task", values="share_same_sign")
-    fig, ax = plt.subplots(figsize=(max(7, 0.45 * mean.shape[1] + 3), 0.45 * mean.shape[0] + 2.5))
-    _heatmap(ax, mean, "mean " + GAIN_LABEL, annotate=share.map(lambda v: f"{v:.0%}" if pd.notna(v) else ""))
+    scaled, limits = family_scaled(mean)
+    fig, ax = plt.subplots(figsize=(max(8, 0.5 * mean.shape[1] + 4), 0.5 * mean.shape[0] + 2.5))
+    _heatmap(
+        ax,
+        scaled,
+        _family_label(limits),
+        annotate=share.map(lambda v: f"{v:.0%}" if pd.notna(v) else ""),
+        vlim=1.0,
+    )
     ax.set_xlabel("benchmark (shot setting)")
     ax.set_ylabel("SFT dataset")
     ax.set_title(f"{method}: mean gain across base models; text = share of models with the majority sign")
@@ -169,30 +230,48 @@ def pca_plot(explained: pd.DataFrame, scores: pd.DataFrame) -> plt.Figure:
 
 
 def factor_plot(comparisons: pd.DataFrame, tasks: list[str]) -> plt.Figure:
-    factors = list(dict.fromkeys(comparisons["factor"]))
+    """One panel per (factor, regime): mean paired difference per headline benchmark."""
+    panels = list(dict.fromkeys(zip(comparisons["factor"], comparisons["stratum"], strict=True)))
     fig, axes = plt.subplots(
-        len(factors), 1, figsize=(max(7, 0.5 * len(tasks) + 2), 3.2 * len(factors)), squeeze=False
+        len(panels), 1, figsize=(max(7, 0.6 * len(tasks) + 3), 2.8 * len(panels)), squeeze=False
     )
-    for ax, factor in zip(axes[:, 0], factors, strict=False):
-        rows = comparisons[(comparisons["factor"] == factor) & comparisons["task"].isin(tasks)]
+    for ax, (factor, stratum) in zip(axes[:, 0], panels, strict=True):
+        rows = comparisons[
+            (comparisons["factor"] == factor)
+            & (comparisons["stratum"] == stratum)
+            & comparisons["task"].isin(tasks)
+        ]
         ax.bar(
-            range(len(rows)), rows["mean_diff"], color=np.where(rows["mean_diff"] >= 0, "tab:blue", "tab:red")
+            range(len(rows)), rows["mean_diff"], color=[gain_colour(v) for v in rows["mean_diff"].fillna(0)]
         )
-        for i, (share, n) in enumerate(zip(rows["share_a_wins"], rows["n_pairs"], strict=False)):
-            ax.text(i, 0, f"{share:.0%}\nn={n}", ha="center", va="bottom", fontsize=6)
+        for i, (share, n) in enumerate(zip(rows["share_a_wins"], rows["n_pairs"], strict=True)):
+            label = "n=0" if n == 0 else f"{share:.0%}\nn={n}"
+            # on a white box at the top of the panel: readable whatever the bar below
+            ax.text(
+                i,
+                0.97,
+                label,
+                ha="center",
+                va="top",
+                fontsize=7,
+                transform=ax.get_xaxis_transform(),
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
+            )
         ax.axhline(0, color="grey", lw=0.8)
-        ax.set_xticks(range(len(rows)), rows["task"], rotation=45, ha="right", fontsize=7)
-        level_a, level_b = rows["level_a"].iloc[0], rows["level_b"].iloc[0]
-        ax.set_ylabel(f"mean gain difference\n{level_a} - {level_b} (points)")
-        ax.set_title(f"{factor}: {level_a} vs {level_b} (text: share of pairs {level_a} wins)")
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high + 0.45 * (high - low))  # room for the labels above the bars
+        ax.set_xticks(range(len(rows)), rows["task"], rotation=30, ha="right", fontsize=8)
+        level_a, level_b = comparisons.loc[comparisons["factor"] == factor, ["level_a", "level_b"]].iloc[0]
+        ax.set_ylabel(f"{level_a} − {level_b}\n(points)")
+        ax.set_title(f"{factor}: {level_a} vs {level_b}; {stratum}", fontsize=9)
     axes[-1, 0].set_xlabel("benchmark (shot setting)")
     fig.tight_layout()
     return fig
 
 
 def epoch_plot(curves: pd.DataFrame, tasks: list[str]) -> plt.Figure:
-    tasks = [t for t in tasks if t in set(curves["task"])][:8]
-    cols = min(4, len(tasks))
+    tasks = [t for t in tasks if t in set(curves["task"])]
+    cols = min(3, len(tasks))
     rows_n = int(np.ceil(len(tasks) / cols))
     fig, axes = plt.subplots(rows_n, cols, figsize=(4 * cols, 3.2 * rows_n), squeeze=False)
     for ax, task in zip(axes.flat, tasks, strict=False):
@@ -200,7 +279,9 @@ def epoch_plot(curves: pd.DataFrame, tasks: list[str]) -> plt.Figure:
             ["study", "method", "data_size"]
         ):
             rows = rows.sort_values("epoch")
-            line = ax.plot(rows["epoch"], rows["mean_gain"], marker=".", label=f"{study} {method} {size}")[0]
+            line = ax.plot(
+                rows["epoch"], rows["mean_gain"], marker=".", label=f"{study} {method} {int(size)}"
+            )[0]
             ax.fill_between(
                 rows["epoch"].astype(float),
                 rows["q25_gain"],
@@ -211,7 +292,7 @@ def epoch_plot(curves: pd.DataFrame, tasks: list[str]) -> plt.Figure:
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("mean gain (points)")
+        ax.set_ylabel("mean gain (1-10 points)" if not is_percent_task(task) else "mean gain (points)")
     for ax in list(axes.flat)[len(tasks) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=6)
@@ -226,9 +307,16 @@ def cross_lingual_plot(gains: pd.DataFrame, pairs: pd.DataFrame) -> plt.Figure:
         index=["model_id", "base_model_name"], columns="task", values="gain"
     ).reset_index()
     fig, axes = plt.subplots(1, len(pooled), figsize=(5.5 * len(pooled), 4.5), squeeze=False)
+    colours = model_colours(wide["base_model_name"])
     for ax, (_, pair) in zip(axes[0], pooled.iterrows(), strict=False):
         for name, rows in wide.groupby("base_model_name"):
-            ax.scatter(rows[pair["source_task"]], rows[pair["target_task"]], s=8, label=name)
+            ax.scatter(
+                rows[pair["source_task"]],
+                rows[pair["target_task"]],
+                s=8,
+                label=name,
+                color=colours[str(name)],
+            )
         ax.set_xlabel(f"gain on {pair['source_task']} (points)")
         ax.set_ylabel(f"gain on {pair['target_task']} (points)")
         ax.set_title(f"r = {pair['pearson']:.2f} (n = {pair['n_models']})")
@@ -243,15 +331,18 @@ def predictor_plot(summary: pd.DataFrame, values: pd.DataFrame, task: str) -> pl
     fig, axes = plt.subplots(1, len(predictors) + 1, figsize=(4.2 * (len(predictors) + 1), 4), squeeze=False)
     bar = axes[0, 0]
     labels = [f"{m}\n{p}" for m, p in zip(pooled["method"], pooled["predictor"], strict=False)]
-    bar.bar(range(len(pooled)), pooled["mean_spearman"])
+    bar.bar(
+        range(len(pooled)), pooled["mean_spearman"], color=[gain_colour(v) for v in pooled["mean_spearman"]]
+    )
     bar.set_xticks(range(len(pooled)), labels, rotation=60, ha="right", fontsize=7)
     bar.axhline(0, color="grey", lw=0.8)
     bar.set_ylabel("mean within-model Spearman with gain")
     bar.set_title("Predictors of gains (all benchmarks)")
     rows = values[values["task"] == task]
+    colours = model_colours(rows["base_model_name"])
     for ax, predictor in zip(axes[0, 1:], predictors, strict=False):
         for name, group in rows.groupby("base_model_name"):
-            ax.scatter(group[predictor], group["gain"], s=12, label=name)
+            ax.scatter(group[predictor], group["gain"], s=12, label=name, color=colours[str(name)])
         ax.set_xlabel(predictor.replace("_", " "))
         ax.set_ylabel(f"gain on {task} (points)")
         ax.set_title(f"{predictor} vs gain")
@@ -276,23 +367,31 @@ def layer_plot(table: pd.DataFrame) -> plt.Figure:
 
 
 def lodo_plot(errors: pd.DataFrame) -> plt.Figure:
-    rows = errors[errors["task"] != "all"]
-    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(rows) + 2), 4))
-    x = np.arange(len(rows))
-    ax.bar(x - 0.2, rows["model_mae"], width=0.4, label="perplexity model")
-    ax.bar(x + 0.2, rows["baseline_mae"], width=0.4, label="mean-gain baseline")
-    ax.set_xticks(x, rows["task"], rotation=60, ha="right", fontsize=7)
-    ax.set_xlabel("benchmark (shot setting)")
-    ax.set_ylabel("mean absolute error of predicted gain (points)")
-    ax.set_title("Predicting gains before training: leave-one-dataset-out error")
-    ax.legend()
+    schemes = list(dict.fromkeys(errors["scheme"])) if "scheme" in errors else [None]
+    fig, axes = plt.subplots(
+        len(schemes),
+        1,
+        figsize=(max(6, 0.5 * errors["task"].nunique() + 2), 3.8 * len(schemes)),
+        squeeze=False,
+    )
+    for ax, scheme in zip(axes[:, 0], schemes, strict=True):
+        rows = errors[(errors["task"] != "all") & ((errors["scheme"] == scheme) if scheme else True)]
+        x = np.arange(len(rows))
+        ax.bar(x - 0.2, rows["model_mae"], width=0.4, label="perplexity model")
+        ax.bar(x + 0.2, rows["baseline_mae"], width=0.4, label="baseline")
+        ax.set_xticks(x, rows["task"], rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel("mean absolute error\nof predicted gain (points)")
+        ax.set_title(f"Predicting gains before training: {scheme or 'leave-one-dataset-out'} error")
+        ax.legend()
+    axes[-1, 0].set_xlabel("benchmark (shot setting)")
+    fig.tight_layout()
     return fig
 
 
 def model_map_plot(frame: pd.DataFrame) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7, 5.5))
     markers = {"base": "*", "full": "o", "lora": "^"}
-    colours = dict(zip(sorted(frame["base_model"].unique()), plt.cm.tab10.colors, strict=False))
+    colours = model_colours(frame["base_model"])
     for (base, method), rows in frame.groupby(["base_model", "method"]):
         is_base = method == "base"  # hollow stars, drawn below: checkpoints near their base stay visible
         ax.scatter(
@@ -300,8 +399,8 @@ def model_map_plot(frame: pd.DataFrame) -> plt.Figure:
             rows["y"],
             marker=markers.get(method, "s"),
             s=320 if is_base else 45,
-            facecolor="none" if is_base else colours[base],
-            edgecolor=colours[base],
+            facecolor="none" if is_base else colours[str(base)],
+            edgecolor=colours[str(base)],
             linewidth=2 if is_base else 0,
             zorder=1 if is_base else 2,
             label=f"{base} ({method})",

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from analysis.common import MissingInputError, correlation, sign_consistency
+from analysis.common import MissingInputError, correlation, is_percent_task, sign_consistency
 from analysis.config import DEFAULT_CONFIG, AnalysisConfig
 from analysis.similarity import embedding_cosine, ngram_overlap
+from common.catalog import score_range
 
 PREDICTORS = ("log_perplexity", "ngram_overlap", "embedding_cosine", "mean_tokens")
 # Predictors the predict command can compute for a new dataset without benchmark texts.
@@ -271,9 +272,77 @@ def predict_gains(
     return pd.DataFrame(records)
 
 
-def lodo_predictions(values: pd.DataFrame, features: tuple[str, ...] = MODEL_FEATURES) -> pd.DataFrame:
-    """Leave one dataset out: fit without it, predict it for every base model; with the baseline that
-    predicts the model's mean gain over the other datasets."""
+PREDICTION_COLUMNS = ["scheme", "dataset", "base_model_name", "task", "gain", "predicted", "baseline"]
+
+
+def gain_bounds(gains: pd.DataFrame) -> pd.DataFrame:
+    """Per (base model, task): the lowest and highest gain the metric allows (``low``, ``high``),
+    i.e. the score range minus the base model's score."""
+    base = gains.drop_duplicates(["base_model_name", "task"])[
+        ["base_model_name", "task", "benchmark", "base_value"]
+    ]
+    ranges = base["benchmark"].map(score_range)
+    return pd.DataFrame(
+        {
+            "base_model_name": base["base_model_name"].astype(str).to_numpy(),
+            "task": base["task"].astype(str).to_numpy(),
+            "low": [lo for lo, _ in ranges] - base["base_value"].to_numpy(float),
+            "high": [hi for _, hi in ranges] - base["base_value"].to_numpy(float),
+        }
+    )
+
+
+def unknown_bounds(task: str) -> tuple[float, float]:
+    """Gain bounds of a task when the base model's score is not known: +- the metric's span."""
+    low, high = score_range(benchmark_of(task))
+    return low - high, high - low
+
+
+def clip_predictions(frame: pd.DataFrame, bounds: pd.DataFrame | None, columns: list[str]) -> pd.DataFrame:
+    """Clip ``columns`` of a per (base model, task) frame to the achievable gains; rows without known
+    bounds are clipped to the metric's span."""
+    frame = frame.copy()
+    if bounds is not None and not bounds.empty:
+        merged = (
+            frame[["base_model_name", "task"]]
+            .astype(str)
+            .merge(bounds, on=["base_model_name", "task"], how="left")
+        )
+        low, high = merged["low"].to_numpy(float), merged["high"].to_numpy(float)
+    else:
+        low = high = np.full(len(frame), np.nan)
+    spans = [unknown_bounds(str(t)) for t in frame["task"]]
+    low = np.where(np.isnan(low), [lo for lo, _ in spans], low)
+    high = np.where(np.isnan(high), [hi for _, hi in spans], high)
+    for column in columns:
+        frame[column] = np.clip(frame[column].to_numpy(float), low, high)
+    return frame
+
+
+def _records(
+    scheme: str, dataset: str, name: str, rows: pd.DataFrame, pred: pd.Series, base: pd.Series
+) -> list[dict]:
+    return [
+        {
+            "scheme": scheme,
+            "dataset": dataset,
+            "base_model_name": name,
+            "task": task,
+            "gain": gain,
+            "predicted": pred[task],
+            "baseline": base[task],
+        }
+        for task, gain in zip(rows["task"], rows["gain"], strict=False)
+        if task in pred.index and task in base.index
+    ]
+
+
+def lodo_predictions(
+    values: pd.DataFrame, features: tuple[str, ...] = MODEL_FEATURES, bounds: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Leave one dataset out (a new dataset for a known base model): fit without it, predict it for
+    every base model; the baseline predicts the model's mean gain over the other datasets. Predictions
+    are clipped to the gains the metric allows (``bounds`` of ``gain_bounds``)."""
     features = _usable_features(values, features)
     values = values.dropna(subset=["gain", *features])
     records = []
@@ -288,38 +357,71 @@ def lodo_predictions(values: pd.DataFrame, features: tuple[str, ...] = MODEL_FEA
             feats = rows.iloc[0][list(features)].to_dict()
             pred = predict_gains(model, name, feats).set_index("task")["predicted_gain"]
             base = predict_gains(model, name, feats, baseline=True).set_index("task")["predicted_gain"]
-            for task, gain in zip(rows["task"], rows["gain"], strict=False):
-                if task in pred.index:
-                    records.append(
-                        {
-                            "dataset": dataset,
-                            "base_model_name": name,
-                            "task": task,
-                            "gain": gain,
-                            "predicted": pred[task],
-                            "baseline": base[task],
-                        }
-                    )
-    return pd.DataFrame(
-        records, columns=["dataset", "base_model_name", "task", "gain", "predicted", "baseline"]
-    )
+            records += _records("leave-one-dataset-out", dataset, name, rows, pred, base)
+    frame = pd.DataFrame(records, columns=PREDICTION_COLUMNS)
+    return clip_predictions(frame, bounds, ["predicted", "baseline"])
 
 
-def lodo_errors(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Per task (and ``all``): mean absolute error of the model and of the mean-gain baseline."""
+def lomo_predictions(
+    values: pd.DataFrame, features: tuple[str, ...] = MODEL_FEATURES, bounds: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Leave one base model out (a new base model on known datasets): fit without it and predict its
+    gains from its perplexities alone; the baseline predicts each dataset's mean gain over the other
+    models (what one would guess without the predictor). Clipped like ``lodo_predictions``."""
+    features = _usable_features(values, features)
+    values = values.dropna(subset=["gain", *features])
+    records = []
+    for name in sorted(values["base_model_name"].unique()):
+        train, test = values[values["base_model_name"] != name], values[values["base_model_name"] == name]
+        if train["base_model_name"].nunique() < 2:
+            continue
+        model = fit_gain_model(train, features)
+        dataset_means = train.groupby(["dataset", "task"])["gain"].mean()
+        for dataset, rows in test.groupby("dataset"):
+            feats = rows.iloc[0][list(features)].to_dict()
+            pred = predict_gains(model, name, feats).set_index("task")["predicted_gain"]
+            if dataset not in dataset_means.index.get_level_values("dataset"):
+                continue
+            records += _records("leave-one-model-out", dataset, name, rows, pred, dataset_means.xs(dataset))
+    frame = pd.DataFrame(records, columns=PREDICTION_COLUMNS)
+    return clip_predictions(frame, bounds, ["predicted", "baseline"])
+
+
+def prediction_errors(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per scheme and task (and ``all``): mean absolute error of the predictor and of its baseline, and
+    ``worse_than_baseline``. ``all`` pools tasks in percent (points) only, MT-Bench (1-10) apart."""
     frame = predictions.assign(
         model_err=(predictions["predicted"] - predictions["gain"]).abs(),
         base_err=(predictions["baseline"] - predictions["gain"]).abs(),
     )
-    parts = [frame, frame.assign(task="all")]
+    pooled = frame[frame["task"].map(is_percent_task)].assign(task="all")
     table = (
-        pd.concat(parts)
-        .groupby("task")
+        pd.concat([frame, pooled])
+        .groupby(["scheme", "task"])
         .agg(n=("gain", "size"), model_mae=("model_err", "mean"), baseline_mae=("base_err", "mean"))
         .reset_index()
     )
     table["improvement"] = table["baseline_mae"] - table["model_mae"]
+    table["worse_than_baseline"] = table["model_mae"] > table["baseline_mae"]
     return table
+
+
+def verdict(errors: pd.DataFrame, scheme: str) -> str:
+    """A plain sentence on whether the predictor beats its baseline under one evaluation scheme."""
+    rows = errors[(errors["scheme"] == scheme) & (errors["task"] == "all")]
+    if rows.empty:
+        return f"{scheme}: not enough results to evaluate the predictor."
+    row = rows.iloc[0]
+    numbers = (
+        f"mean absolute error {row['model_mae']:.2f} vs {row['baseline_mae']:.2f} points over "
+        f"{int(row['n'])} predictions of tasks in percent"
+    )
+    if row["worse_than_baseline"]:
+        return (
+            f"{scheme}: the perplexity predictor is WORSE than its baseline ({numbers}); "
+            "do not use its predictions."
+        )
+    return f"{scheme}: the perplexity predictor beats its baseline ({numbers})."
 
 
 def with_intervals(model: GainModel, predictions: pd.DataFrame, coverage: float = 0.9) -> GainModel:

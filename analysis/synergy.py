@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.common import MissingInputError, is_single_dataset
+from analysis.common import FORMAT_FLAG, MissingInputError, flag_mask, is_single_dataset
 from analysis.config import DEFAULT_CONFIG, AnalysisConfig
 
 SYNERGY_KEYS = ["base_model_name", "method", "dataset", "task"]
@@ -79,6 +79,8 @@ def synergy_matrix(synergy: pd.DataFrame, base_model_name: str, method: str) -> 
 def _kind(n_models: int, share_positive: float, share_negative: float) -> str:
     if n_models < 2:
         return "single-model"
+    if share_positive == 0.0 and share_negative == 0.0:
+        return "no-change"  # every gain exactly zero (e.g. LongBench-v2 scores of 0 before and after)
     if share_positive == 1.0:
         return "universal-positive"
     if share_negative == 1.0:
@@ -89,8 +91,8 @@ def _kind(n_models: int, share_positive: float, share_negative: float) -> str:
 def synergy_agreement(synergy: pd.DataFrame) -> pd.DataFrame:
     """Per (method, dataset, task): how many base models agree on the sign of the gain.
 
-    ``universal-*``: every model (at least two) has the same strict sign; ``model-specific``: signs differ
-    (or some model has exactly zero gain)."""
+    ``universal-*``: every model (at least two) has the same strict sign; ``no-change``: every gain is
+    exactly zero; ``model-specific``: signs differ (or some models have exactly zero gain)."""
     rows = synergy.dropna(subset=["gain"])
     rows = rows.assign(positive=rows["gain"] > 0, negative=rows["gain"] < 0)
     grouped = rows.groupby(["method", "dataset", "task"], observed=True)
@@ -121,3 +123,27 @@ def synergy_agreement(synergy: pd.DataFrame) -> pd.DataFrame:
             "n_flagged",
         ]
     ]
+
+
+def format_learning_tasks(gains: pd.DataFrame) -> dict[str, list[str]]:
+    """task -> base models whose base row fails the task's answer format (importer flag
+    ``format_failure``): gains there are largely the model learning the format."""
+    rows = gains[flag_mask(gains["base_flags"], FORMAT_FLAG)]
+    return {
+        str(task): sorted(map(str, names.unique()))
+        for task, names in rows.groupby("task", observed=True)["base_model_name"]
+    }
+
+
+def dataset_effects(synergy: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
+    """The dataset-effect table: per method, SFT dataset and task, the mean main-condition gain over
+    base models (with how many models and how many of them gain)."""
+    rows = synergy[synergy["task"].isin(tasks)].dropna(subset=["gain"])
+    table = (
+        rows.assign(positive=rows["gain"] > 0)
+        .groupby(["method", "dataset", "task"], observed=True)
+        .agg(mean_gain=("gain", "mean"), n_models=("gain", "size"), n_positive=("positive", "sum"))
+        .reset_index()
+    )
+    table["n_positive"] = table["n_positive"].astype(int)
+    return table

@@ -119,3 +119,14 @@ def score_scale(benchmark: str) -> str:
 def language_of(base_model_name: str) -> str:
     model = BASE_MODELS_BY_NAME.get(base_model_name)
     return model.language if model else "demo"
+
+
+# The range a benchmark's score can take, on the scales of the released table and of our scores:
+# MT-Bench is a 1-10 judge score, every other benchmark (AlpacaEval's win rate included) a percentage.
+PERCENT_RANGE: tuple[float, float] = (0.0, 100.0)
+SCORE_RANGES: dict[str, tuple[float, float]] = {"mtbench": (1.0, 10.0)}
+
+
+def score_range(benchmark: str) -> tuple[float, float]:
+    """(lowest, highest) score of a benchmark."""
+    return SCORE_RANGES.get(str(benchmark), PERCENT_RANGE)

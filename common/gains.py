@@ -23,6 +23,8 @@ GAIN_COLUMNS: tuple[str, ...] = (
     "base_value",
     "gain",
     "flagged",
+    "flags",
+    "base_flags",
 )
 MATCH = ["base_model_name", "benchmark", "shots", "metric"]
 
@@ -68,7 +70,7 @@ def missing_base_models(scores: pd.DataFrame) -> list[str]:
 
 def compute_gains(scores: pd.DataFrame) -> pd.DataFrame:
     """One row per fine-tuned score that has a matching base score; columns ``GAIN_COLUMNS``. ``flagged``:
-    the score or its base score carries a data-quality flag. Raises ``NoBaseRowsError`` when the table
+    the score or its base score carries a data-quality flag (``flags`` and ``base_flags`` say which). Raises ``NoBaseRowsError`` when the table
     has no base-model rows at all."""
     scores = _with_base_name(scores)
     if "flags" not in scores.columns:
@@ -80,11 +82,14 @@ def compute_gains(scores: pd.DataFrame) -> pd.DataFrame:
             "gains cannot be computed. Evaluate the base models too (`python -m evaluation run` on the "
             "base model) or import a table that includes them."
         )
-    base = base.assign(base_flagged=has_flags(base["flags"]))
-    base = base.drop_duplicates(MATCH).rename(columns={"value": "base_value"})
-    merged = tuned.merge(base[[*MATCH, "base_value", "base_flagged"]], on=MATCH, how="inner")
+    base = base.drop_duplicates(MATCH).rename(columns={"value": "base_value", "flags": "base_flags"})
+    merged = tuned.merge(base[[*MATCH, "base_value", "base_flags"]], on=MATCH, how="inner")
     merged["gain"] = merged["value"] - merged["base_value"]
-    merged["flagged"] = has_flags(merged["flags"]) | merged["base_flagged"]
+    # ``flags``: the fine-tuned row's own; ``base_flags``: its base row's. They cancel in a paired
+    # difference of two fine-tuned models, so the analysis' comparisons look at ``flags`` only.
+    merged["flags"] = merged["flags"].fillna("").astype(str)
+    merged["base_flags"] = merged["base_flags"].fillna("").astype(str)
+    merged["flagged"] = has_flags(merged["flags"]) | has_flags(merged["base_flags"])
     merged["task"] = task_labels(merged)
     merged = merged.dropna(subset=["gain"])
     ordered = merged[list(GAIN_COLUMNS)].sort_values(["base_model_name", "model_id", "task"])

@@ -34,8 +34,9 @@ SCORE_COLUMNS: dict[str, str] = {
     "value": "float64",
     "stderr": "float64",
     "n_samples": "Int64",
-    "source": "string",  # "lm-eval" | "released-table"
+    "source": "string",  # "lm-eval" | "released-table" | "llm-judge"
     "harness_version": "string",
+    "judge": "string",  # judged benchmarks (MT-Bench, AlpacaEval): the judge model that scored them
     "evaluated_at": "string",  # ISO 8601 UTC
     "model_path": "string",  # where the weights are: local folder, or "repo@revision"
     "flags": "string",  # data-quality findings attached to this row, ";"-separated; "" when clean
@@ -53,7 +54,7 @@ IDENTITY_COLUMNS: tuple[str, ...] = (
     "lr_schedule",
 )
 KEY_COLUMNS: tuple[str, ...] = ("model_id", "benchmark", "shots", "metric")
-SOURCES = ("lm-eval", "released-table")
+SOURCES = ("lm-eval", "released-table", "llm-judge")
 METHODS = ("full", "lora", "base")
 
 
@@ -70,7 +71,8 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
     missing = [
         c
         for c in SCORE_COLUMNS
-        if c not in frame.columns and c not in ("flags", "stderr", "n_samples", "run_id", "model_path")
+        if c not in frame.columns
+        and c not in ("flags", "stderr", "n_samples", "run_id", "model_path", "judge")
     ]
     if missing:
         raise SchemaError(f"scores table is missing columns {missing}; expected {list(SCORE_COLUMNS)}")

@@ -4,6 +4,7 @@ Examples:
   python -m evaluation run --root outputs/demo --suite demo --grid demo
   python -m evaluation run --root outputs/paper --suite paper --only base_model_name=OLMo-7B-hf --backend vllm
   python -m evaluation run --root outputs/demo --suite demo --executor local --workers 2
+  python -m evaluation run --root outputs/paper --suite paper --executor slurm --slurm-partition gpu
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from typing import Literal
 from common.config import setting
 from common.errors import UsageError
 from common.layout import OutputRoot, default_root
+from evaluation.cli_judge import JudgeFlags, run_judged_benchmarks
 from evaluation.runner import RunOptions, run_suite, run_suite_distributed
+from evaluation.suites import load_suite
+from jobs.cli import SlurmSettings
 
 
 @dataclass(frozen=True)
@@ -38,15 +42,30 @@ class Options:
     )
     device: str | None = setting(None, "torch device for the hf backend (default: cuda if available)")
     executor: Literal["local", "slurm"] = setting(
-        "local", "local: on this machine; slurm: one job per model (the jobs package's executors)"
+        "local",
+        "local: on this machine; slurm: one job per model, with the resources its recipe gave training "
+        "(one GPU at most)",
     )
     workers: int = setting(1, "local worker processes, one model each (1: everything in this process)")
+    allow_unsandboxed_code: bool = setting(
+        False,
+        "run HumanEval/MBPP completions even where bubblewrap cannot isolate them "
+        "(they then run as plain processes: only for trusted models)",
+    )
+    judge: JudgeFlags = setting(default_factory=JudgeFlags, inline=True)
+    slurm: SlurmSettings = setting(default_factory=SlurmSettings, inline=True)
 
     def run_options(self) -> RunOptions:
         if self.batch_size != "auto" and not self.batch_size.isdigit():
             raise UsageError(f"--batch-size {self.batch_size!r}: expected a positive integer or 'auto'")
         batch = self.batch_size if self.batch_size == "auto" else int(self.batch_size)
-        return RunOptions(limit=self.limit, batch_size=batch, backend=self.backend, device=self.device)
+        return RunOptions(
+            limit=self.limit,
+            batch_size=batch,
+            backend=self.backend,
+            device=self.device,
+            allow_unsandboxed_code=self.allow_unsandboxed_code,
+        )
 
 
 def main(options: Options) -> int:
@@ -58,7 +77,7 @@ def main(options: Options) -> int:
     if options.executor == "local" and options.workers == 1:
         summary = run_suite(root, options.suite, grid=options.grid, only=options.only, options=run)
         print(summary.render())
-        return 1 if summary.failed else 0
+        return max(1 if summary.failed else 0, _judged(options, root))
     summary = run_suite_distributed(
         root,
         options.suite,
@@ -67,7 +86,22 @@ def main(options: Options) -> int:
         options=run,
         executor=options.executor,
         workers=options.workers,
+        slurm_options=options.slurm.slurm_options(),
     )
     print(summary)
     print(f"scores: {OutputRoot(root).scores}")
-    return 0 if summary.ok else 1
+    return max(0 if summary.ok else 1, _judged(options, root))
+
+
+def _judged(options: Options, root: Path) -> int:
+    """The suite's MT-Bench / AlpacaEval entries: scored when a judge is given, else named as skipped."""
+    names = [e.benchmark for e in load_suite(options.suite).judged_entries]
+    if not names:
+        return 0
+    if options.judge.judge_url is None:
+        print(
+            f"skipped {', '.join(names)}: they need a judge model, pass --judge-url (docs/evaluation-run.md)"
+        )
+        return 0
+    selection = {"root": root, "grid": options.grid, "only": options.only, "device": options.device}
+    return run_judged_benchmarks(options.judge, names, options.limit, **selection)

@@ -19,7 +19,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import pandas as pd
 
 from common.catalog import (
@@ -66,11 +68,20 @@ def is_url(source: str | Path) -> bool:
     return isinstance(source, str) and re.match(r"^https?://", source) is not None
 
 
+def public_source(source: str | Path) -> str:
+    """How the findings name the table: a URL without credentials or query, or a local file's name
+    only (quality.json is published; the findings' sha256 identifies the file's content)."""
+    if is_url(source):
+        parts = urlsplit(str(source))
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return Path(source).name
+
+
 def read_bytes(source: str | Path, timeout: float = 30.0) -> bytes:
     """The table's bytes at a local path or an http(s) URL."""
     if is_url(source):
-        import httpx  # lazy: only a download needs the HTTP client
-
         try:
             response = httpx.get(str(source), timeout=timeout, follow_redirects=True)
             response.raise_for_status()
@@ -334,7 +345,7 @@ def import_released(source: str | Path = RELEASED_TABLE_URL, allow_truncated: bo
     text, warnings = check_complete(decode_table(data, source), source, allow_truncated)
     table = parse_table(text)
     scores = to_long(table)
-    findings = assess(table, source=str(source), text=text)
+    findings = assess(table, source=public_source(source), text=text)
     warnings += compare_with_release(data, len(table))
     return ImportResult(
         scores=apply_flags(scores, findings), findings=findings, table=table, warnings=warnings

@@ -11,7 +11,10 @@ Flag codes (``FLAG_CODES``) and where they apply:
   (a column filled for under 10% of models);
 - model level: ``duplicate_metadata``, ``duplicate_scores`` (the whole score vector equals another
   model's), ``no_base_row`` (no ``pretrain`` row for its base model), ``off_design`` (not a cell of the
-  paper's training grid), ``mtbench_inconsistent`` (total differs from the mean of its categories)."""
+  paper's training grid), ``mtbench_inconsistent`` (total differs from the mean of its categories);
+- base-model cell: ``format_failure`` (a few-shot score near zero where the same base model's zero-shot
+  score on that benchmark is normal: the model fails the answer format, so gains there are format
+  learning, not skill)."""
 
 from __future__ import annotations
 
@@ -30,7 +33,9 @@ from common.catalog import (
     LEAVE_ONE_OUT_PREFIX,
     PAPER_BASE_MODELS,
     PAPER_DATASETS,
+    PERCENT_RANGE,
     PRETRAIN,
+    score_range,
 )
 from common.io import write_json
 from evaluation.released_table import COLUMN_MAP, SCORE_COLUMNS_IN_TABLE
@@ -45,17 +50,20 @@ FLAG_CODES = (
     "no_base_row",
     "off_design",
     "mtbench_inconsistent",
+    "format_failure",
 )
-# metric -> allowed closed range on the released table's scales.
-METRIC_RANGES: dict[str, tuple[float, float]] = {"win_rate": (0.0, 100.0)}
-MTBENCH_RANGE = (1.0, 10.0)
-PERCENT_RANGE = (0.0, 100.0)
 SPARSE_SHARE = 0.10  # a column filled for fewer models than this share is "almost empty"
 # Two models sharing at least this many informative values (non-zero, not an MT-Bench category whose
 # one-decimal judge averages collide by chance) are flagged. On the real table, unrelated pairs share
 # at most 5; copy-paste pairs share 6 to 21 (see tests/test_importer.py).
 SHARED_MIN = 6
 MTBENCH_TOLERANCE = 0.1  # the total is the mean of 8 category means, each rounded to 2 decimals
+# A base row fails the answer format on a few-shot column when it scores under this share of its own
+# zero-shot score on the benchmark while the zero-shot score is at least FORMAT_MIN_ZERO_SHOT points.
+# On the real table: BoolQ-5shot of 10 of 11 base models (0-2% vs 11-68% zero-shot), MMLU-5shot of
+# LLM-jp-3-7B and OLMo-7B-hf, NQ-1shot of OLMo-7B-hf.
+FORMAT_SHARE = 0.1
+FORMAT_MIN_ZERO_SHOT = 10.0
 
 # Paper design (../shared/PAPER.md "Training grid").
 SIZE_STUDY_MODELS = ("LLM-jp-3-7B", "Qwen2.5-7B", "OLMo-7B-hf")
@@ -72,10 +80,7 @@ DesignCell = tuple[str, str, str, int, str, int]  # model, dataset, method, data
 
 
 def metric_range(column: str) -> tuple[float, float]:
-    benchmark, _, metric = COLUMN_MAP[column]
-    if benchmark == "mtbench":
-        return MTBENCH_RANGE
-    return METRIC_RANGES.get(metric, PERCENT_RANGE)
+    return score_range(COLUMN_MAP[column][0])
 
 
 def paper_design() -> set[DesignCell]:
@@ -265,6 +270,35 @@ def check_mtbench(table: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+def _zero_shot_columns() -> dict[str, str]:
+    """few-shot column -> the zero-shot column of the same benchmark and metric (judged chat excluded)."""
+    zero = {(b, m): c for c, (b, shots, m) in COLUMN_MAP.items() if shots == 0}
+    return {
+        c: zero[(b, m)]
+        for c, (b, shots, m) in COLUMN_MAP.items()
+        if shots > 0 and (b, m) in zero and b != "mtbench"
+    }
+
+
+def check_format(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Base-model cells whose few-shot score is near zero while the zero-shot score is normal."""
+    base = table[table["dataset"] == PRETRAIN]
+    found = []
+    for few, zero in _zero_shot_columns().items():
+        failing = base[(base[zero] >= FORMAT_MIN_ZERO_SHOT) & (base[few] < FORMAT_SHARE * base[zero])]
+        found += [
+            {
+                "model_id": r["model_id"],
+                "column": few,
+                "value": float(r[few]),
+                "zero_shot_column": zero,
+                "zero_shot_value": float(r[zero]),
+            }
+            for r in failing.to_dict("records")
+        ]
+    return found
+
+
 def assess(table: pd.DataFrame, source: str = "", text: str | None = None) -> dict[str, Any]:
     """All findings on the importer's parsed table (see module docstring)."""
     out_of_range, scale = check_ranges(table)
@@ -285,6 +319,7 @@ def assess(table: pd.DataFrame, source: str = "", text: str | None = None) -> di
         "base_rows": check_base_rows(table),
         "design": check_design(table),
         "mtbench_inconsistent": check_mtbench(table),
+        "format_failure": check_format(table),
     }
     findings["flags"] = _flag_index(findings, table)
     findings["summary"] = summary_lines(findings)
@@ -313,6 +348,7 @@ def _flag_index(findings: dict[str, Any], table: pd.DataFrame) -> dict[str, Any]
         },
         "off_design": {"models": findings["design"]["off_design"]},
         "mtbench_inconsistent": {"models": [f["model_id"] for f in findings["mtbench_inconsistent"]]},
+        "format_failure": {"cells": [[f["model_id"], f["column"]] for f in findings["format_failure"]]},
     }
 
 
@@ -385,6 +421,14 @@ def summary_lines(findings: dict[str, Any]) -> list[str]:
     lines.append(
         f"{len(findings['mtbench_inconsistent'])} MT-Bench totals differ from the mean of their "
         f"categories by more than {MTBENCH_TOLERANCE}."
+    )
+    failures = findings["format_failure"]
+    by_column = Counter(f["column"] for f in failures)
+    lines.append(
+        f"{len(failures)} base-model cells fail the answer format (few-shot score under "
+        f"{FORMAT_SHARE:.0%} of the zero-shot score): "
+        + (", ".join(f"{c} ({n} model{'s' * (n != 1)})" for c, n in by_column.items()) or "none")
+        + "; gains there measure format learning."
     )
     return lines
 

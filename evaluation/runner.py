@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,13 +18,17 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from common.catalog import BENCHMARK_FAMILIES
 from common.errors import MassiveSFTError
-from common.io import file_lock
+from common.io import file_lock, read_json
 from common.layout import Checkpoint, OutputRoot
 from common.schema import read_scores, upsert_scores
 from common.selection import matches, parse_filter
+from evaluation.quiet_logs import quiet_lm_eval
+from evaluation.sandbox import require_isolation, unsandboxed_code_allowed
 from evaluation.suites import Suite, SuiteEntry, load_suite, prepare_suite, task_manager
-from jobs.executors import Task, run_tasks
+from jobs.executors import RunSummary as TasksSummary
+from jobs.executors import SlurmOptions, Task, run_tasks
 from jobs.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -235,6 +239,7 @@ class RunOptions:
     backend: str = "hf"
     device: str | None = None
     raise_errors: bool = False
+    allow_unsandboxed_code: bool = False  # run generated code even where it cannot be isolated
 
 
 def done_keys(scores_path: Path) -> set[tuple[str, str, int]]:
@@ -256,28 +261,38 @@ def evaluate_models(
     soon as it exists."""
     root = Path(root)
     scores_path = OutputRoot(root).scores
+    quiet_lm_eval()
     prepare_suite(suite, root)
     finished = done_keys(scores_path)
     summary = RunSummary()
     todo: list[tuple[EvalModel, list[SuiteEntry]]] = []
     for model in models:
-        pending = [e for e in suite.entries if (model.model_id, e.benchmark, e.shots) not in finished]
-        summary.skipped += [(model.model_id, e.benchmark, e.shots) for e in suite.entries if e not in pending]
+        entries = suite.lm_entries  # judged entries run through evaluation.judged
+        pending = [e for e in entries if (model.model_id, e.benchmark, e.shots) not in finished]
+        summary.skipped += [(model.model_id, e.benchmark, e.shots) for e in entries if e not in pending]
         if pending:
             todo.append((model, pending))
     if not todo:
         return summary
+    _check_code_isolation([e for _, pending in todo for e in pending], options)
     manager = task_manager(suite, root)
     progress = tqdm(total=sum(len(p) for _, p in todo), desc="evaluating (model, benchmark)", unit="pair")
-    for model, pending in todo:
-        lm = lm_factory(model, options.backend, options.batch_size, options.device)
-        for entry in pending:
-            progress.set_postfix_str(f"{model.model_id} {entry.benchmark} {entry.shots}-shot")
-            _evaluate_one(OutputRoot(root), lm, model, entry, manager, options, summary)
-            progress.update()
-        del lm  # free the weights before loading the next model
+    with unsandboxed_code_allowed(options.allow_unsandboxed_code):
+        for model, pending in todo:
+            lm = lm_factory(model, options.backend, options.batch_size, options.device)
+            for entry in pending:
+                progress.set_postfix_str(f"{model.model_id} {entry.benchmark} {entry.shots}-shot")
+                _evaluate_one(OutputRoot(root), lm, model, entry, manager, options, summary)
+                progress.update()
+            del lm  # free the weights before loading the next model
     progress.close()
     return summary
+
+
+def _check_code_isolation(entries: Sequence[SuiteEntry], options: RunOptions) -> None:
+    """Refuse before any model is loaded when code benchmarks would run generated code unisolated."""
+    if any(BENCHMARK_FAMILIES.get(e.benchmark) == "code" for e in entries):
+        require_isolation(options.allow_unsandboxed_code)
 
 
 def _evaluate_one(
@@ -322,6 +337,7 @@ def run_suite(
 ) -> RunSummary:
     """``python -m evaluation run`` as a function: discover models, evaluate what is missing."""
     loaded = load_suite(suite)
+    _check_code_isolation(loaded.entries, options or RunOptions())  # before base models are built
     models = discover_models(Path(root), grid=grid, only=only)
     if not models:
         raise EvaluationError(
@@ -342,6 +358,35 @@ def evaluate_model_task(root: str, suite: str, model: EvalModel, options: RunOpt
     return "done" if summary.evaluated else "skipped"
 
 
+# What evaluating one model asks of a cluster when its recipe is unknown (models outside any grid).
+DEFAULT_EVALUATION_RESOURCES = Resources(gpus=1, cpus=8, mem_gb=64, time_min=240)
+
+
+def evaluation_resources(training: Resources) -> Resources:
+    """Evaluating a model needs what training it did, on one GPU at most (one lm-eval process)."""
+    return replace(training, gpus=min(training.gpus, 1), deepspeed_config=None, micro_batch_size=None)
+
+
+def model_resources(models: Sequence[EvalModel], root: Path) -> dict[str, Resources]:
+    """Each model's resources from the recipe: a checkpoint's from its run.json, a base model's from the
+    jobs trained on it (training's jobs.jsonl, else the runs found)."""
+    by_base: dict[str, dict[str, Any]] = {}
+    for job in OutputRoot(root).read_jobs():
+        by_base.setdefault(job["base_model_name"], job.get("resources", {}))
+    recorded: dict[str, dict[str, Any]] = {}
+    for model in models:
+        if model.identity["run_id"] is not None:
+            recorded[model.model_id] = read_json(Path(model.path) / "run.json")["job"].get("resources", {})
+            by_base.setdefault(model.identity["base_model_name"], recorded[model.model_id])
+    resources = {}
+    for model in models:
+        found = recorded.get(model.model_id, by_base.get(model.identity["base_model_name"]))
+        resources[model.model_id] = (
+            evaluation_resources(Resources(**found)) if found is not None else DEFAULT_EVALUATION_RESOURCES
+        )
+    return resources
+
+
 def run_suite_distributed(
     root: Path,
     suite: str | Path,
@@ -350,26 +395,30 @@ def run_suite_distributed(
     options: RunOptions | None = None,
     executor: str = "local",
     workers: int = 1,
-    resources: Any = None,
-):
-    """One task per model through the training stage's executors (local subprocesses or Slurm)."""
-
+    slurm_options: SlurmOptions | None = None,
+    resources: Resources | None = None,
+) -> TasksSummary:
+    """One task per model through the shared executors (local subprocesses, or Slurm job arrays with
+    each model's resources from its recipe, unless ``resources`` gives one request for all)."""
     root = Path(root)
     loaded = load_suite(suite)
+    _check_code_isolation(loaded.entries, options or RunOptions())
     prepare_suite(loaded, root)  # once, before workers race to write the same files
     models = discover_models(root, grid=grid, only=only)
     finished = done_keys(OutputRoot(root).scores)
     pending = [
-        m for m in models if any((m.model_id, e.benchmark, e.shots) not in finished for e in loaded.entries)
+        m
+        for m in models
+        if any((m.model_id, e.benchmark, e.shots) not in finished for e in loaded.lm_entries)
     ]
-    resources = resources or Resources(gpus=1, cpus=8, mem_gb=64, time_min=240)
+    requests = model_resources(pending, root)
     tasks = [
         Task(
             f"eval-{m.model_id.replace('/', '-')}",
             evaluate_model_task,
             (str(root), str(loaded.path), m, options or RunOptions()),
-            resources,
+            resources or requests[m.model_id],
         )
         for m in pending
     ]
-    return run_tasks(tasks, OutputRoot(root).eval_work_dir, executor=executor, workers=workers)
+    return run_tasks(tasks, OutputRoot(root).eval_work_dir, executor, workers, slurm_options)

@@ -30,6 +30,7 @@ from common.template import render_prompt
 from training.demo_data import DEMO_DATASETS, demo_examples
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
+JUDGED_TASK = "judge"  # the ``task`` of a judged entry: scored by a judge model (evaluation.judged)
 ENTRY_FIELDS = ("benchmark", "task", "shots", "metric", "limit")
 SUITE_FIELDS = ("name", "description", "prepare", "task_dirs", "entries")
 PREPARERS = ("demo",)
@@ -55,6 +56,16 @@ class Suite:
     entries: tuple[SuiteEntry, ...]
     task_dirs: tuple[Path, ...] = ()
     prepare: str | None = None
+
+    @property
+    def lm_entries(self) -> tuple[SuiteEntry, ...]:
+        """The entries lm-eval runs."""
+        return tuple(e for e in self.entries if e.task != JUDGED_TASK)
+
+    @property
+    def judged_entries(self) -> tuple[SuiteEntry, ...]:
+        """MT-Bench / AlpacaEval entries: they need ``--judge-url`` (evaluation.judged)."""
+        return tuple(e for e in self.entries if e.task == JUDGED_TASK)
 
     def include_paths(self, root: Path) -> list[Path]:
         """Folders lm-eval's TaskManager must index for this suite (generated ones included)."""
@@ -90,11 +101,6 @@ def _check_fields(where: str, raw: Any, allowed: tuple[str, ...], required: tupl
 def _check_benchmark(where: str, benchmark: Any) -> str:
     if not isinstance(benchmark, str) or benchmark != benchmark.lower():
         raise SuiteError(f"{where}: benchmark {benchmark!r} must be a lowercase string")
-    if benchmark in JUDGED_BENCHMARKS:
-        raise SuiteError(
-            f"{where}: {benchmark!r} needs an external judge model; its scores come through "
-            "`python -m evaluation import-released`, remove it from the suite"
-        )
     if benchmark not in BENCHMARK_FAMILIES and not benchmark.startswith("demo_"):
         raise SuiteError(
             f"{where}: unknown benchmark {benchmark!r}; use a key of common/catalog.py "
@@ -114,6 +120,11 @@ def _entry(where: str, raw: Any) -> SuiteEntry:
     for name in ("task", "metric"):
         if not isinstance(raw[name], str) or not raw[name]:
             raise SuiteError(f"{where}: {name} must be a non-empty string, got {raw[name]!r}")
+    if (benchmark in JUDGED_BENCHMARKS) != (raw["task"] == JUDGED_TASK):
+        raise SuiteError(
+            f"{where}: the judged benchmarks {list(JUDGED_BENCHMARKS)} and only they use task "
+            f"{JUDGED_TASK!r} (they are scored by a judge model, not lm-eval)"
+        )
     return SuiteEntry(benchmark, raw["task"], shots, raw["metric"], limit)
 
 
@@ -274,7 +285,7 @@ def task_manager(suite: Suite, root: Path, builtin: bool | None = None):
     paths = [str(p) for p in suite.include_paths(Path(root))]
     if builtin is None:
         ours = TaskManager(include_path=paths, include_defaults=False) if paths else None
-        if ours is not None and all(e.task in ours.all_tasks for e in suite.entries):
+        if ours is not None and all(e.task in ours.all_tasks for e in suite.lm_entries):
             return ours
         builtin = True
     return TaskManager(include_path=paths or None, include_defaults=builtin)

@@ -6,24 +6,32 @@ Generic layer (reusable by any stage, e.g. evaluation):
   the callable returns ``"done"`` or ``"skipped"`` (anything else counts as done) or raises;
 * :func:`run_tasks` runs them with the ``local`` executor (one subprocess per task, ``workers`` at a
   time, one GPU per worker when GPUs exist) or the ``slurm`` executor (submitit job arrays, one array per
-  distinct resource request; ``cluster="local"`` runs the same path through submitit's local executor);
+  distinct resource request; ``cluster="local"`` runs the same path through submitit's local executor),
+  printing a status line per job and state change; Slurm jobs are requeued when preempted or near their
+  time limit (:class:`SlurmEntry`), and a task restarts from what it saved;
 * tasks asking for more than one GPU are launched with ``accelerate launch`` (DeepSpeed ZeRO when
   ``resources.deepspeed_config`` names a file of ``configs/deepspeed/``), every rank running the task.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import logging
 import os
 import pickle
 import queue
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import submitit
 from tqdm.auto import tqdm
 
 from common.io import read_json, write_bytes
@@ -96,6 +104,7 @@ class SlurmOptions:
     cluster: str = "slurm"  # "local": the same submitit path on this machine (tests, debugging)
     setup: tuple[str, ...] = ()  # shell lines run before each task (module load, conda activate)
     folder: str | None = None  # submitit logs and pickles; default <work_dir>/slurm
+    poll_s: float = 10.0  # seconds between two looks at the jobs' states (one sacct call)
 
 
 # ---------------------------------------------------------------- running one task (in the worker process)
@@ -154,6 +163,16 @@ def _thread_env(resources: Resources, workers: int) -> dict[str, str]:
     return {"OMP_NUM_THREADS": str(max(1, min(resources.cpus, share)))}
 
 
+def die_with_parent(parent: int) -> None:
+    """In a worker (preexec_fn, or its own start): SIGKILL when the thread that started it ends (its
+    parent was killed), so a killed ``run`` never leaves workers writing while a re-run starts the same
+    tasks. ``parent`` is the pid expected as parent: gone already, the worker exits at once."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _run_subprocess(task: Task, work_dir: Path, env: dict[str, str]) -> TaskResult:
     task_file = _write_task(task, work_dir)
     result_file = _result_file(task_file)
@@ -166,12 +185,14 @@ def _run_subprocess(task: Task, work_dir: Path, env: dict[str, str]) -> TaskResu
         return TaskResult(task.key, "failed", str(error))
     # The worker must import the task's callable from wherever the parent could (tests, scripts).
     python_path = os.pathsep.join([p for p in sys.path if p] + [os.environ.get("PYTHONPATH", "")])
-    with open(log_path, "w") as log:
+    # Appended, never truncated: a file truncated under a process still writing to it fills with NULs.
+    with open(log_path, "a") as log:
         code = subprocess.run(
             command,
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": python_path, **env},
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
         ).returncode
     if result_file.exists():
         result = read_json(result_file)
@@ -211,6 +232,24 @@ def _run_local(tasks: Sequence[Task], work_dir: Path, workers: int) -> list[Task
 
 # ---------------------------------------------------------------- Slurm (submitit)
 
+# Slurm job states (sacct's State column, submitit's local executor's) as the status a user reads.
+_QUEUED = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "RESIZING", "SUSPENDED"}
+_QUEUED |= {"UNKNOWN", "READY", "PREEMPTED"}  # PREEMPTED: requeued next (sbatch --requeue)
+_RUNNING = {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"}
+_DONE = {"COMPLETED", "FINISHED"}
+# Before the time limit (and on preemption) Slurm signals the job this long ahead, so submitit can requeue it.
+SIGNAL_DELAY_S = 120
+
+
+def job_status(state: str) -> str:
+    """``queued``, ``running``, ``done`` or ``failed`` for a Slurm state such as ``CANCELLED by 0``."""
+    name = state.split()[0].upper() if state.strip() else "UNKNOWN"
+    if name in _QUEUED:
+        return "queued"
+    if name in _RUNNING:
+        return "running"
+    return "done" if name in _DONE else "failed"
+
 
 def slurm_parameters(
     resources: Resources, options: SlurmOptions, name: str = "massive-sft"
@@ -221,16 +260,21 @@ def slurm_parameters(
         "time": resources.time_min,
         "nodes": 1,
         "ntasks_per_node": 1,
-        "gpus_per_node": resources.gpus,
         "cpus_per_task": resources.cpus,
         "mem": f"{resources.mem_gb}GB",
         "array_parallelism": options.array_parallelism,
+        "signal_delay_s": SIGNAL_DELAY_S,
+        "stderr_to_stdout": True,  # one log per job
+        # A preempted job (or one on a failed node) goes back to the queue, even where JobRequeue=0.
+        "additional_parameters": {"requeue": True},
+        # Torch would start one thread per core of the node: as many as the job asked for instead.
+        "setup": ["export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$SLURM_CPUS_PER_TASK}", *options.setup],
     }
     optional = {
+        "gpus_per_node": resources.gpus or None,  # none on CPU-only partitions, which may lack GRES
         "partition": resources.partition or options.partition,
         "account": options.account,
         "qos": options.qos,
-        "setup": list(options.setup) or None,
     }
     parameters.update({key: value for key, value in optional.items() if value is not None})
     return parameters
@@ -246,18 +290,29 @@ def sbatch_script(resources: Resources, options: SlurmOptions, folder: str | Pat
     )
 
 
-def slurm_entry(task: Task) -> str:
-    """What a Slurm array task runs: the task itself, or ``accelerate launch`` over the node's GPUs."""
-    if task.resources.gpus <= 1:
-        return run_task(task)
-    task_file = _write_task(task, Path.cwd() / ".massive-sft-slurm")
-    subprocess.run(launch_command(task_file, task.resources), check=True)
-    return read_json(_result_file(task_file))["status"]
+class SlurmEntry:
+    """What a Slurm array task runs: the task itself, or ``accelerate launch`` over the node's GPUs.
+
+    Before a time limit, and when the job is preempted, Slurm signals it; submitit then calls
+    :meth:`checkpoint` and requeues the job, which runs the same task again. Tasks are resumable (training
+    restarts from its last Trainer checkpoint, evaluation skips the scores it already wrote), so nothing
+    more than the task is saved here."""
+
+    def __call__(self, task: Task) -> str:
+        # The job's log shows the task's progress (e.g. training's "resuming from ...").
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if task.resources.gpus <= 1:
+            return run_task(task)
+        job_folder = submitit.JobEnvironment().paths.folder
+        task_file = _write_task(task, job_folder)
+        subprocess.run(launch_command(task_file, task.resources), check=True)
+        return read_json(_result_file(task_file))["status"]
+
+    def checkpoint(self, task: Task) -> submitit.helpers.DelayedSubmission:
+        return submitit.helpers.DelayedSubmission(self, task)
 
 
 def _slurm_executor(options: SlurmOptions, folder: Path, resources: Resources):
-    import submitit
-
     if options.cluster == "slurm":
         executor = submitit.SlurmExecutor(folder=folder)
         executor.update_parameters(**slurm_parameters(resources, options))
@@ -271,25 +326,95 @@ def _slurm_executor(options: SlurmOptions, folder: Path, resources: Resources):
     raise ValueError(f"unknown Slurm cluster {options.cluster!r}; choose one of {list(SLURM_CLUSTERS)}")
 
 
+@dataclass
+class _SlurmTask:
+    task: Task
+    job: submitit.Job
+    shown: str = ""  # the status line printed last
+
+    @property
+    def log(self) -> str:
+        return str(self.job.paths.stdout)
+
+    def show(self, status: str, detail: str = "") -> None:
+        line = f"[slurm] {status:<7} {self.task.key} (job {self.job.job_id}, log {self.log})"
+        if line != self.shown:
+            print(line + (f": {detail}" if detail else ""), flush=True)
+            self.shown = line
+
+    def outcome(self) -> TaskResult:
+        try:
+            status = self.job.result()
+        except submitit.core.utils.UncompletedJobError:  # no result: Slurm ended the job
+            state = self.job.state
+            error = (
+                f"Slurm job {self.job.job_id} ended {state} before the task reported a result "
+                "(time limit, scancel, node failure or out of memory); run again to resume it"
+            )
+            return TaskResult(self.task.key, "failed", error, self.log)
+        except Exception as error:  # the task raised: submitit re-raises it with its traceback
+            message = str(error).strip().splitlines()
+            return TaskResult(self.task.key, "failed", message[-1] if message else repr(error), self.log)
+        return TaskResult(self.task.key, status, log=self.log)
+
+
+def _known_to_slurm(watched: Sequence[_SlurmTask]) -> set[str] | None:
+    """Job ids the controller still holds (squeue), or None when that cannot be told."""
+    ids = sorted(
+        {item.job.job_id.split("_")[0] for item in watched if isinstance(item.job, submitit.SlurmJob)}
+    )
+    if not ids:
+        return None
+    command = ["squeue", "--noheader", "--array", "--states=all", "--format=%i", "--jobs", ",".join(ids)]
+    listed = subprocess.run(command, capture_output=True, text=True)
+    if listed.returncode != 0:
+        return set() if "Invalid job id" in listed.stderr else None
+    return set(listed.stdout.split())
+
+
+def _watch(watched: Sequence[_SlurmTask], poll_s: float) -> list[TaskResult]:
+    """Print a status line whenever a job changes state, until every job has ended."""
+    results: dict[str, TaskResult] = {}
+    # Polls in a row a job was missing from the controller while sacct still had it queued or running:
+    # Slurm does not record a cancel of a requeued job that waits to start again.
+    missing: dict[str, int] = {}
+    while len(results) < len(watched):
+        running = [item for item in watched if item.task.key not in results]
+        running[0].job.get_info(mode="force")  # one sacct call refreshes every job of this run
+        known = _known_to_slurm(running)
+        for item in running:
+            if item.job.done():
+                result = results[item.task.key] = item.outcome()
+                item.show(result.status, result.error or "")
+                continue
+            status = job_status(item.job.state)
+            gone = known is not None and item.job.job_id not in known
+            missing[item.task.key] = missing.get(item.task.key, 0) + 1 if gone else 0
+            if missing[item.task.key] >= 2:
+                error = (
+                    f"Slurm no longer holds job {item.job.job_id} (last state {item.job.state}): it was "
+                    "cancelled while queued; run again to resume it"
+                )
+                results[item.task.key] = TaskResult(item.task.key, "failed", error, item.log)
+                item.show("failed", error)
+            else:
+                item.show(status)
+        if len(results) < len(watched):
+            time.sleep(poll_s)
+    return [results[item.task.key] for item in watched]
+
+
 def _run_slurm(tasks: Sequence[Task], work_dir: Path, options: SlurmOptions) -> list[TaskResult]:
     folder = Path(options.folder) if options.folder else work_dir / "slurm"
     groups: dict[Resources, list[Task]] = {}
     for task in tasks:
         groups.setdefault(task.resources, []).append(task)
-    submitted = []
+    watched = []
     for resources, group in groups.items():  # one job array per distinct resource request
         executor = _slurm_executor(options, folder / "%j", resources)
-        submitted += list(zip(group, executor.map_array(slurm_entry, group), strict=True))
-    results = []
-    for task, job in tqdm(submitted, desc="slurm tasks", unit="task"):
-        try:
-            results.append(TaskResult(task.key, job.result(), log=str(job.paths.stdout)))
-        except Exception as error:  # submitit re-raises the task's exception or the scheduler's failure
-            message = str(error).strip().splitlines()
-            results.append(
-                TaskResult(task.key, "failed", message[-1] if message else repr(error), str(job.paths.stdout))
-            )
-    return results
+        jobs = executor.map_array(SlurmEntry(), group)
+        watched += [_SlurmTask(task, job) for task, job in zip(group, jobs, strict=True)]
+    return _watch(watched, options.poll_s)
 
 
 def run_tasks(

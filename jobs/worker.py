@@ -12,7 +12,7 @@ import traceback
 from pathlib import Path
 
 from common.io import write_json
-from jobs.executors import run_task
+from jobs.executors import die_with_parent, run_task
 
 
 def is_rank_zero() -> bool:
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m jobs.worker TASK.pkl", file=sys.stderr)
         return 2
+    die_with_parent(os.getppid())  # also the ranks under `accelerate launch`, whose parent is the launcher
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     task_file = Path(argv[0])
     task = pickle.loads(task_file.read_bytes())

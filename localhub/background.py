@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 
-from localhub.config import DEFAULT_ADMIN_TOKEN, DEFAULT_TOKEN, DEFAULT_USER
+from localhub.accounts import Accounts
+from localhub.config import DEFAULT_ADMIN_TOKEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_TOKEN, DEFAULT_USER
 from localhub.faults import FaultConfig
 from localhub.server import HubSettings, create_app
 from localhub.storage import Storage
@@ -63,29 +64,38 @@ class LocalHubHandle:
         return {"HF_ENDPOINT": self.endpoint, "HF_HUB_DISABLE_XET": "1"}
 
 
-def _parse_tokens(tokens: Mapping[str, str] | list[str] | str | None) -> dict[str, str]:
+TokenSpec = Mapping[str, str] | list[str] | str | Accounts | None
+
+
+def _accounts(tokens: TokenSpec, admin_token: str) -> Accounts:
+    if isinstance(tokens, Accounts):
+        return tokens
     if tokens is None:
-        return {DEFAULT_TOKEN: DEFAULT_USER}
-    if isinstance(tokens, str):
-        return {tokens: DEFAULT_USER}
-    if isinstance(tokens, Mapping):
-        return dict(tokens)
-    return dict.fromkeys(tokens, DEFAULT_USER)
+        token_map = {DEFAULT_TOKEN: DEFAULT_USER}
+    elif isinstance(tokens, str):
+        token_map = {tokens: DEFAULT_USER}
+    elif isinstance(tokens, Mapping):
+        token_map = dict(tokens)
+    else:
+        token_map = dict.fromkeys(tokens, DEFAULT_USER)
+    return Accounts.simple(token_map, admin_token)
 
 
 @contextmanager
 def serve_in_background(
     root: str | Path,
     port: int | None = None,
-    tokens: Mapping[str, str] | list[str] | str | None = None,
+    tokens: TokenSpec = None,
     faults: Mapping[str, Any] | str | Path | None = None,
     host: str = "127.0.0.1",
     admin_token: str = DEFAULT_ADMIN_TOKEN,
     startup_timeout: float = 30.0,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> Iterator[LocalHubHandle]:
     """Serve ``root`` on ``host:port`` (a free port if None) until the block exits.
 
-    ``tokens`` maps write tokens to user names (a list or a single token uses the default user);
+    ``tokens`` maps write tokens to user names (a list or a single token uses the default user;
+    one user owns every namespace) or is an ``Accounts`` (team mode, e.g. ``Accounts.load(file)``);
     ``faults`` is a fault config (mapping) or the path of a YAML/JSON one."""
     import uvicorn
 
@@ -94,8 +104,8 @@ def serve_in_background(
         if isinstance(faults, (str, Path))
         else FaultConfig.from_obj(dict(faults) if faults else None)
     )
-    token_map = _parse_tokens(tokens)
-    settings = HubSettings(tokens=token_map, admin_token=admin_token, faults=fault_config)
+    accounts = _accounts(tokens, admin_token)
+    settings = HubSettings(accounts, fault_config, max_body_bytes)
     app = create_app(Storage(root), settings)
     port = port or free_port(host)
     server = uvicorn.Server(
@@ -115,7 +125,10 @@ def serve_in_background(
     _wait_started(server, thread, host, port, startup_timeout)
     try:
         yield LocalHubHandle(
-            f"http://{host}:{port}", Path(root).resolve(), next(iter(token_map)), admin_token
+            f"http://{host}:{port}",
+            Path(root).resolve(),
+            next(iter(accounts.tokens), ""),
+            accounts.admin_token or "",
         )
     finally:
         server.should_exit = True

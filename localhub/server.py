@@ -1,5 +1,6 @@
 """The FastAPI application: the subset of the Hugging Face Hub HTTP API that huggingface_hub,
-transformers, peft and datasets use (see docs/localhub.md for the route list).
+transformers, peft and datasets use (see docs/localhub.md for the route list), with the Hub's
+permission rules (``localhub.accounts``) and every input checked (``localhub.inputs``).
 
 Handlers doing disk work are plain ``def`` (FastAPI runs them in its thread pool) so one slow
 upload never stalls other requests; those that must read a request body are ``async`` and hand the
@@ -7,25 +8,49 @@ storage work to the pool."""
 
 from __future__ import annotations
 
-import base64
-import hmac
-import json
-import re
 import secrets
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import unquote, urlencode
+from typing import Annotated, Any
 
 import yaml
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
-from common.io import write_json
+from localhub.collection_routes import collection_routes
 from localhub.faults import FaultConfig, FaultConfigError, FaultInjector, FaultMiddleware
+from localhub.hub import (
+    KINDS,
+    URL_PREFIX,
+    Hub,
+    HubSettings,
+    base_url,
+    error_response,
+    repo_type_of,
+    type_field,
+    validation_message,
+)
+from localhub.inputs import (
+    BodyLimit,
+    KeepEncodedSlashes,
+    base64_field,
+    flag,
+    header_safe,
+    json_body,
+    list_of_objects,
+    ndjson_lines,
+    object_field,
+    path_param,
+    size_field,
+    text_field,
+    typed_field,
+)
+from localhub.lfs_routes import lfs_routes
+from localhub.pages import index_page, repo_page
 from localhub.storage import (
+    SHA256,
+    SHORT_SHA,
     Commit,
     Entry,
     HubError,
@@ -34,139 +59,60 @@ from localhub.storage import (
     Storage,
     check_path,
     lfs_pointer,
-    now_iso,
     wants_lfs,
 )
-from localhub.tree import card_data, list_tree, paginate, path_info
+from localhub.tree import card_data, list_tree, load_front_matter, paginate, path_info
 
-KINDS = {"models": "model", "datasets": "dataset", "spaces": "space"}
-URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
-BAD_CREDENTIALS = "Invalid credentials in Authorization header"  # huggingface_hub keys its 401 handling on it
-
-
-@dataclass
-class HubSettings:
-    """Who may do what. ``tokens`` maps a write token to the user name it authenticates."""
-
-    tokens: dict[str, str]
-    admin_token: str
-    faults: FaultConfig = field(default_factory=FaultConfig)
-
-
-@dataclass
-class Hub:
-    storage: Storage
-    settings: HubSettings
-    injector: FaultInjector
-    collections_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def user(self, request: Request) -> str | None:
-        """The user a request's token authenticates; 401 for a token that is present but unknown."""
-        header = request.headers.get("authorization", "")
-        if not header:
-            return None
-        token = header.removeprefix("Bearer ").strip()
-        if token not in self.settings.tokens:
-            raise HubError(
-                401,
-                "the token sent is not one of this local Hub's tokens (see --token;"
-                " the default staging token is in docs/localhub.md)",
-                "Unauthorized",
-            )
-        return self.settings.tokens[token]
-
-    def writer(self, request: Request) -> str:
-        user = self.user(request)
-        if user is None:
-            raise HubError(
-                401,
-                "writes need a token: pass token=... to HfApi or set HF_TOKEN to one of the"
-                " server's tokens (see docs/localhub.md)",
-                "Unauthorized",
-            )
-        return user
-
-    def readable_repo(self, request: Request, kind: str, repo_id: str) -> Repo:
-        repo = self.storage.get_repo(_repo_type(kind), repo_id)
-        if repo.private and self.user(request) is None:
-            raise HubError(404, f"Repository {kind}/{repo_id} not found.", "RepoNotFound")
-        return repo
-
-    def sign(self, value: str) -> str:
-        return hmac.new(self.storage.secret, value.encode(), "sha256").hexdigest()
-
-
-def _repo_type(kind: str) -> str:
-    if kind not in KINDS:
-        raise HubError(404, f"Unknown repo kind {kind!r}: expected models, datasets or spaces.")
-    return KINDS[kind]
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
-def _error_response(exc: HubError) -> JSONResponse:
-    headers = {"X-Error-Message": BAD_CREDENTIALS if exc.status == 401 else exc.message.splitlines()[0]}
-    if exc.code:
-        headers["X-Error-Code"] = exc.code
-    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
-
-
-class KeepEncodedSlashes:
-    """Route on the raw path with ``%2F`` kept encoded, so a revision such as ``refs%2Fpr%2F1``
-    stays one path segment (huggingface_hub quotes revisions with ``safe=""``)."""
-
-    def __init__(self, app: Callable[..., Any]):
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and b"%2f" in scope.get("raw_path", b"").lower():
-            raw = scope["raw_path"].decode("latin-1")
-            scope = dict(scope, path=unquote(re.sub("%2[fF]", "%252F", raw)))
-        await self.app(scope, receive, send)
+__all__ = ["Hub", "HubSettings", "create_app"]
+Cursor = Annotated[int, Query(ge=0)]
+Limit = Annotated[int, Query(ge=1, le=10_000)]
 
 
 def create_app(storage: Storage, settings: HubSettings) -> Any:
-    """The ASGI app: FastAPI routes behind the URL and fault middlewares."""
+    """The ASGI app: FastAPI routes behind the URL, body-limit and fault middlewares."""
     hub = Hub(storage, settings, FaultInjector(settings.faults))
-    app = FastAPI(
-        title="localhub",
-        description="Local Hugging Face Hub-compatible server",
-        docs_url="/_docs",
-        openapi_url="/_openapi.json",
-        redoc_url=None,
-    )
+    # No interactive API docs: their page loads its scripts from a CDN (blank offline); docs/localhub.md
+    # lists the routes.
+    app = FastAPI(title="localhub", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.hub = hub
 
     @app.exception_handler(HubError)
     async def _hub_error(request: Request, exc: HubError) -> JSONResponse:
-        return _error_response(exc)
+        return error_response(exc)
 
-    # Order matters: /api/collections/... and /api/whoami-v2 must win over /api/{kind}/{ns}/{name}.
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(HubError(400, validation_message(exc)))
+
+    # Order matters: /api/collections/... and /api/whoami-v2 must win over /api/{kind}/{ns}/{name},
+    # and the HTML pages (/{ns}/{name}) come last.
     for register in (
         _admin_routes,
         _account_routes,
-        _collection_routes,
+        collection_routes,
         _repo_routes,
         _commit_routes,
         _file_routes,
-        _lfs_routes,
+        lfs_routes,
+        _page_routes,
     ):
         register(app, hub)
-    return FaultMiddleware(KeepEncodedSlashes(app), hub.injector)
+    return FaultMiddleware(KeepEncodedSlashes(BodyLimit(app, settings.max_body_bytes)), hub.injector)
 
 
-# ---- admin, health, index -----------------------------------------------------------------------
+# ---- admin, health, pages -----------------------------------------------------------------------
 def _admin_routes(app: FastAPI, hub: Hub) -> None:
     def require_admin(request: Request) -> None:
+        admin = hub.settings.accounts.admin_token
+        if admin is None:
+            raise HubError(403, "the /_admin routes are disabled: start the server with an admin token")
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not secrets.compare_digest(token, hub.settings.admin_token):
+        if not secrets.compare_digest(token.encode("utf-8", "replace"), admin.encode()):
             raise HubError(401, "admin routes need the admin token (--admin-token)", "Unauthorized")
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "root": str(hub.storage.root)}
+        return {"status": "ok"}  # no storage root: local paths are nobody's business on the network
 
     @app.get("/_admin/faults")
     def get_faults(request: Request) -> dict[str, Any]:
@@ -176,55 +122,88 @@ def _admin_routes(app: FastAPI, hub: Hub) -> None:
     @app.put("/_admin/faults")
     async def put_faults(request: Request) -> dict[str, Any]:
         require_admin(request)
+        payload = await json_body(request, optional=True)
         try:
-            config = FaultConfig.from_obj(await request.json() if await request.body() else None)
-        except (FaultConfigError, json.JSONDecodeError, TypeError) as err:
+            config = FaultConfig.from_obj(payload or None)
+        except (FaultConfigError, TypeError, ValueError) as err:
             raise HubError(400, f"invalid fault config: {err}") from err
         hub.injector.configure(config)
         return {"config": config.to_obj(), "counts": hub.injector.counts()}
 
+
+def _page_routes(app: FastAPI, hub: Hub) -> None:
     @app.get("/", response_class=HTMLResponse)
-    def index(request: Request) -> str:
-        rows = "".join(
-            f"<li>{t}: <a href='/api/{t}s/{r.id}'>{r.id}</a> (branches: {', '.join(sorted(r.branches))})</li>"
+    def index(request: Request, page: Annotated[int, Query(ge=1)] = 1) -> HTMLResponse:
+        principal = hub.principal(request)
+        repos = [
+            r
             for t in KINDS.values()
             for r in hub.storage.iter_repos(t)
-        )
-        return (
-            f"<h1>localhub</h1><p>Use it with <code>HF_ENDPOINT={_base(request)}"
-            f" HF_HUB_DISABLE_XET=1</code>.</p><ul>{rows}</ul>"
-        )
+            if hub.may_see(principal, r.id.split("/")[0], r.private)
+        ]
+        return _html(index_page(repos, base_url(request), page))
+
+    for prefix, kind in (("/datasets", "datasets"), ("/spaces", "spaces"), ("", "models")):
+        _repo_page_routes(app, hub, prefix, kind)
+
+
+def _repo_page_routes(app: FastAPI, hub: Hub, prefix: str, kind: str) -> None:
+    def page(ns: str, name: str, request: Request, rev: str = "main", path: str = "") -> HTMLResponse:
+        repo = hub.readable_repo(request, kind, f"{ns}/{name}")
+        revision, folder = path_param(rev), path_param(path).strip("/")
+        sha = hub.storage.resolve(repo, revision)
+        items = list_tree(hub.storage, sha, folder, recursive=False, expand=False)
+        return _html(repo_page(hub.storage, repo, revision, sha, folder, items))
+
+    base = prefix + "/{ns}/{name}"
+    app.add_api_route(base, page, methods=["GET"], response_class=HTMLResponse)
+    app.add_api_route(base + "/tree/{rev}", page, methods=["GET"], response_class=HTMLResponse)
+    app.add_api_route(base + "/tree/{rev}/{path:path}", page, methods=["GET"], response_class=HTMLResponse)
+
+
+def _html(body: str) -> HTMLResponse:
+    # A card is untrusted: it is escaped when rendered, and the page may not run any script at all.
+    policy = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:"
+    return HTMLResponse(
+        body, headers={"Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff"}
+    )
 
 
 # ---- account, repos -----------------------------------------------------------------------------
 def _account_routes(app: FastAPI, hub: Hub) -> None:
     @app.get("/api/whoami-v2")
     def whoami(request: Request) -> dict[str, Any]:
-        user = hub.writer(request)
+        principal = hub.principal(request)
+        if principal is None:
+            raise HubError(401, "whoami needs a token", "Unauthorized")
         return {
             "type": "user",
-            "id": hub.sign(user)[:24],
-            "name": user,
-            "fullname": user,
+            "id": hub.sign(principal.user)[:24],
+            "name": principal.user,
+            "fullname": principal.user,
             "email": None,
             "emailVerified": False,
             "isPro": False,
-            "orgs": [],
-            "auth": {"type": "access_token", "accessToken": {"displayName": "localhub", "role": "write"}},
+            "orgs": [
+                {"type": "org", "name": org, "fullname": org, "id": hub.sign(org)[:24], "roleInOrg": "write"}
+                for org in sorted(principal.orgs)
+            ],
+            "auth": {
+                "type": "access_token",
+                "accessToken": {"displayName": "localhub", "role": principal.role},
+            },
         }
 
     @app.post("/api/validate-yaml")
     async def validate_yaml(request: Request) -> JSONResponse:
-        content = (await request.json()).get("content", "")
+        content = text_field(await json_body(request), "content", "")
         errors: list[dict[str, str]] = []
-        match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", content, re.S)
-        if match:
-            try:
-                meta = yaml.safe_load(match.group(1))
-                if meta is not None and not isinstance(meta, dict):
-                    errors.append({"message": "the YAML front matter must be a mapping"})
-            except yaml.YAMLError as err:
-                errors.append({"message": f"invalid YAML front matter: {err}"})
+        try:
+            meta = load_front_matter(content)
+            if meta is not None and not isinstance(meta, dict):
+                errors.append({"message": "the YAML front matter must be a mapping"})
+        except yaml.YAMLError as err:
+            errors.append({"message": f"invalid YAML front matter: {err}"})
         body = {"errors": errors, "warnings": []}
         return JSONResponse(body, status_code=400 if errors else 200)
 
@@ -232,44 +211,68 @@ def _account_routes(app: FastAPI, hub: Hub) -> None:
 def _repo_routes(app: FastAPI, hub: Hub) -> None:
     @app.post("/api/repos/create")
     async def create_repo(request: Request) -> JSONResponse:
-        user = hub.writer(request)
-        payload = await request.json()
-        repo_type = payload.get("type") or "model"
-        repo_id = f"{payload.get('organization') or user}/{payload.get('name')}"
-        private = payload.get("visibility", "private" if payload.get("private") else "public") != "public"
-        url = f"{_base(request)}/{URL_PREFIX.get(repo_type, '')}{repo_id}"
+        principal = hub.writer(request)
+        payload = await json_body(request)
+        repo_type = type_field(payload)
+        namespace = text_field(payload, "organization") or principal.user
+        repo_id = f"{namespace}/{text_field(payload, 'name', required=True)}"
+        visibility = text_field(payload, "visibility")
+        if visibility not in (None, "public", "private"):
+            raise HubError(400, f"Field 'visibility' must be 'public' or 'private', not {visibility[:50]!r}.")
+        private = visibility == "private" or bool(typed_field(payload, "private", bool, False))
+        sdk = text_field(payload, "sdk")
+        hub.storage.repo_dir(repo_type, repo_id)  # 400 for an invalid name before any permission talk
+        hub.may_write(principal, namespace)
+        url = f"{base_url(request)}/{URL_PREFIX[repo_type]}{repo_id}"
         try:
-            await run_in_threadpool(
-                hub.storage.create_repo, repo_type, repo_id, user, private, payload.get("sdk")
-            )
+            await run_in_threadpool(hub.storage.create_repo, repo_type, repo_id, principal.user, private, sdk)
         except HubError as err:
             if err.status == 409:
                 return JSONResponse(
                     {"error": err.message, "url": url},
                     status_code=409,
-                    headers={"X-Error-Message": err.message},
+                    headers={"X-Error-Message": header_safe(err.message)},
                 )
             raise
         return JSONResponse({"url": url, "name": repo_id, "id": repo_id})
 
     @app.delete("/api/repos/delete")
     async def delete_repo(request: Request) -> dict[str, Any]:
-        user = hub.writer(request)
-        payload = await request.json()
-        repo_id = f"{payload.get('organization') or user}/{payload.get('name')}"
-        await run_in_threadpool(hub.storage.delete_repo, payload.get("type") or "model", repo_id)
+        principal = hub.writer(request)
+        payload = await json_body(request)
+        repo_type = type_field(payload)
+        namespace = text_field(payload, "organization") or principal.user
+        repo_id = f"{namespace}/{text_field(payload, 'name', required=True)}"
+        hub.writable_repo(request, f"{repo_type}s", repo_id)
+        await run_in_threadpool(hub.storage.delete_repo, repo_type, repo_id)
+        return {}
+
+    @app.post("/api/repos/move")
+    async def move_repo(request: Request) -> dict[str, Any]:
+        principal = hub.writer(request)
+        payload = await json_body(request)
+        repo_type = type_field(payload)
+        from_id = text_field(payload, "fromRepo", required=True)
+        to_id = text_field(payload, "toRepo", required=True)
+        hub.storage.repo_dir(repo_type, to_id)
+        hub.writable_repo(request, f"{repo_type}s", from_id)
+        hub.may_write(principal, to_id.split("/")[0])
+        await run_in_threadpool(hub.storage.move_repo, repo_type, from_id, to_id)
         return {}
 
     @app.put("/api/{kind}/{ns}/{name}/settings")
     async def settings(kind: str, ns: str, name: str, request: Request) -> dict[str, Any]:
-        hub.writer(request)
-        payload = await request.json()
-        storage, repo_id = hub.storage, f"{ns}/{name}"
-        with storage.lock(_repo_type(kind), repo_id):
-            repo = storage.get_repo(_repo_type(kind), repo_id)
-            if "private" in payload or "visibility" in payload:
-                repo.private = bool(payload.get("private", payload.get("visibility") == "private"))
-            storage.save_repo(repo)
+        _, repo = hub.writable_repo(request, kind, f"{ns}/{name}")
+        payload = await json_body(request)
+        private = typed_field(payload, "private", bool)
+        visibility = text_field(payload, "visibility")
+        if visibility not in (None, "public", "private"):
+            raise HubError(400, f"Field 'visibility' must be 'public' or 'private', not {visibility[:50]!r}.")
+        with hub.storage.lock(repo.type, repo.id):
+            repo = hub.storage.get_repo(repo.type, repo.id)
+            if private is not None or visibility is not None:
+                repo.private = private if private is not None else visibility == "private"
+                hub.storage.save_repo(repo)
         return {}
 
     @app.get("/api/{kind}")
@@ -278,14 +281,14 @@ def _repo_routes(app: FastAPI, hub: Hub) -> None:
         request: Request,
         author: str | None = None,
         search: str | None = None,
-        limit: int | None = None,
+        limit: Annotated[int | None, Query(ge=1)] = None,
     ) -> list[dict[str, Any]]:
-        repo_type = _repo_type(kind)
-        authed = hub.user(request) is not None
+        repo_type = repo_type_of(kind)
+        principal = hub.principal(request)
         repos = [
             r
             for r in hub.storage.iter_repos(repo_type)
-            if (authed or not r.private)
+            if hub.may_see(principal, r.id.split("/")[0], r.private)
             and (author is None or r.id.split("/")[0] == author)
             and (search is None or search.lower() in r.id.lower())
         ]
@@ -308,7 +311,7 @@ def _repo_routes(app: FastAPI, hub: Hub) -> None:
     def repo_info_at(
         kind: str, ns: str, name: str, rev: str, request: Request, blobs: bool = False
     ) -> dict[str, Any]:
-        return _repo_info(hub, request, kind, f"{ns}/{name}", unquote(rev), blobs)
+        return _repo_info(hub, request, kind, f"{ns}/{name}", path_param(rev), blobs)
 
     @app.get("/api/{kind}/{ns}/{name}/refs")
     def refs(kind: str, ns: str, name: str, request: Request) -> dict[str, Any]:
@@ -335,11 +338,11 @@ def _repo_routes(app: FastAPI, hub: Hub) -> None:
         rev: str,
         request: Request,
         response: Response,
-        cursor: int = 0,
-        limit: int = 50,
+        cursor: Cursor = 0,
+        limit: Limit = 50,
     ) -> list[dict[str, Any]]:
         repo = hub.readable_repo(request, kind, f"{ns}/{name}")
-        history = list(hub.storage.history(hub.storage.resolve(repo, unquote(rev))))
+        history = list(hub.storage.history(hub.storage.resolve(repo, path_param(rev))))
         items = [
             {
                 "id": c.id,
@@ -412,69 +415,66 @@ def _sibling(path: str, entry: Entry, blobs: bool) -> dict[str, Any]:
 # ---- preupload, commit, branches, tags ----------------------------------------------------------
 def _commit_routes(app: FastAPI, hub: Hub) -> None:
     @app.get("/api/{kind}/{ns}/{name}/xet-{token_type}-token/{rev}")
-    def xet_token(kind: str, ns: str, name: str, token_type: str, rev: str) -> None:
-        # huggingface_hub uses Xet whenever hf_xet is installed: say what to do instead of a bare 404.
+    def xet_token(kind: str, ns: str, name: str, token_type: str, rev: str, request: Request) -> None:
+        hub.readable_repo(request, kind, f"{ns}/{name}")
+        # huggingface_hub uses Xet whenever hf_xet is installed: say what to do instead of a bare 404
+        # (a 4xx: no request makes this server answer 5xx).
         raise HubError(
-            501,
+            400,
             "The local Hub does not speak the Xet protocol: set HF_HUB_DISABLE_XET=1 in the"
             " environment before huggingface_hub is imported, so it uses the LFS protocol.",
         )
 
     @app.post("/api/{kind}/{ns}/{name}/preupload/{rev}")
     async def preupload(kind: str, ns: str, name: str, rev: str, request: Request) -> dict[str, Any]:
-        hub.writer(request)
-        payload = await request.json()
-        repo = hub.readable_repo(request, kind, f"{ns}/{name}")
-        commit = hub.storage.get_commit(hub.storage.resolve(repo, unquote(rev)))
-        return {"files": [_upload_mode(commit, f) for f in payload.get("files", [])], "commitOid": commit.id}
+        _, repo = hub.writable_repo(request, kind, f"{ns}/{name}")
+        files = list_of_objects(await json_body(request), "files")
+        commit = hub.storage.get_commit(hub.storage.resolve(repo, path_param(rev)))
+        return {"files": [_upload_mode(commit, f) for f in files], "commitOid": commit.id}
 
     @app.post("/api/{kind}/{ns}/{name}/commit/{rev}")
     async def commit(kind: str, ns: str, name: str, rev: str, request: Request) -> dict[str, Any]:
-        user = hub.writer(request)
-        if request.query_params.get("create_pr") in ("1", "true", "True"):
+        principal, repo = hub.writable_repo(request, kind, f"{ns}/{name}")
+        if flag(request.query_params.get("create_pr")):
             raise HubError(400, "create_pr is not supported by the local Hub: commit to a branch instead.")
-        repo_type, repo_id = _repo_type(kind), f"{ns}/{name}"
-        hub.readable_repo(request, kind, repo_id)
-        lines = [json.loads(line) for line in (await request.body()).splitlines() if line.strip()]
-        header, operations = await run_in_threadpool(_parse_commit, hub.storage, lines)
+        lines = ndjson_lines(await request.body())
+        header, operations = _parse_commit(hub.storage, repo, lines)
         new = await run_in_threadpool(
             hub.storage.commit,
-            repo_type,
-            repo_id,
-            unquote(rev),
+            repo.type,
+            repo.id,
+            path_param(rev),
             operations,
-            header.get("summary") or "update",
-            header.get("description") or "",
-            user,
-            header.get("parentCommit"),
+            text_field(header, "summary") or "update",
+            text_field(header, "description", ""),
+            principal.user,
+            _parent_commit(header),
         )
         return {
             "success": True,
             "commitOid": new.id,
             "hookOutput": "",
-            "commitUrl": f"{_base(request)}/{URL_PREFIX[repo_type]}{repo_id}/commit/{new.id}",
+            "commitUrl": f"{base_url(request)}/{URL_PREFIX[repo.type]}{repo.id}/commit/{new.id}",
         }
 
-    async def create_ref(
-        request: Request, kind: str, repo_id: str, ref_kind: str, ref: str, revision: str
-    ) -> dict[str, Any]:
-        hub.writer(request)
-        repo = hub.readable_repo(request, kind, repo_id)
+    async def create_ref(repo: Repo, ref_kind: str, ref: str, revision: str) -> dict[str, Any]:
         target = hub.storage.resolve(repo, revision)
         await run_in_threadpool(hub.storage.set_ref, repo.type, repo.id, ref_kind, ref, target)
         return {}
 
     @app.post("/api/{kind}/{ns}/{name}/branch/{branch}")
     async def create_branch(kind: str, ns: str, name: str, branch: str, request: Request) -> dict[str, Any]:
-        payload = (await request.json()) if await request.body() else {}
-        return await create_ref(
-            request, kind, f"{ns}/{name}", "branch", unquote(branch), payload.get("startingPoint") or "main"
-        )
+        _, repo = hub.writable_repo(request, kind, f"{ns}/{name}")
+        start = text_field(await json_body(request, optional=True), "startingPoint") or "main"
+        return await create_ref(repo, "branch", path_param(branch), start)
 
     @app.post("/api/{kind}/{ns}/{name}/tag/{rev}")
     async def create_tag(kind: str, ns: str, name: str, rev: str, request: Request) -> dict[str, Any]:
-        payload = await request.json()
-        return await create_ref(request, kind, f"{ns}/{name}", "tag", str(payload.get("tag")), unquote(rev))
+        _, repo = hub.writable_repo(request, kind, f"{ns}/{name}")
+        payload = await json_body(request)
+        tag = text_field(payload, "tag", required=True)
+        text_field(payload, "message")  # checked, not stored: tags carry no message here
+        return await create_ref(repo, "tag", tag, path_param(rev))
 
     for ref_kind in ("branch", "tag"):
         _delete_ref_route(app, hub, ref_kind)
@@ -482,64 +482,79 @@ def _commit_routes(app: FastAPI, hub: Hub) -> None:
 
 def _delete_ref_route(app: FastAPI, hub: Hub, ref_kind: str) -> None:
     def delete_ref(kind: str, ns: str, name: str, ref: str, request: Request) -> dict[str, Any]:
-        hub.writer(request)
-        hub.storage.set_ref(_repo_type(kind), f"{ns}/{name}", ref_kind, unquote(ref), None)
+        _, repo = hub.writable_repo(request, kind, f"{ns}/{name}")
+        hub.storage.set_ref(repo.type, repo.id, ref_kind, path_param(ref), None)
         return {}
 
     app.add_api_route(f"/api/{{kind}}/{{ns}}/{{name}}/{ref_kind}/{{ref}}", delete_ref, methods=["DELETE"])
 
 
-def _upload_mode(commit: Commit, file: dict[str, Any]) -> dict[str, Any]:
+def _parent_commit(header: dict[str, Any]) -> str | None:
+    parent = text_field(header, "parentCommit")
+    if parent is not None and not SHORT_SHA.match(parent):
+        raise HubError(400, f"parentCommit {parent[:60]!r} is not a commit sha (5 to 40 hex digits).")
+    return None if parent is None else parent.lower()
 
-    path = str(file.get("path", ""))
-    lfs = wants_lfs(path, int(file.get("size", 0)), base64.b64decode(file.get("sample", "") or ""))
+
+def _upload_mode(commit: Commit, file: dict[str, Any]) -> dict[str, Any]:
+    path = text_field(file, "path", required=True)
+    size = size_field(file, "size") or 0
+    lfs = wants_lfs(path, size, base64_field(file, "sample", f"file {path[:100]!r}"))
     existing = commit.tree.get(path)
     oid = None if existing is None else (existing.sha256 if existing.lfs else existing.oid)
     return {"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid}
 
 
-def _parse_commit(storage: Storage, lines: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
-    """NDJSON commit payload -> (header, operations); stores regular files' content as blobs."""
-
+def _parse_commit(
+    storage: Storage, repo: Repo, lines: list[dict[str, Any]]
+) -> tuple[dict[str, Any], list[Operation]]:
+    """NDJSON commit payload -> (header, operations), all checked; nothing is written here."""
     if not lines or lines[0].get("key") != "header":
         raise HubError(400, "A commit payload starts with a {'key': 'header', ...} line.")
+    header = object_field(lines[0], "value")
+    objects = storage.repo_objects(repo)
     operations = []
-    for line in lines[1:]:
-        key, value = line.get("key"), line.get("value") or {}
-        raw_path = str(value.get("path", ""))
+    for number, line in enumerate(lines[1:], start=2):
+        key, value = line.get("key"), object_field(line, "value")
+        raw_path = text_field(value, "path", required=True)
         path = check_path(raw_path.rstrip("/") if key == "deletedFolder" else raw_path)
         if key == "file":
+            encoding = text_field(value, "encoding")
             data = (
-                base64.b64decode(value.get("content", ""))
-                if value.get("encoding") == "base64"
-                else str(value.get("content", "")).encode()
+                base64_field(value, "content", f"file {path!r}")
+                if encoding == "base64"
+                else text_field(value, "content", "").encode()
             )
-            storage.put_bytes(data)
-            operations.append(Operation("add", path, Entry.of(data, lfs=False)))
+            operations.append(Operation("add", path, Entry.of(data, lfs=False), data))
         elif key == "lfsFile":
-            operations.append(Operation("add", path, _lfs_entry(storage, path, value)))
+            operations.append(Operation("add", path, _lfs_entry(storage, objects, path, value)))
         elif key in ("deletedFile", "deletedFolder"):
             operations.append(Operation("delete_file" if key == "deletedFile" else "delete_folder", path))
         else:
             raise HubError(
                 400,
-                f"Unsupported commit operation {key!r} (supported: file, lfsFile,"
-                " deletedFile, deletedFolder).",
+                f"Commit payload line {number}: unsupported operation {str(key)[:50]!r} (supported:"
+                " file, lfsFile, deletedFile, deletedFolder).",
             )
-    return lines[0].get("value") or {}, operations
+    return header, operations
 
 
-def _lfs_entry(storage: Storage, path: str, value: dict[str, Any]) -> Entry:
-    oid = str(value.get("oid", ""))
-    if value.get("algo", "sha256") != "sha256" or not storage.has_blob(oid):
+def _lfs_entry(storage: Storage, objects: frozenset[str], path: str, value: dict[str, Any]) -> Entry:
+    oid = text_field(value, "oid", required=True)
+    if text_field(value, "algo", "sha256") != "sha256" or not SHA256.match(oid):
+        raise HubError(
+            400, f"LFS file {path!r}: oid {oid[:100]!r} is not a sha256 (64 lower-case hex digits)."
+        )
+    if oid not in objects or not storage.has_blob(oid):
         raise HubError(
             400,
-            f"LFS file {path!r} points to object {oid} that was never uploaded: upload it"
-            " through the LFS batch API (preupload_lfs_files) before committing.",
+            f"LFS file {path!r} points to object {oid} that was never uploaded to this repo: upload"
+            " it through the LFS batch API (preupload_lfs_files) before committing.",
         )
     size = storage.blob_path(oid).stat().st_size
-    if value.get("size") is not None and int(value["size"]) != size:
-        raise HubError(400, f"LFS file {path!r}: announced size {value['size']} != stored size {size}.")
+    announced = size_field(value, "size")
+    if announced is not None and announced != size:
+        raise HubError(400, f"LFS file {path!r}: announced size {announced} != stored size {size}.")
     return Entry.for_blob(oid, size, lfs=True)
 
 
@@ -550,58 +565,35 @@ def _file_routes(app: FastAPI, hub: Hub) -> None:
         ns: str,
         name: str,
         rev: str,
-        path: str,
         request: Request,
         response: Response,
-        recursive: bool,
-        expand: bool,
-        cursor: int,
-        limit: int,
+        path: str = "",
+        recursive: bool = False,
+        expand: bool = False,
+        cursor: Cursor = 0,
+        limit: Limit = 1000,
     ) -> list[dict[str, Any]]:
         repo = hub.readable_repo(request, kind, f"{ns}/{name}")
-        head = hub.storage.resolve(repo, unquote(rev))
-        items = list_tree(hub.storage, head, unquote(path).strip("/"), recursive, expand)
+        head = hub.storage.resolve(repo, path_param(rev))
+        items = list_tree(hub.storage, head, path_param(path).strip("/"), recursive, expand)
         return paginate(items, request, response, cursor, limit)
 
-    @app.get("/api/{kind}/{ns}/{name}/tree/{rev}")
-    def tree_root(
-        kind: str,
-        ns: str,
-        name: str,
-        rev: str,
-        request: Request,
-        response: Response,
-        recursive: bool = False,
-        expand: bool = False,
-        cursor: int = 0,
-        limit: int = 1000,
-    ) -> list[dict[str, Any]]:
-        return tree(kind, ns, name, rev, "", request, response, recursive, expand, cursor, limit)
-
-    @app.get("/api/{kind}/{ns}/{name}/tree/{rev}/{path:path}")
-    def tree_path(
-        kind: str,
-        ns: str,
-        name: str,
-        rev: str,
-        path: str,
-        request: Request,
-        response: Response,
-        recursive: bool = False,
-        expand: bool = False,
-        cursor: int = 0,
-        limit: int = 1000,
-    ) -> list[dict[str, Any]]:
-        return tree(kind, ns, name, rev, path, request, response, recursive, expand, cursor, limit)
+    app.add_api_route("/api/{kind}/{ns}/{name}/tree/{rev}", tree, methods=["GET"])
+    app.add_api_route("/api/{kind}/{ns}/{name}/tree/{rev}/{path:path}", tree, methods=["GET"])
 
     @app.post("/api/{kind}/{ns}/{name}/paths-info/{rev}")
     async def paths_info(kind: str, ns: str, name: str, rev: str, request: Request) -> list[dict[str, Any]]:
         repo = hub.readable_repo(request, kind, f"{ns}/{name}")
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            raise HubError(400, f"paths-info takes a form (paths=...&expand=...), not {content_type[:80]!r}.")
         form = await request.form()
-        paths = [str(p) for p in form.getlist("paths")]
-        expand = str(form.get("expand", "")).lower() in ("1", "true")
-        head = hub.storage.resolve(repo, unquote(rev))
-        return await run_in_threadpool(path_info, hub.storage, head, paths, expand)
+        values = form.getlist("paths")
+        if any(isinstance(p, UploadFile) for p in values):
+            raise HubError(400, "Form field 'paths' must be text, not a file upload.")
+        expand = flag(form.get("expand", ""))
+        head = hub.storage.resolve(repo, path_param(rev))
+        return await run_in_threadpool(path_info, hub.storage, head, [str(p) for p in values], expand)
 
     for prefix, kind in (("/datasets", "datasets"), ("/spaces", "spaces"), ("", "models")):
         _resolve_route(app, hub, prefix, kind)
@@ -610,11 +602,14 @@ def _file_routes(app: FastAPI, hub: Hub) -> None:
 def _resolve_route(app: FastAPI, hub: Hub, prefix: str, kind: str) -> None:
     def resolve(ns: str, name: str, rev: str, path: str, request: Request) -> Response:
         repo = hub.readable_repo(request, kind, f"{ns}/{name}")
-        sha = hub.storage.resolve(repo, unquote(rev))
-        entry = hub.storage.get_commit(sha).tree.get(unquote(path))
+        revision, file_path = path_param(rev), path_param(path)
+        sha = hub.storage.resolve(repo, revision)
+        entry = hub.storage.get_commit(sha).tree.get(file_path)
         if entry is None:
-            exc = HubError(404, f"Entry {path!r} not found in {repo.id} at {rev}.", "EntryNotFound")
-            response = _error_response(exc)
+            exc = HubError(
+                404, f"Entry {file_path[:200]!r} not found in {repo.id} at {revision[:100]}.", "EntryNotFound"
+            )
+            response = error_response(exc)
             response.headers["X-Repo-Commit"] = sha
             return response
         etag = entry.sha256 if entry.lfs else entry.oid
@@ -626,183 +621,3 @@ def _resolve_route(app: FastAPI, hub: Hub, prefix: str, kind: str) -> None:
         )
 
     app.add_api_route(prefix + "/{ns}/{name}/resolve/{rev}/{path:path}", resolve, methods=["GET", "HEAD"])
-
-
-# ---- LFS batch API ------------------------------------------------------------------------------
-def _lfs_routes(app: FastAPI, hub: Hub) -> None:
-    for prefix, kind in (("/datasets", "datasets"), ("/spaces", "spaces"), ("", "models")):
-        _lfs_batch_route(app, hub, prefix, kind)
-
-    @app.put("/_lfs/upload/{oid}")
-    async def upload(oid: str, request: Request, size: int, sig: str) -> Response:
-        if not hmac.compare_digest(sig, hub.sign(f"upload:{oid}:{size}")):
-            raise HubError(403, "LFS upload URL signature is invalid: ask the batch API for a fresh URL.")
-        sink = hub.storage.new_upload()
-        try:
-            async for chunk in request.stream():
-                sink.write(chunk)
-            await run_in_threadpool(sink.finish, oid, size)
-        finally:
-            sink.discard()
-        return Response(status_code=200)
-
-    @app.post("/_lfs/verify")
-    async def verify(request: Request) -> dict[str, Any]:
-        hub.writer(request)
-        payload = await request.json()
-        if not hub.storage.has_blob(str(payload.get("oid")), payload.get("size")):
-            raise HubError(
-                404, f"LFS object {payload.get('oid')} with size {payload.get('size')} is not stored."
-            )
-        return {}
-
-    @app.get("/_lfs/objects/{oid}")
-    def download(oid: str, sig: str) -> Response:
-        if not hmac.compare_digest(sig, hub.sign(f"download:{oid}")) or not hub.storage.has_blob(oid):
-            raise HubError(404, f"LFS object {oid} not found.")
-        return FileResponse(hub.storage.blob_path(oid), media_type="application/octet-stream")
-
-
-def _lfs_batch_route(app: FastAPI, hub: Hub, prefix: str, kind: str) -> None:
-    async def batch(ns: str, name: str, request: Request) -> JSONResponse:
-        payload = await request.json()
-        repo = hub.readable_repo(request, kind, f"{ns}/{name.removesuffix('.git')}")
-        upload = payload.get("operation") == "upload"
-        if upload:
-            hub.writer(request)
-        base = _base(request)
-        objects = [_lfs_object(hub, base, obj, upload) for obj in payload.get("objects", [])]
-        del repo
-        return JSONResponse(
-            {"transfer": "basic", "objects": objects, "hash_algo": "sha256"},
-            media_type="application/vnd.git-lfs+json",
-        )
-
-    app.add_api_route(prefix + "/{ns}/{name}/info/lfs/objects/batch", batch, methods=["POST"])
-
-
-def _lfs_object(hub: Hub, base: str, obj: dict[str, Any], upload: bool) -> dict[str, Any]:
-    oid, size = str(obj.get("oid", "")), int(obj.get("size", 0))
-    out: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
-    present = re.fullmatch(r"[0-9a-f]{64}", oid) is not None and hub.storage.has_blob(oid, size)
-    if upload and not present:
-        query = urlencode({"size": size, "sig": hub.sign(f"upload:{oid}:{size}")})
-        out["actions"] = {
-            "upload": {"href": f"{base}/_lfs/upload/{oid}?{query}", "header": {}},
-            "verify": {"href": f"{base}/_lfs/verify", "header": {}},
-        }
-    elif not upload and present:
-        query = urlencode({"sig": hub.sign(f"download:{oid}")})
-        out["actions"] = {"download": {"href": f"{base}/_lfs/objects/{oid}?{query}", "header": {}}}
-    elif not upload:
-        out["error"] = {"code": 404, "message": f"Object {oid} does not exist"}
-    return out
-
-
-# ---- collections --------------------------------------------------------------------------------
-def _collection_routes(app: FastAPI, hub: Hub) -> None:
-    storage = hub.storage
-
-    def render(collection: dict[str, Any], listed: bool = False) -> dict[str, Any]:
-        owner = collection["owner"]
-        # Listings carry no position (the client numbers them itself); single collections do.
-        extra = {} if listed else {"position": 0}
-        return {**collection, **extra, "owner": {"name": owner, "type": "user", "_id": hub.sign(owner)[:24]}}
-
-    def load(slug: str) -> dict[str, Any]:
-        path = storage.collection_path(slug)
-        if not path.exists():
-            raise HubError(404, f"Collection {slug!r} not found.")
-        return json.loads(path.read_text(encoding="utf-8"))
-
-    def save(collection: dict[str, Any]) -> None:
-        collection["lastUpdated"] = now_iso()
-        write_json(storage.collection_path(collection["slug"]), collection)
-
-    @app.post("/api/collections")
-    async def create(request: Request) -> JSONResponse:
-        user = hub.writer(request)
-        payload = await request.json()
-        owner, title = payload.get("namespace") or user, str(payload.get("title", "")).strip()
-        if not title:
-            raise HubError(400, "A collection needs a non-empty title.")
-        with hub.collections_lock:
-            for existing in storage.iter_collections():
-                if existing["owner"] == owner and existing["title"] == title:
-                    return JSONResponse(
-                        {"error": f"Collection {title!r} already exists", "slug": existing["slug"]},
-                        status_code=409,
-                    )
-            slug_title = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60] or "collection"
-            collection = {
-                "slug": f"{owner}/{slug_title}-{secrets.token_hex(12)}",
-                "title": title,
-                "owner": owner,
-                "description": payload.get("description"),
-                "private": bool(payload.get("private")),
-                "items": [],
-                "theme": "default",
-                "upvotes": 0,
-            }
-            save(collection)
-        return JSONResponse(render(collection))
-
-    @app.get("/api/collections")
-    def list_collections(
-        owner: str | None = None, item: str | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        found = [
-            c
-            for c in storage.iter_collections()
-            if (owner is None or c["owner"] == owner)
-            and (item is None or any(_item_key(i) == item for i in c["items"]))
-        ]
-        return [render(c, listed=True) for c in found[:limit]]
-
-    @app.get("/api/collections/{slug:path}")
-    def get(slug: str) -> dict[str, Any]:
-        return render(load(slug))
-
-    @app.post("/api/collections/{slug:path}/items")
-    async def add_item(slug: str, request: Request) -> JSONResponse:
-        hub.writer(request)
-        payload = await request.json()
-        item = payload.get("item") or {}
-        with hub.collections_lock:
-            collection = load(slug)
-            if any(i["id"] == item.get("id") and i["type"] == item.get("type") for i in collection["items"]):
-                return JSONResponse(
-                    {"error": f"Item {item.get('id')} is already in the collection"}, status_code=409
-                )
-            new = {
-                "_id": secrets.token_hex(12),
-                "id": item.get("id"),
-                "type": item.get("type"),
-                "position": len(collection["items"]),
-            }
-            if payload.get("note"):
-                new["note"] = {"text": payload["note"], "html": payload["note"]}
-            collection["items"].append(new)
-            save(collection)
-        return JSONResponse(render(collection))
-
-    @app.delete("/api/collections/{slug:path}/items/{item_id}")
-    def delete_item(slug: str, item_id: str, request: Request) -> dict[str, Any]:
-        hub.writer(request)
-        with hub.collections_lock:
-            collection = load(slug)
-            collection["items"] = [i for i in collection["items"] if i["_id"] != item_id]
-            save(collection)
-        return {}
-
-    @app.delete("/api/collections/{slug:path}")
-    def delete(slug: str, request: Request) -> dict[str, Any]:
-        hub.writer(request)
-        with hub.collections_lock:
-            load(slug)
-            storage.collection_path(slug).unlink()
-        return {}
-
-
-def _item_key(item: dict[str, Any]) -> str:
-    return f"{item['type']}s/{item['id']}"

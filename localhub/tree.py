@@ -6,11 +6,14 @@ from __future__ import annotations
 import hashlib
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 import yaml
 from fastapi import Request, Response
 
 from localhub.storage import Commit, Entry, HubError, Storage, lfs_pointer
+
+FRONT_MATTER = re.compile(r"^---\s*\n(.*?)\n---\s*(\n|$)", re.S)
 
 
 def tree_entry(path: str, entry: Entry) -> dict[str, Any]:
@@ -102,17 +105,35 @@ def last_commits(storage: Storage, head: str, paths: list[str]) -> dict[str, Com
     return found
 
 
+class NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors/aliases: a card is untrusted, and a few nested aliases ("billion laughs")
+    expand to gigabytes once the metadata is serialized as JSON."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("YAML aliases (*name) are not allowed in card metadata")
+        return super().compose_node(parent, index)
+
+
+def load_front_matter(text: str) -> Any:
+    """The YAML between the leading ``---`` lines (``None`` without one); raises ``yaml.YAMLError``."""
+    match = FRONT_MATTER.match(text)
+    if not match:
+        return None
+    try:
+        return yaml.load(match.group(1), Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError as err:
+        raise yaml.YAMLError("card metadata is nested too deeply") from err
+
+
 def card_data(storage: Storage, commit: Commit) -> dict[str, Any] | None:
     """The YAML front matter of README.md, as the Hub exposes it in ``cardData``."""
     entry = commit.tree.get("README.md")
     if entry is None:
         return None
     text = storage.read_blob(entry.sha256).decode("utf-8", errors="replace")
-    match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", text, re.S)
-    if not match:
-        return None
     try:
-        meta = yaml.safe_load(match.group(1))
+        meta = load_front_matter(text)
     except yaml.YAMLError:
         return None
     return meta if isinstance(meta, dict) else None
@@ -125,6 +146,9 @@ def paginate(
     limit = max(1, limit)
     page = items[cursor : cursor + limit]
     if cursor + limit < len(items):
-        url = request.url.include_query_params(cursor=cursor + limit, limit=limit)
-        response.headers["Link"] = f'<{url}>; rel="next"'
+        # From the raw (still encoded, ASCII) path: the decoded one may hold characters a header cannot.
+        raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+        query = urlencode({**request.query_params, "cursor": cursor + limit, "limit": limit})
+        base = str(request.base_url).rstrip("/")
+        response.headers["Link"] = f'<{base}{raw_path}?{query}>; rel="next"'
     return page

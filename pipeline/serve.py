@@ -3,6 +3,7 @@ use them. Both run as child processes and stop together on Ctrl-C."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -13,10 +14,12 @@ from pathlib import Path
 import httpx
 
 from common.config import setting
+from common.io import read_json
 from common.layout import OutputRoot, default_root
 from localhub import DEFAULT_TOKEN, free_port
-from pipeline.stages import Stage, run_stages
+from pipeline.stages import ONLINE_FOR_LOOPBACK, Stage, run_stages
 from release.config import load_config
+from release.usage import download_instructions
 
 
 def _wait_until_up(url: str, process: subprocess.Popen, what: str, timeout_s: float = 120.0) -> None:
@@ -38,33 +41,23 @@ def usage_text(hub_url: str, space_url: str, results_repo: str, model: tuple[str
         "",
         "The release is staged and served:",
         f"  leaderboard Space : {space_url}",
-        f"  staging Hub       : {hub_url}   (results dataset: {results_repo})",
+        f"  staging Hub       : {hub_url}   (results dataset: {hub_url}/datasets/{results_repo})",
         "",
-        "Download from the staging Hub (huggingface_hub reads HF_ENDPOINT at import time):",
-        f"  export HF_ENDPOINT={hub_url} HF_HUB_DISABLE_XET=1",
-        f"  python -c \"import datasets; print(datasets.load_dataset('{results_repo}', 'leaderboard'))\"",
+        *download_instructions(hub_url, results_repo, model),
+        "",
+        "Press Ctrl-C to stop both servers.",
     ]
-    if model:
-        repo, epoch = model
-        lines.append(
-            '  python -c "from transformers import AutoModelForCausalLM as M; '
-            f"M.from_pretrained('{repo}', revision='{epoch}')\""
-        )
-    lines += ["", "Press Ctrl-C to stop both servers."]
     return "\n".join(lines)
 
 
-def _a_fine_tuned_model(hub_url: str) -> tuple[str, str] | None:
-    """(repo, epoch branch) of a published fine-tuned model, to show how to download one."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(endpoint=hub_url)
-    for model in api.list_models(limit=50):
-        epochs = sorted(
-            ref.name for ref in api.list_repo_refs(model.id).branches if ref.name.startswith("epoch-")
-        )
-        if epochs:
-            return model.id, epochs[0]
+def a_fine_tuned_model(root: OutputRoot) -> tuple[str, str] | None:
+    """(repo, epoch branch) of a staged fine-tuned model, from the publisher's report of the staging."""
+    report = root.release_work_dir / "last_publish.json"
+    repos = read_json(report)["repos"] if report.exists() else []
+    for repo in repos:
+        epochs = sorted(r["revision"] for r in repo["revisions"] if r["revision"].startswith("epoch-"))
+        if repo["kind"] == "model" and epochs:
+            return repo["repo_id"], epochs[0]
     return None
 
 
@@ -80,12 +73,21 @@ class PipelineOptions:
 
 
 def release_stage(options: PipelineOptions) -> Stage:
-    """Stage the release into ROOT/hub (served afterwards unless ``no_serve``)."""
-    root = str(options.root)
-    config = options.release_config
+    """Stage the release into ROOT/hub. When the pipeline serves it afterwards, the pipeline prints the
+    download instructions itself (with the ports it serves on), so the publisher prints none."""
+    quiet = () if options.no_serve else ("--no-instructions",)
     return Stage(
         "stage the release",
-        ("release.publish", "--root", root, "--config", config, "--stage", "--no-progress"),
+        (
+            "release.publish",
+            "--root",
+            str(options.root),
+            "--config",
+            options.release_config,
+            "--stage",
+            *quiet,
+        ),
+        env=ONLINE_FOR_LOOPBACK,
     )
 
 
@@ -95,11 +97,12 @@ def run_then_serve(stages: list[Stage], options: PipelineOptions) -> int:
     results_repo = load_config(options.release_config).results_repo()
     run_stages(stages)
     if not options.no_serve:
-        serve(OutputRoot(options.root).hub_dir, results_repo, options.hub_port, options.space_port)
+        serve(OutputRoot(options.root), results_repo, options.hub_port, options.space_port)
     return 0
 
 
-def serve(hub_root: Path, results_repo: str, hub_port: int | None, space_port: int | None) -> None:
+def serve(root: OutputRoot, results_repo: str, hub_port: int | None, space_port: int | None) -> None:
+    """Serve ``<root>/hub`` and the Space reading it until Ctrl-C or SIGTERM."""
     hub_port = hub_port or free_port()
     space_port = space_port or free_port()
     hub_url = f"http://127.0.0.1:{hub_port}"
@@ -112,7 +115,7 @@ def serve(hub_root: Path, results_repo: str, hub_port: int | None, space_port: i
             "-m",
             "localhub",
             "--root",
-            str(hub_root),
+            str(root.hub_dir),
             "--port",
             str(hub_port),
             "--token",
@@ -135,10 +138,11 @@ def serve(hub_root: Path, results_repo: str, hub_port: int | None, space_port: i
                 hub_url,
                 "--port",
                 str(space_port),
-            ]
+            ],
+            env={**os.environ, **ONLINE_FOR_LOOPBACK},
         )
         _wait_until_up(space_url, space, "the leaderboard Space")
-        print(usage_text(hub_url, space_url, results_repo, _a_fine_tuned_model(hub_url)), flush=True)
+        print(usage_text(hub_url, space_url, results_repo, a_fine_tuned_model(root)), flush=True)
         while hub.poll() is None and space.poll() is None:
             time.sleep(1)
     except KeyboardInterrupt:

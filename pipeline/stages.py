@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 
 from common.errors import StepFailed
 
+# huggingface_hub refuses every request under HF_HUB_OFFLINE=1 (which offline users set), also to the
+# staging Hub that the pipeline itself serves on 127.0.0.1. Stages that talk only to that server run with
+# offline mode off; no traffic leaves the machine either way.
+ONLINE_FOR_LOOPBACK = {"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0"}
+
 
 class StageFailed(StepFailed):
     def __init__(self, stage: str, returncode: int, command: Sequence[str]):

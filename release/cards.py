@@ -20,26 +20,10 @@ import jinja2
 import pandas as pd
 import yaml
 
+from common.citation import BIBTEX, PAPER
 from common.schema import wide_column
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "model_cards"
-PAPER = {
-    "title": (
-        "Massive Supervised Fine-tuning Experiments Reveal How Data, Layer, and Training Factors "
-        "Shape LLM Alignment Quality"
-    ),
-    "authors": "Yuto Harada, Yusuke Yamauchi, Yusuke Oda, Yohei Oseki, Yusuke Miyao, Yu Takagi",
-    "arxiv": "2506.14681",
-    "venue": "EMNLP 2025",
-}
-BIBTEX = """@inproceedings{harada2025massive,
-  title     = {Massive Supervised Fine-tuning Experiments Reveal How Data, Layer, and Training Factors Shape LLM Alignment Quality},
-  author    = {Harada, Yuto and Yamauchi, Yusuke and Oda, Yusuke and Oseki, Yohei and Miyao, Yusuke and Takagi, Yu},
-  booktitle = {Proceedings of the 2025 Conference on Empirical Methods in Natural Language Processing (EMNLP)},
-  year      = {2025},
-  eprint    = {2506.14681},
-  archivePrefix = {arXiv}
-}"""
 # Values never start a line in the templates, so only inline markup needs escaping ("-" and "." stay).
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#|~])")
 
@@ -182,12 +166,15 @@ _JOB_FIELDS = (
 
 
 def dataset_ids(dataset: str, mapping: dict[str, str]) -> list[str]:
-    """Hub ids for the ``datasets:`` field: mixtures list their parts, unknown names stay as they are."""
+    """Hub ids for the ``datasets:`` field: mixtures list their parts. A name with no Hub id (the demo's
+    synthetic sets) is left out, since the Hub would link it to a dataset that does not exist."""
     if dataset == "all" and mapping:
-        return sorted(set(mapping.values()))
-    if dataset.startswith("w/o-") and mapping:
-        return sorted({v for k, v in mapping.items() if k != dataset[4:]})
-    return [mapping.get(dataset, dataset)]
+        names = list(mapping.values())
+    elif dataset.startswith("w/o-") and mapping:
+        names = [v for k, v in mapping.items() if k != dataset[4:]]
+    else:
+        names = [mapping.get(dataset, dataset)]
+    return sorted({name for name in names if "/" in name})
 
 
 def training_rows(job: dict[str, Any], record: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -208,18 +195,26 @@ def model_card(*, group: Any, checkpoint: Any, config: Any, results: ModelResult
     identity, job = group.identity, checkpoint.record.get("job", {})
     adapter = checkpoint.is_adapter or (mode == "results-only" and identity["method"] == "lora")
     rows = results.rows(checkpoint.model_id)
+    license_id = config.license.for_base(identity["base_model_name"], identity["base_model"] or "")
     metadata: dict[str, Any] = {
-        "license": config.license.for_base(identity["base_model_name"], identity["base_model"] or ""),
+        "license": license_id,
         "base_model": group.base_repo,
         "base_model_relation": "adapter" if adapter else "finetune",
-        "library_name": "peft" if adapter else "transformers",
         "datasets": dataset_ids(str(identity["dataset"]), config.dataset_ids),
         "tags": ["massive-sft", "sft", str(identity["method"]), f"sft-dataset-{identity['dataset']}"],
         "pipeline_tag": "text-generation",
         "model-index": model_index(group.repo_id.split("/")[-1], rows),
     }
-    if not metadata["model-index"]:
-        del metadata["model-index"]
+    if mode == "results-only":
+        # No weights here: no library_name, so the Hub offers no loading code for files that are absent.
+        metadata["tags"].append("weights-hosted-externally")
+        if config.external_weights_url:
+            metadata["external_weights_url"] = config.external_weights_url
+    else:
+        metadata["library_name"] = "peft" if adapter else "transformers"
+    for key in ("datasets", "model-index"):
+        if not metadata[key]:
+            del metadata[key]
     return render(
         "model.md.j2",
         metadata,
@@ -231,6 +226,7 @@ def model_card(*, group: Any, checkpoint: Any, config: Any, results: ModelResult
         revisions=[c.revision for c in group.checkpoints],
         final=group.final.revision,
         adapter=adapter,
+        license=license_id,
         base_repo=group.base_repo,
         training=training_rows(job, checkpoint.record),
         results=rows,
@@ -257,12 +253,34 @@ def base_model_card(*, base: Any, config: Any) -> str:
     )
 
 
+def size_category(rows: int) -> str:
+    """The Hub's ``size_categories`` bucket for a row count."""
+    for limit, name in (
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+    ):
+        if rows < limit:
+            return name
+    return "n>1M"
+
+
 def dataset_card(
-    *, configs: list[tuple[str, str]], config: Any, counts: dict[str, int], extra_files: list[str]
+    *,
+    configs: list[tuple[str, str]],
+    config: Any,
+    counts: dict[str, int],
+    extra_files: list[str],
+    empty: list[str] = (),
 ) -> str:
+    """The results dataset's README: one ``configs:`` entry per non-empty table (an empty parquet file
+    cannot be loaded by ``datasets``; ``empty`` lists those tables in the text instead)."""
     metadata = {
         "license": config.license.default,
         "pretty_name": "Massive SFT study results",
+        "task_categories": ["text-generation"],
+        "size_categories": [size_category(counts.get("scores", 0))],
         "tags": ["massive-sft", "leaderboard", "evaluation"],
         "configs": [
             {
@@ -279,6 +297,7 @@ def dataset_card(
         configs=configs,
         counts=counts,
         extra_files=extra_files,
+        empty=list(empty),
         repo_id=config.results_repo(),
         space_repo=config.space_repo(),
     )

@@ -57,6 +57,9 @@ class RetryPolicy:
     max_delay_s: float = 30.0
     jitter: float = 0.5  # the delay is multiplied by a random factor in [1 - jitter, 1 + jitter]
     timeout_s: float = 60.0  # per HTTP request
+    # Consecutive requests, across all workers, that got no answer at all (refused, dropped, timed
+    # out) before the whole release stops: a dead endpoint ends the run instead of every repo retrying.
+    max_connection_failures: int = 5
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,9 @@ class ReleaseConfig:
     retry: RetryPolicy = setting(default_factory=RetryPolicy, help="retries of failed requests")
     budget: RequestBudget = setting(default_factory=RequestBudget, help="request rate limit")
     commit_prefix: str = setting("massive-sft release", "first words of every commit message")
+    status_interval_s: float = setting(
+        60.0, "a status line at least this often (seconds), with or without a progress bar"
+    )
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:

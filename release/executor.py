@@ -16,7 +16,7 @@ from typing import Any
 
 from common.hub import LFS_SIZE_THRESHOLD
 from common.io import read_json, write_json
-from release.hub import Pacer, Retrier, SecretSafeError, is_retryable, scrub
+from release.hub import FatalHubError, Pacer, Retrier, SecretSafeError, is_retryable, scrub
 from release.plan import KEEP_REMOTE, LocalFile, RepoPlan, RevisionPlan
 
 log = logging.getLogger(__name__)
@@ -256,6 +256,9 @@ class Publisher:
                 self._publish_once(repo, result)
                 if not self.dry_run:
                     self.verify(repo, result)
+                return result
+            except FatalHubError as error:  # the Hub is unusable: no re-plan, every worker stops
+                result.status, result.error = "failed", str(error)
                 return result
             except SecretSafeError as error:
                 replan = error.status in REPLAN_STATUS or (error.status or 0) >= 500 or error.status is None

@@ -2,7 +2,12 @@
 jitter (429, 5xx, dropped connections, timeouts; ``Retry-After`` and ``RateLimit`` headers honoured), one
 request budget (token bucket) shared by all workers and applied to every HTTP request the client
 sends, paced repo creation, and request counters. The token never leaves ``HfApi``: errors are
-re-raised with messages that are scrubbed of it."""
+re-raised with messages that are scrubbed of it.
+
+Fail fast: :func:`preflight` checks the endpoint and the token once before any work (reachable,
+``whoami``, write access to the namespace); during the run, offline mode, 401, 403 and a few consecutive
+requests without any answer are fatal for the whole release (:class:`FatalHubError`), not retried per
+repo."""
 
 from __future__ import annotations
 
@@ -153,10 +158,19 @@ def retry_after_seconds(error: BaseException) -> float | None:
     return float(seconds) if seconds is not None else None
 
 
+def is_connection_failure(error: BaseException) -> bool:
+    """The request got no answer at all (refused, dropped, timed out); offline mode is not one."""
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    if isinstance(error, OfflineModeIsEnabled):
+        return False
+    return isinstance(error, (httpx2.TransportError, ConnectionError, TimeoutError))
+
+
 def is_retryable(error: BaseException) -> bool:
     from huggingface_hub.errors import HfHubHTTPError
 
-    if isinstance(error, (httpx2.TransportError, ConnectionError, TimeoutError)):
+    if is_connection_failure(error):
         return True
     if isinstance(error, HfHubHTTPError) and error.response is not None:
         status = error.response.status_code
@@ -177,18 +191,86 @@ class SecretSafeError(ServiceError):
         self.status = status
 
 
+class FatalHubError(SecretSafeError):
+    """The Hub cannot be used for this release at all (offline mode, unreachable, token rejected, no
+    write access): every worker stops, and the CLI prints this one line and exits 2."""
+
+
+OFFLINE = "HF_HUB_OFFLINE is set: publishing needs to reach {endpoint}; unset HF_HUB_OFFLINE"
+
+
+def bad_token(endpoint: str) -> str:
+    return (
+        f"the Hub at {endpoint} rejected the token (401 Unauthorized): set HF_TOKEN to a valid write "
+        "token or run `hf auth login`"
+    )
+
+
+def fatal_reason(error: BaseException, endpoint: str) -> str | None:
+    """Why ``error`` ends the whole release, or None when it concerns one request or repo only."""
+    from huggingface_hub.errors import EntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError
+
+    if isinstance(error, OfflineModeIsEnabled):
+        return OFFLINE.format(endpoint=endpoint)
+    if isinstance(error, (RepositoryNotFoundError, EntryNotFoundError)):
+        return None  # the Hub answers 401 for a repo it does not show: that is "missing", not "bad token"
+    status = status_of(error)
+    if status == 401:
+        return bad_token(endpoint)
+    if status == 403:
+        return (
+            f"the Hub at {endpoint} refused a write (403 Forbidden: {_first_line(error)}): use a write "
+            "token of the namespace's owner or one of its organisations' members"
+        )
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__
+
+
 def status_of(error: BaseException) -> int | None:
     response = getattr(error, "response", None)
     return getattr(response, "status_code", None) if response is not None else getattr(error, "status", None)
 
 
 class Retrier:
+    """Retries one request with backoff; shared by all workers, it also stops them all at the first
+    fatal error (see :func:`fatal_reason`, and ``policy.max_connection_failures`` requests in a row
+    without an answer)."""
+
     def __init__(
-        self, policy: RetryPolicy, token: str | None = None, sleep: Callable[[float], None] = time.sleep
+        self,
+        policy: RetryPolicy,
+        token: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        endpoint: str = "the endpoint",
     ) -> None:
-        self.policy, self.token, self.sleep = policy, token, sleep
+        self.policy, self.token, self.sleep, self.endpoint = policy, token, sleep, endpoint
         self.retries: Counter[str] = Counter()
         self.lock = threading.Lock()
+        self.fatal: str | None = None
+        self.unanswered = 0  # consecutive requests that got no answer, over all workers
+
+    def _stop_if_fatal(self, error: BaseException | None) -> None:
+        """Record what ``error`` says about the Hub (None: a request was answered); raise once fatal."""
+        with self.lock:
+            if error is None or not is_connection_failure(error):
+                self.unanswered = 0
+            else:
+                self.unanswered += 1
+            reason = fatal_reason(error, self.endpoint) if error is not None else None
+            if reason is None and self.unanswered >= self.policy.max_connection_failures:
+                reason = (
+                    f"lost the connection to the Hub at {self.endpoint}: {self.unanswered} requests in a row "
+                    f"got no answer (last: {type(error).__name__}: {_first_line(error)}); check the endpoint "
+                    "and the network, then re-run (finished repos are kept)"
+                )
+            if reason is not None and self.fatal is None:
+                self.fatal = scrub(reason, self.token)
+            if self.fatal is not None:
+                raise FatalHubError(self.fatal) from None
 
     def delay(self, attempt: int, error: BaseException) -> float:
         backoff = min(self.policy.max_delay_s, self.policy.base_delay_s * 2**attempt)
@@ -198,9 +280,12 @@ class Retrier:
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         for attempt in range(self.policy.max_attempts):
+            if self.fatal is not None:  # another worker found the Hub unusable
+                raise FatalHubError(self.fatal)
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
             except Exception as error:
+                self._stop_if_fatal(error)
                 if not is_retryable(error) or attempt == self.policy.max_attempts - 1:
                     message = scrub(f"{what} failed: {type(error).__name__}: {error}", self.token)
                     raise SecretSafeError(message, status_of(error)) from None
@@ -209,7 +294,97 @@ class Retrier:
                 wait = self.delay(attempt, error)
                 log.debug("%s: retry %d in %.2fs after %s", what, attempt + 1, wait, type(error).__name__)
                 self.sleep(wait)
+            else:
+                self._stop_if_fatal(None)
+                return result
         raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------- preflight
+
+WRITE_ROLES = frozenset({"admin", "write", "contributor"})  # roleInOrg values that may create repos
+PREFLIGHT_ATTEMPTS = 3
+PREFLIGHT_TIMEOUT_S = 10.0
+
+
+def preflight(endpoint: str, token: str | None, namespace: str, *, write: bool) -> str | None:
+    """Check once, before any work, that the Hub at ``endpoint`` can be used: not offline, reachable,
+    the token valid (``whoami``) and, when ``write``, allowed to write to ``namespace``. Returns the
+    token's user name (None without a token); raises :class:`FatalHubError` with one line otherwise."""
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        raise FatalHubError(OFFLINE.format(endpoint=endpoint))
+    response = _ask_whoami(endpoint, token)
+    if response.status_code == 401:
+        if token is None:
+            return None  # reachable; an anonymous dry run needs nothing more
+        raise FatalHubError(bad_token(endpoint))
+    if response.status_code != 200:
+        raise FatalHubError(
+            f"{endpoint} does not answer like a Hub (GET /api/whoami-v2: HTTP {response.status_code}); "
+            "check --endpoint / HF_ENDPOINT"
+        )
+    account = response.json()
+    if write:
+        check_write_access(account, namespace, endpoint)
+    return str(account.get("name"))
+
+
+def _ask_whoami(endpoint: str, token: str | None) -> Any:
+    """GET /api/whoami-v2, a few quick attempts while there is no answer or the Hub is overloaded."""
+    from huggingface_hub.utils import get_session
+
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    problem = ""
+    for attempt in range(PREFLIGHT_ATTEMPTS):
+        if attempt:
+            time.sleep(attempt)
+        try:
+            response = get_session().get(
+                f"{endpoint}/api/whoami-v2", headers=headers, timeout=PREFLIGHT_TIMEOUT_S
+            )
+        except httpx2.TransportError as error:
+            problem = f"{type(error).__name__}: {_first_line(error)}"
+            continue
+        if response.status_code not in RETRY_STATUS:
+            return response
+        problem = f"HTTP {response.status_code}"
+    raise FatalHubError(
+        scrub(
+            f"cannot reach the Hub at {endpoint} ({problem}); check --endpoint / HF_ENDPOINT and the network",
+            token,
+        )
+    )
+
+
+def check_write_access(account: dict[str, Any], namespace: str, endpoint: str) -> None:
+    """The ``whoami`` answer must show a write token of ``namespace``'s user or of a member of that
+    organisation with a writing role (fine-grained tokens: ``repo.write`` on that namespace)."""
+    user = str(account.get("name"))
+    access = (account.get("auth") or {}).get("accessToken") or {}
+    role = access.get("role")
+    if role == "read":
+        raise FatalHubError(
+            f"the token of {user!r} at {endpoint} is read-only: create a write token and set HF_TOKEN to it"
+        )
+    writable = {user} | {
+        str(org.get("name"))
+        for org in account.get("orgs") or []
+        if org.get("roleInOrg", "write") in WRITE_ROLES
+    }
+    if role == "fineGrained":
+        scoped = (access.get("fineGrained") or {}).get("scoped") or []
+        writable &= {
+            str((scope.get("entity") or {}).get("name"))
+            for scope in scoped
+            if "repo.write" in (scope.get("permissions") or [])
+        }
+    if namespace not in writable:
+        raise FatalHubError(
+            f"the token of {user!r} may not write to namespace {namespace!r} at {endpoint} (it may write to "
+            f"{sorted(writable) or 'nothing'}): pass --namespace {user}, or use a token of a member of {namespace!r}"
+        )
 
 
 class Pacer:

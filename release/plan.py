@@ -185,9 +185,13 @@ def results_repo_plan(folder: Path, config: ReleaseConfig, hashes: HashCache) ->
     return RepoPlan(config.results_repo(), "dataset", "results", [RevisionPlan("main", files)])
 
 
-def space_repo_plan(space_dir: Path, config: ReleaseConfig, hashes: HashCache, endpoint: str) -> RepoPlan:
+def space_repo_plan(
+    space_dir: Path, config: ReleaseConfig, hashes: HashCache, endpoint: str | None
+) -> RepoPlan:
     """The Space: the app package under ``space/``, the shared ``common/`` modules it imports, a root
-    ``app.py`` entry point, requirements, README metadata and where to read the results (no token)."""
+    ``app.py`` entry point, requirements, README metadata and where to read the results (no token).
+    ``endpoint`` is stored only for a Hub other than the default one; a staged Space has none, since the
+    staging server's port changes with every run (and a changing file would make every re-stage commit)."""
     if not (space_dir / "app.py").exists():
         raise FileNotFoundError(
             f"the Space source {space_dir}/app.py does not exist; set space_dir in the "
@@ -206,8 +210,8 @@ def space_repo_plan(space_dir: Path, config: ReleaseConfig, hashes: HashCache, e
             {
                 "repo": config.results_repo(),
                 "revision": "main",
-                "endpoint": endpoint,
                 "title": config.collection_title,
+                **({"endpoint": endpoint} if endpoint else {}),
             },
             indent=2,
         )
@@ -230,7 +234,8 @@ _here = Path(__file__).resolve().parent
 _config = json.loads((_here / "space_config.json").read_text())
 os.environ.setdefault("SPACE_RESULTS_REPO", _config["repo"])
 os.environ.setdefault("SPACE_RESULTS_REVISION", _config["revision"])
-os.environ.setdefault("HF_ENDPOINT", _config["endpoint"])
+if _config.get("endpoint"):
+    os.environ.setdefault("HF_ENDPOINT", _config["endpoint"])
 os.environ.setdefault("SPACE_TITLE", _config.get("title", ""))
 runpy.run_path(str(_here / "space" / "app.py"), run_name="__main__")
 '''

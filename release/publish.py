@@ -23,6 +23,7 @@ import os
 import secrets
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -31,11 +32,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import constants as hub_constants
 from tqdm.auto import tqdm
 
 from common.cli import run_command
 from common.config import setting
-from common.errors import MassiveSFTError, ServiceError
+from common.errors import MassiveSFTError, ServiceError, UsageError
 from common.io import write_json
 from common.layout import OutputRoot
 from common.paths import PROJECT_ROOT, configs_dir
@@ -43,7 +45,15 @@ from localhub import serve_in_background
 from release.cards import ModelResults
 from release.config import ReleaseConfig, ReleaseConfigError, RequestBudget
 from release.executor import Publisher, RepoResult, StateFile, run_all
-from release.hub import Pacer, RequestStats, Retrier, SecretSafeError, install_budget, scrub
+from release.hub import (
+    Pacer,
+    RequestStats,
+    Retrier,
+    SecretSafeError,
+    install_budget,
+    preflight,
+    scrub,
+)
 from release.inputs import ReleaseInputs, load_inputs
 from release.merge import merge_lora_checkpoints
 from release.plan import (
@@ -56,9 +66,11 @@ from release.plan import (
     space_repo_plan,
 )
 from release.results_dataset import build_results_dataset
+from release.usage import download_instructions
 
 log = logging.getLogger("release.publish")
 DEFAULT_ENDPOINT = "https://huggingface.co"
+STAGING_HELP_PORT = 8900  # the port the printed instructions serve the staged Hub on
 COLLECTION_MAX_ITEMS = 1000  # the Hub's limit per collection
 
 
@@ -77,6 +89,7 @@ class PublishOutcome:
     stats: RequestStats
     seconds: float
     collection: str | None = None
+    fatal: str | None = None  # why the whole release stopped (the Hub became unusable)
 
     @property
     def failed(self) -> list[RepoResult]:
@@ -111,6 +124,11 @@ class Options:
         "full remote diff",
     )
     no_progress: bool = setting(False, "no progress bar")
+    no_instructions: bool = setting(
+        False,
+        "after staging, do not print how to serve and download the release (the pipeline prints them "
+        "itself, with the ports it serves on)",
+    )
     verbose: bool = setting(False, "debug logging (never shows the token)", short="-v")
     release: ReleaseConfig = setting(default_factory=ReleaseConfig, inline=True)
 
@@ -144,15 +162,55 @@ def unpaced(config: ReleaseConfig) -> ReleaseConfig:
 
 
 @contextmanager
-def connected(target: Target, port: int | None) -> Iterator[Target]:
-    """For staging: serve the local Hub for the duration, with a throwaway write token."""
+def connected(target: Target, port: int | None, namespace: str) -> Iterator[Target]:
+    """For staging: serve the local Hub for the duration, with a throwaway write token of the user
+    named like the release's namespace (so it may write there)."""
     if not target.staging:
         yield target
         return
 
     token = f"hf_staging_{secrets.token_hex(16)}"
-    with serve_in_background(target.hub_root, port=port, tokens={token: "localhub"}) as hub:
+    with serve_in_background(target.hub_root, port=port, tokens={token: namespace}) as hub:
         yield replace(target, endpoint=hub.endpoint, token=token)
+
+
+# ---------------------------------------------------------------- status
+
+
+class StatusLine:
+    """A line on stderr at least every ``interval`` seconds saying where the release is, also under
+    --no-progress: at the Hub's pacing one repo can take minutes, and silence looks like a hang."""
+
+    def __init__(self, interval: float, stats: RequestStats | None = None) -> None:
+        self.interval, self.stats = interval, stats
+        self.phase, self.done, self.total, self.failed = "planning", 0, 0, 0
+        self.started = time.monotonic()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="release-status", daemon=True)
+
+    def __enter__(self) -> StatusLine:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def start_phase(self, phase: str, total: int) -> None:
+        self.phase, self.done, self.total, self.failed = phase, 0, total, 0
+
+    def line(self) -> str:
+        minutes, seconds = divmod(int(time.monotonic() - self.started), 60)
+        text = f"[{minutes:d}:{seconds:02d}] {self.phase}: {self.done}/{self.total or '?'} repos"
+        if self.failed:
+            text += f", {self.failed} failed"
+        if self.stats is not None:
+            text += f", {self.stats.total} HTTP requests"
+        return text
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            tqdm.write(self.line(), file=sys.stderr)
 
 
 # ---------------------------------------------------------------- plan
@@ -162,9 +220,10 @@ def build_plans(
     inputs: ReleaseInputs,
     config: ReleaseConfig,
     work_dir: Path,
-    endpoint: str,
+    endpoint: str | None,
     hashes: HashCache,
     progress: bool,
+    status: StatusLine | None = None,
 ) -> list[RepoPlan]:
 
     plans: list[RepoPlan] = []
@@ -172,8 +231,12 @@ def build_plans(
     if config.include.base_models:
         plans += [base_repo_plan(base, config, hashes) for base in inputs.bases]
     if config.include.models:
+        if status is not None:
+            status.start_phase("planning models", len(inputs.groups))
         for group in tqdm(inputs.groups, desc="plan models", unit="repo", disable=not progress):
             plans.append(model_repo_plan(group, inputs, config, hashes, results))
+            if status is not None:
+                status.done += 1
     if config.include.results_dataset:
         folder = build_results_dataset(inputs, work_dir / "results", config, inputs.locations())
         plans.append(results_repo_plan(folder, config, hashes))
@@ -257,12 +320,15 @@ def publish(
     )
     if not dry_run:
         merge_lora_checkpoints(inputs, config)  # the explicit step before planning; plans only read
-    with scratch as scratch_dir:
-        plans = build_plans(inputs, config, Path(scratch_dir), target.endpoint, hashes, progress)
+    with scratch as scratch_dir, StatusLine(config.status_interval_s) as status:
+        space_endpoint = None if target.staging or target.endpoint == DEFAULT_ENDPOINT else target.endpoint
+        plans = build_plans(inputs, config, Path(scratch_dir), space_endpoint, hashes, progress, status)
         hashes.save()
         stats = install_budget(config.budget, config.retry.timeout_s)
+        status.stats = stats
+        status.start_phase("dry run" if dry_run else "publishing", len(plans))
         api = HfApi(endpoint=target.endpoint, token=target.token or False)
-        retrier = Retrier(config.retry, target.token)
+        retrier = Retrier(config.retry, target.token, endpoint=target.endpoint)
         state = StateFile(None if dry_run else (state_path or work_dir / "state.json"), target.endpoint)
         publisher = Publisher(
             api,
@@ -276,15 +342,21 @@ def publish(
         bar = tqdm(
             total=len(plans), desc="dry run" if dry_run else "publish", unit="repo", disable=not progress
         )
+
+        def finished(result: RepoResult) -> None:
+            bar.update()
+            status.done += 1
+            status.failed += result.status == "failed"
+
         with bar:
-            results = run_all(publisher, plans, config.concurrency, progress=lambda _r: bar.update())
+            results = run_all(publisher, plans, config.concurrency, progress=finished)
     collection = None
     if config.include.collection and not dry_run and not any(r.status == "failed" for r in results):
         try:
             collection = sync_collection(api, retrier, config, plans)
         except SecretSafeError as error:
             results.append(RepoResult(config.collection_title, "collection", "failed", error=str(error)))
-    return PublishOutcome(results, plans, stats, time.monotonic() - started, collection)
+    return PublishOutcome(results, plans, stats, time.monotonic() - started, collection, retrier.fatal)
 
 
 def _size(n: int) -> str:
@@ -358,13 +430,26 @@ def outcome_json(outcome: PublishOutcome, dry_run: bool) -> dict[str, Any]:
 
 
 def staging_help(target: Target, config: ReleaseConfig, outcome: PublishOutcome) -> str:
-    model = next((p.repo_id for p in outcome.plans if p.kind == "model"), config.results_repo())
-    return f"""
-Staged into the local Hub folder {target.hub_root}. Browse and download while a server runs:
-  python -m localhub --root {target.hub_root} --port 8900
-  HF_ENDPOINT=http://127.0.0.1:8900 HF_HUB_DISABLE_XET=1 python -c "from huggingface_hub import snapshot_download; print(snapshot_download('{model}', revision='main'))"
-  HF_ENDPOINT=http://127.0.0.1:8900 HF_HUB_DISABLE_XET=1 python -c "import datasets; print(datasets.load_dataset('{config.results_repo()}', 'leaderboard'))"
-  python -m space --endpoint http://127.0.0.1:8900 --results {config.results_repo()}"""
+    """How to serve what was staged, then read it: the same instructions `pipeline` prints when it serves."""
+    model = next(
+        (
+            (p.repo_id, r.revision)
+            for p in outcome.plans
+            if p.kind == "model"
+            for r in p.revisions
+            if r.revision.startswith("epoch-")
+        ),
+        None,
+    )
+    hub_url = f"http://127.0.0.1:{STAGING_HELP_PORT}"
+    lines = [
+        "",
+        f"Staged into the local Hub folder {target.hub_root}. Serve it, and the leaderboard Space:",
+        f"  python -m localhub --root {target.hub_root} --port {STAGING_HELP_PORT}",
+        f"  python -m space --endpoint {hub_url} --results {config.results_repo()}",
+        *download_instructions(hub_url, config.results_repo(), model),
+    ]
+    return "\n".join(lines)
 
 
 def main(options: Options) -> int:
@@ -376,12 +461,18 @@ def main(options: Options) -> int:
     config = options.release
     inputs = load_inputs(options.root, config)
     target = resolve_target(options)
+    if target.staging and hub_constants.HF_HUB_OFFLINE:
+        raise UsageError(
+            "HF_HUB_OFFLINE=1 blocks every huggingface_hub request, also to the local staging Hub; "
+            "run with HF_HUB_OFFLINE=0 (staging talks only to a server on 127.0.0.1)"
+        )
     if target.staging:
         config = unpaced(config)
     token = None
     try:
-        with connected(target, options.port) as live:
+        with connected(target, options.port, config.namespace) as live:
             token = live.token
+            preflight(live.endpoint, live.token, config.namespace, write=not options.dry_run)
             outcome = publish(
                 inputs,
                 config,
@@ -393,6 +484,8 @@ def main(options: Options) -> int:
     except (MassiveSFTError, OSError) as error:
         # Reported by the CLI shell: the token is scrubbed from the message first.
         raise ServiceError(scrub(str(error), token)) from None
+    if outcome.fatal is not None:  # one line, not one failure per repo
+        raise ServiceError(outcome.fatal)
     plan_out = options.plan_out or OutputRoot(options.root).release_work_dir / (
         "plan.json" if options.dry_run else "last_publish.json"
     )
@@ -401,7 +494,7 @@ def main(options: Options) -> int:
         print(plan_table(outcome))
     print(summary_table(outcome))
     print(f"{'plan' if options.dry_run else 'report'} saved to {plan_out}")
-    if live.staging and not options.dry_run:
+    if live.staging and not options.dry_run and not options.no_instructions:
         print(staging_help(live, config, outcome))
     return 1 if outcome.failed else 0
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from common.catalog import BASE_MODELS_BY_NAME, language_of
 from common.io import write_parquet, write_text
@@ -117,6 +118,17 @@ def runs_table(groups: list[Any], scores: pd.DataFrame, locations: Locations) ->
     return _with_locations(frame[columns], locations)
 
 
+def _add_config(
+    configs: list[tuple[str, str]], counts: dict[str, int], empty: list[str], name: str, path: str, rows: int
+) -> None:
+    """A loadable ``configs:`` entry for a table with rows; an empty one is only named in the card."""
+    counts[name] = rows
+    if rows:
+        configs.append((name, path))
+    else:
+        empty.append(name)
+
+
 def _copy_report(report_dir: Path, out_dir: Path) -> list[str]:
     copied = []
     for name in REPORT_FILES:
@@ -171,16 +183,15 @@ def build_results_dataset(
     for name, attribute in OPTIONAL_TABLES.items():
         if (path := getattr(layout, attribute)).exists():
             tables[name] = pd.read_parquet(path)
-    configs = []
+    configs, counts, empty = [], {}, []
     for name, frame in tables.items():
         write_parquet(out_dir / "data" / f"{name}.parquet", frame)
-        configs.append((name, f"data/{name}.parquet"))
-    counts = {name: len(frame) for name, frame in tables.items()}
+        _add_config(configs, counts, empty, name, f"data/{name}.parquet", len(frame))
     for path in sorted(tables_dir.glob("*.parquet")) if tables_dir.is_dir() else []:
         (out_dir / "analysis").mkdir(exist_ok=True)
         shutil.copy2(path, out_dir / "analysis" / path.name)
-        configs.append((f"analysis_{path.stem}", f"analysis/{path.name}"))
-        counts[f"analysis_{path.stem}"] = pd.read_parquet(path).shape[0]
+        rows = pq.ParquetFile(path).metadata.num_rows
+        _add_config(configs, counts, empty, f"analysis_{path.stem}", f"analysis/{path.name}", rows)
     extra = []
     if layout.quality.exists():
         shutil.copy2(layout.quality, out_dir / "quality.json")
@@ -189,6 +200,7 @@ def build_results_dataset(
         (out_dir / "report").mkdir(exist_ok=True)
         extra += _copy_report(layout.report_dir, out_dir)
     write_text(
-        out_dir / "README.md", dataset_card(configs=configs, config=config, counts=counts, extra_files=extra)
+        out_dir / "README.md",
+        dataset_card(configs=configs, config=config, counts=counts, extra_files=extra, empty=empty),
     )
     return out_dir

@@ -4,11 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PIP="python3 -m pip"
-if ! command -v chromium >/dev/null 2>&1; then
+# bubblewrap (bwrap): the kernel-level sandbox for generated code (HumanEval/MBPP, evaluation/sandbox.py).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v bwrap >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium bubblewrap >/dev/null
   else
-    echo "note: Debian's chromium is missing; browser tests need 'sudo apt-get install chromium'" >&2
+    echo "note: Debian's chromium or bubblewrap is missing; browser and sandbox tests need 'sudo apt-get install chromium bubblewrap'" >&2
+  fi
+fi
+# A real single-node Slurm cluster for --executor slurm (scripts/slurm-local.sh): the daemons, munge for
+# their authentication, and slurmdbd over MariaDB so that sacct (and submitit) see job states.
+if ! command -v slurmdbd >/dev/null 2>&1 || ! command -v mariadbd >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      slurm-wlm munge slurmdbd mariadb-server >/dev/null
+  else
+    echo "note: Slurm is missing; its tests need 'sudo apt-get install slurm-wlm munge slurmdbd mariadb-server'" >&2
   fi
 fi
 $PIP install -q torch==2.13.0

@@ -8,11 +8,13 @@ from typing import Any
 import pandas as pd
 
 from common.catalog import BASE_MODELS_BY_NAME
+from common.citation import BIBTEX
 
 STUDY = """
 ### The study
 **Massive Supervised Fine-tuning Experiments Reveal How Data, Layer, and Training Factors Shape LLM
-Alignment Quality** — Harada, Yamauchi, Oda, Oseki, Miyao, Takagi (EMNLP 2025, arXiv 2506.14681).
+Alignment Quality** — Yuto Harada, Yusuke Yamauchi, Yusuke Oda, Yohei Oseki, Yusuke Miyao, Yu Takagi
+(EMNLP 2025, arXiv 2506.14681).
 
 - **12 base models** of 7–9B parameters: English (OLMo-7B, Llama-3-8B, Mistral-7B, Gemma-2-9B), Chinese
   (Qwen2.5-7B, Llama-3-Chinese-8B, Chinese-Mistral-7B, Yi-1.5-9B) and Japanese (LLM-jp-3-7B,
@@ -31,16 +33,7 @@ The **gain** of a model is its score minus its base model's score on the same be
 The **average** is the plain mean of the selected benchmark columns, skipping missing scores.
 """
 
-CITATION = """@inproceedings{harada2025massive,
-  title     = {Massive Supervised Fine-tuning Experiments Reveal How Data, Layer, and Training Factors
-               Shape {LLM} Alignment Quality},
-  author    = {Harada and Yamauchi and Oda and Oseki and Miyao and Takagi},
-  booktitle = {Proceedings of the 2025 Conference on Empirical Methods in Natural Language Processing},
-  year      = {2025},
-  eprint    = {2506.14681},
-  archivePrefix = {arXiv}
-}
-% Author first names as on arXiv 2506.14681 (this project only records the surnames)."""
+CITATION = BIBTEX
 
 
 def download_code(row: dict[str, Any] | None) -> str:

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from common.catalog import PAPER_BASE_MODELS, PAPER_DATASETS, PERCENT
+from common.palette import PLOTLY_GAIN_SCALE, gain_colour
 from space.data import Results
 
 Plot = tuple[go.Figure | None, str]
@@ -28,7 +29,7 @@ SECTIONS = (
 )
 REPORT = "`python -m analysis report --scores ROOT/scores.parquet --out ROOT/report`"
 PUBLISH = "then publish the results dataset again (`python -m release.publish --root ROOT`)"
-DIVERGING = "RdBu"
+DIVERGING = PLOTLY_GAIN_SCALE  # positive blue, negative red: the report uses the same (common/palette.py)
 MAIN_SIZE = 1000  # the main condition: 1k samples, cosine schedule, final epoch
 
 
@@ -215,6 +216,13 @@ def lora_full_table(results: Results) -> tuple[pd.DataFrame, str]:
     if "factor_comparisons" in results.analysis:
         table = results.analysis["factor_comparisons"]
         table = table[table["factor"].eq("method")]
+        if "stratum" in table:  # regimes are never pooled: show the main one (1k samples, one dataset)
+            strata = list(dict.fromkeys(table["stratum"]))
+            main = next(
+                (x for x in strata if x.startswith(f"single datasets, {MAIN_SIZE} ")),
+                strata[0] if strata else None,
+            )
+            table = table[table["stratum"].eq(main)]
         return table, "analysis/factor_comparisons.parquet"
     gains = long_gains(results)
     keys = ["base_model_name", "dataset", "data_size", "epoch", "lr_schedule", "task"]
@@ -236,7 +244,7 @@ def lora_full_figure(results: Results) -> Plot:
         go.Bar(
             x=table["task"],
             y=table["mean_diff"],
-            marker_color=["#2b6cb0" if v >= 0 else "#c53030" for v in table["mean_diff"]],
+            marker_color=[gain_colour(v) for v in table["mean_diff"]],
             hovertemplate="%{x}<br>mean difference %{y:.2f}<extra></extra>",
         )
     )

@@ -45,6 +45,22 @@ def released_table() -> Path:
 
 
 @pytest.fixture(scope="session")
+def released_report(released_table: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The analysis report on the released table, built once per session: (Report, out folder,
+    seconds it took, the importer's result)."""
+    import time
+
+    from analysis.report import Inputs, build_report
+    from evaluation.importer import import_released
+
+    imported = import_released(released_table)
+    out = tmp_path_factory.mktemp("released-report")
+    started = time.perf_counter()
+    report = build_report(Inputs(scores=imported.scores, quality=imported.findings), out)
+    return report, out, time.perf_counter() - started, imported
+
+
+@pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 2-layer Llama with its own BPE tokenizer (built once per session)."""
     from training.tiny import build_tiny_model
@@ -85,3 +101,24 @@ def release_root(tmp_path_factory: pytest.TempPathFactory, tiny_llama: Path) -> 
 
     jobs = [make_job("tiny-llama", "demo_arithmetic", "full"), make_job("tiny-llama", "demo_facts", "lora")]
     return build_root(tmp_path_factory.mktemp("release") / "root", tiny_llama, jobs)
+
+
+SLURM_LOCAL = REPO_ROOT / "scripts" / "slurm-local.sh"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The real single-node Slurm cluster of scripts/slurm-local.sh (root needed), started if it is not
+    running and stopped again at the end of the session if this fixture started it."""
+    import subprocess
+
+    running = subprocess.run(["bash", str(SLURM_LOCAL), "status"], capture_output=True).returncode == 0
+    if not running:
+        started = subprocess.run(
+            ["bash", str(SLURM_LOCAL), "start"], capture_output=True, text=True, timeout=300
+        )
+        if started.returncode != 0:
+            pytest.fail(f"the local Slurm cluster did not start:\n{started.stdout}\n{started.stderr}")
+    yield
+    if not running:
+        subprocess.run(["bash", str(SLURM_LOCAL), "stop"], capture_output=True, timeout=120)

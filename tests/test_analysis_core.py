@@ -15,9 +15,9 @@ from analysis.factors import cross_lingual, epoch_curves, factor_comparisons
 from analysis.gains import compute_gains
 from analysis.layer_correlation import layer_gain_correlation
 from analysis.predictors import (
-    lodo_errors,
     lodo_predictions,
     perplexity_features,
+    prediction_errors,
     predictor_correlations,
     predictor_summary,
     predictor_values,
@@ -277,7 +277,7 @@ def test_predictor_correlations_and_summary():
 
 
 def test_lodo_error_beats_mean_baseline_when_perplexity_predicts():
-    errors = lodo_errors(lodo_predictions(_predictor_world(noise=0.1))).set_index("task")
+    errors = prediction_errors(lodo_predictions(_predictor_world(noise=0.1))).set_index("task")
     assert errors.loc["all", "n"] == 30  # 5 datasets x 3 models x 2 tasks
     assert errors.loc["all", "model_mae"] < 0.3
     assert errors.loc["all", "model_mae"] < errors.loc["all", "baseline_mae"] / 3

@@ -7,7 +7,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +17,10 @@ from analysis.report import Inputs, build_report
 from tests.analysis_tables import row, synergy_scores, table
 
 
-@pytest.fixture(scope="module")
-def real_report(released_table: Path, tmp_path_factory: pytest.TempPathFactory):
-    from evaluation.importer import import_released
-
-    imported = import_released(released_table)
-    out = tmp_path_factory.mktemp("real-report")
-    started = time.perf_counter()
-    report = build_report(Inputs(scores=imported.scores, quality=imported.findings), out)
-    return report, out, time.perf_counter() - started
+@pytest.fixture
+def real_report(released_report):
+    report, out, seconds, _ = released_report
+    return report, out, seconds
 
 
 @pytest.mark.slow
@@ -118,6 +112,7 @@ def test_one_dataset_with_perplexity_names_why_there_is_no_prediction(tmp_path, 
     notes = [n for section in report.sections for n in section.notes if n]
     assert not any("failed" in n for n in notes), notes
     assert "leave-one-dataset-out needs at least two datasets" in (tmp_path / "report.md").read_text()
+    assert "No mtbench or alpaca_eval_v2 scores: these benchmarks need a judge model" in " ".join(notes)
 
 
 def _demo_grid() -> pd.DataFrame:
@@ -204,7 +199,7 @@ def test_demo_grid_report_with_every_optional_input(tmp_path):
     assert arithmetic["ngram_overlap"] > 0.5 > strings["ngram_overlap"]
     assert arithmetic["embedding_cosine"] > strings["embedding_cosine"]
     assert (out / "cache" / "embeddings").is_dir() and any((out / "cache" / "embeddings").iterdir())
-    for name in ("predictor_summary", "prediction_lodo", "layer_correlation", "variance_decomposition"):
+    for name in ("predictor_summary", "prediction_errors", "layer_correlation", "variance_decomposition"):
         assert not pd.read_parquet(out / "tables" / f"{name}.parquet").empty, name
     assert (
         "Main condition adapted to the data: no 1000-sample runs, using 64" in (out / "report.md").read_text()
@@ -235,18 +230,11 @@ def test_report_cli_on_released_csv_names_missing_optional_inputs(released_table
     assert (tmp_path / "report.html").exists() and (tmp_path / "tables" / "gains.parquet").exists()
 
 
-@pytest.mark.slow
-def test_predict_cli_on_tiny_model(tiny_llama, tmp_path):
+def _predict(tiny_llama: Path, folder: Path, log_ppl: dict, gains: dict) -> subprocess.CompletedProcess:
+    """Run `analysis predict` for tiny-llama on 8 demo samples, fitted on these results."""
     from training.demo_data import demo_examples
 
-    datasets = ("d0", "d1", "d2", "d3", "d4")
-    rng = np.random.default_rng(3)
-    log_ppl = {(b, d): float(rng.uniform(1, 4)) for b in ("tiny-llama", "other") for d in datasets}
-    gains = {
-        (b, d, t): 1.0 - 2.0 * log_ppl[(b, d)] for (b, d) in log_ppl for t in ("demo_facts", "demo_strings")
-    }
-    scores = synergy_scores(gains)
-    scores.to_parquet(tmp_path / "scores.parquet")
+    synergy_scores(gains).to_parquet(folder / "scores.parquet")
     pd.DataFrame(
         [
             {
@@ -259,44 +247,54 @@ def test_predict_cli_on_tiny_model(tiny_llama, tmp_path):
             }
             for (b, d), v in log_ppl.items()
         ]
-    ).to_parquet(tmp_path / "ppl.parquet")
-    data = tmp_path / "new.jsonl"
+    ).to_parquet(folder / "ppl.parquet")
+    data = folder / "new.jsonl"
     data.write_text("\n".join(json.dumps(e) for e in demo_examples("demo_facts", "train", 8)))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "analysis",
-            "predict",
-            "--base-model",
-            str(tiny_llama),
-            "--base-model-name",
-            "tiny-llama",
-            "--data",
-            str(data),
-            "--scores",
-            str(tmp_path / "scores.parquet"),
-            "--perplexity",
-            str(tmp_path / "ppl.parquet"),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    command = ["analysis", "predict", "--base-model", str(tiny_llama), "--base-model-name", "tiny-llama"]
+    command += ["--data", str(data), "--scores", str(folder / "scores.parquet")]
+    command += ["--perplexity", str(folder / "ppl.parquet"), "--json"]
+    return subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True, timeout=600)
+
+
+DATASETS = ("d0", "d1", "d2", "d3", "d4")
+TASKS = ("demo_facts", "demo_strings")
+
+
+@pytest.mark.slow
+def test_predict_cli_on_tiny_model(tiny_llama, tmp_path):
+    rng = np.random.default_rng(3)
+    log_ppl = {(b, d): float(rng.uniform(1, 4)) for b in ("tiny-llama", "other") for d in DATASETS}
+    gains = {(b, d, t): 1.0 - 2.0 * log_ppl[(b, d)] for (b, d) in log_ppl for t in TASKS}
+    result = _predict(tiny_llama, tmp_path, log_ppl, gains)
     assert result.returncode == 0, result.stderr
     header, payload = result.stdout.strip().splitlines()[-2:]
     assert "tiny-llama (fitted)" in header
+    assert "leave-one-dataset-out: the perplexity predictor beats its baseline" in result.stdout
     table_out = pd.DataFrame(json.loads(payload)).set_index("task")
     assert set(table_out.index) == {"demo_facts-0shot", "demo_strings-0shot"}
     perplexity = float(re.search(r"perplexity ([0-9.]+)", header).group(1))
     # the fitted relation is exact (gain = 1 - 2 log ppl, same offset for every model): the prediction follows it
-    assert table_out.loc["demo_facts-0shot", "predicted_gain"] == pytest.approx(
-        1 - 2 * np.log(perplexity), abs=0.05
-    )
+    expected = max(1 - 2 * np.log(perplexity), -50.0)  # base score 50: a gain below -50 is impossible
+    assert table_out.loc["demo_facts-0shot", "predicted_gain"] == pytest.approx(expected, abs=0.05)
     assert (table_out["low"] <= table_out["predicted_gain"]).all() and (
         table_out["high"] >= table_out["predicted_gain"]
     ).all()
+    assert (table_out[["low", "predicted_gain", "high"]] >= -50).all().all()
+    assert (table_out[["low", "predicted_gain", "high"]] <= 50).all().all()
+
+
+@pytest.mark.slow
+def test_predict_cli_says_plainly_when_the_predictor_is_worse(tiny_llama, tmp_path):
+    rng = np.random.default_rng(4)
+    log_ppl = {(b, d): float(rng.uniform(1, 4)) for b in ("tiny-llama", "other") for d in DATASETS}
+    log_ppl[("tiny-llama", "d4")] = log_ppl[("other", "d4")] = 40.0  # one far-off dataset
+    gains = {(b, d, t): float(rng.normal(0, 3)) for (b, d) in log_ppl for t in TASKS}  # unrelated to it
+    result = _predict(tiny_llama, tmp_path, log_ppl, gains)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "WARNING: leave-one-dataset-out: the perplexity predictor is WORSE than its baseline" in result.stdout
+    )
+    assert "do not use its predictions" in result.stderr
 
 
 # ---------------------------------------------------------------- damaged inputs: one line, exit 2, no output

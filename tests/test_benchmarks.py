@@ -59,3 +59,11 @@ def test_space_benchmark_measures_in_chromium_against_gradio() -> None:
             rf"CSV download of all {rows} rows: {number} s",
         )
     assert_reports(output, rf"navigation -> visible table +median {number} s", r"^overall: ")
+
+
+@pytest.mark.slow
+def test_localhub_benchmark_compares_listing_at_two_sizes() -> None:
+    output = run_benchmark("localhub.py", "--repos", "30", "--small", "3", "--branches", "3", "--calls", "5")
+    for call in ("list_models(limit=50)", "list_models()", "list_repo_refs", "index page"):
+        assert re.search(rf"{re.escape(call)}\s+[\d.]+ ms\s+[\d.]+ ms\s+[\d.]+x", output), (call, output)
+    assert "created 30 repos" in output and re.search(r"\b(PASS|FAIL)\b", output)

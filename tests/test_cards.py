@@ -10,8 +10,9 @@ import yaml
 from huggingface_hub import ModelCard
 
 from common.gains import compute_gains
+from common.paths import PROJECT_ROOT
 from common.schema import conform
-from release.cards import ModelResults, md_escape, model_card, space_readme
+from release.cards import ModelResults, dataset_ids, md_escape, model_card, space_readme
 from release.config import ReleaseConfig
 from release.inputs import Checkpoint, ModelGroup
 
@@ -68,7 +69,7 @@ def _card(dataset: str = NASTY, base_name: str = "base", **record) -> tuple[str,
         [Checkpoint(1, "run/epoch-01", None), checkpoint],
         "org/base",
     )
-    config = ReleaseConfig(namespace="ns")
+    config = ReleaseConfig(namespace="ns", dataset_ids={dataset: f"org/{dataset}"})
     return model_card(
         group=group,
         checkpoint=checkpoint,
@@ -82,7 +83,7 @@ def test_front_matter_round_trips_special_characters(tmp_path: Path) -> None:
     text, dataset = _card()
     (tmp_path / "README.md").write_text(text)
     card = ModelCard.load(tmp_path / "README.md")
-    assert card.data.datasets == [dataset]  # exact, newline and quotes included
+    assert card.data.datasets == [f"org/{dataset}"]  # exact, newline and quotes included
     assert card.data.license == "apache-2.0"
     assert card.data.base_model == "org/base"
     assert card.data.base_model_relation == "finetune"
@@ -128,11 +129,44 @@ def test_adapter_card_metadata() -> None:
         group=group, checkpoint=checkpoint, config=config, results=_results("zz", "lima"), mode="results-only"
     )
     meta = yaml.safe_load(text.split("---\n")[1])
-    assert meta["base_model_relation"] == "adapter" and meta["library_name"] == "peft"
-    assert meta["datasets"] == ["GAIR/lima"] and "model-index" not in meta
-    assert "https://example.org/weights" in text and "PeftModel.from_pretrained" in text
-    # no weights in a results-only repo: the card must not tell people to load them from it
+    assert meta["base_model_relation"] == "adapter" and meta["datasets"] == ["GAIR/lima"]
+    assert "model-index" not in meta
+    # no weights in a results-only repo: no library_name (the Hub would offer loading code for absent
+    # files); the metadata and the text say where the weights are, and nothing loads them from this repo
+    assert "library_name" not in meta and "weights-hosted-externally" in meta["tags"]
+    assert meta["external_weights_url"] == "https://example.org/weights"
+    assert (
+        "at <https://example.org/weights>" in text
+        and "AutoPeftModelForCausalLM.from_pretrained(path)" in text
+    )
     assert "This repository has no weights" in text and 'from_pretrained("ns/x"' not in text
+    assert "hosting(" not in text and "| license | apache-2.0 (inherited from the base model) |" in text
+
+
+def test_demo_dataset_names_are_not_listed_as_hub_ids() -> None:
+    assert dataset_ids("demo_facts", {}) == []
+    assert dataset_ids("lima", {"lima": "GAIR/lima"}) == ["GAIR/lima"]
+    mapping = {"lima": "GAIR/lima", "flan": "flan_without_hub_id", "alpaca": "yahma/alpaca-cleaned"}
+    assert dataset_ids("all", mapping) == ["GAIR/lima", "yahma/alpaca-cleaned"]
+    assert dataset_ids("w/o-lima", mapping) == ["yahma/alpaca-cleaned"]
+
+
+def test_weights_card_shows_generation_with_the_study_template() -> None:
+    text, _ = _card()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'revision="epoch-02"' in code and "model.generate(" in code
+    assert 'prompt = "###Question: ' in code and '\\n###Answer: "' in code
+
+
+def test_one_citation_everywhere() -> None:
+    """README, cards and the Space cite the paper with the same BibTeX (authors' full names)."""
+    from common.citation import BIBTEX
+    from space import about
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert BIBTEX in readme and about.CITATION == BIBTEX
+    text, _ = _card()
+    assert BIBTEX in text and "Yuto Harada" in text and "Yuto Harada" in about.STUDY
 
 
 def test_space_readme_pins_sdk() -> None:

@@ -84,7 +84,7 @@ def test_every_paper_task_config_validates_without_downloading() -> None:
     suite = load_suite("paper")
     manager = TaskManager(include_path=[str(PAPER_DIR)], include_defaults=False)
     assert {(e.benchmark, e.shots) for e in suite.entries} >= {("nq", 25), ("hellaswag", 10), ("mbpp", 4)}
-    for entry in suite.entries:
+    for entry in suite.lm_entries:
         assert entry.task in manager.all_tasks, entry.task
         configs = _task_configs(manager, entry.task)
         assert configs and all(TaskConfig(**c).dataset_path for c in configs)
@@ -97,10 +97,13 @@ def test_every_paper_task_config_validates_without_downloading() -> None:
     assert len(_task_configs(manager, "paper_cmmlu")) == 67
 
 
-def test_paper_suite_excludes_judged_benchmarks() -> None:
-    benchmarks = {e.benchmark for e in load_suite("paper").entries}
-    assert not benchmarks & {"mtbench", "alpaca_eval_v2"}
-    assert "import-released" in (PAPER_DIR.parents[2] / "configs" / "suites" / "paper.yaml").read_text()
+def test_paper_suite_lists_judged_benchmarks_apart_from_lm_eval_tasks() -> None:
+    suite = load_suite("paper")
+    assert {(e.benchmark, e.metric) for e in suite.judged_entries} == {
+        ("mtbench", "total"),
+        ("alpaca_eval_v2", "win_rate"),
+    }
+    assert not {e.benchmark for e in suite.lm_entries} & {"mtbench", "alpaca_eval_v2"}
 
 
 @pytest.mark.parametrize(
@@ -109,7 +112,8 @@ def test_paper_suite_excludes_judged_benchmarks() -> None:
         ({"benchmark": "gsm8kk", "task": "t", "shots": 0, "metric": "acc"}, "unknown benchmark 'gsm8kk'"),
         ({"benchmark": "gsm8k", "task": "t", "shots": 0}, "missing field(s) ['metric']"),
         ({"benchmark": "gsm8k", "task": "t", "shots": -1, "metric": "acc"}, "shots must be an integer"),
-        ({"benchmark": "mtbench", "task": "t", "shots": 0, "metric": "total"}, "import-released"),
+        ({"benchmark": "mtbench", "task": "t", "shots": 0, "metric": "total"}, "use task 'judge'"),
+        ({"benchmark": "gsm8k", "task": "judge", "shots": 0, "metric": "acc"}, "use task 'judge'"),
         (
             {"benchmark": "gsm8k", "task": "t", "shots": 0, "metric": "acc", "metrc": "x"},
             "unknown field(s) ['metrc']",

@@ -155,11 +155,35 @@ def test_flags_are_attached_to_rows(imported):
     s = imported.scores.set_index(["model_id", "benchmark", "shots", "metric"])["flags"]
     assert s[("Chinese-Mistral-7B-v0.1", "gsm8k", 4, "exact_match")] == "shared_scores;duplicate_scores"
     assert s[("LLM-jp-3-7B", "mmlu", 0, "acc")] == "shared_scores"
-    assert s[("LLM-jp-3-7B", "mmlu", 5, "acc")] == ""
+    assert s[("LLM-jp-3-7B", "mmlu", 5, "acc")] == "format_failure"
+    assert s[("Yi-1.5-9B", "boolq", 5, "acc")] == ""
     assert s[("Meta-Llama-3-8B", "gsm8k", 4, "exact_match")] == ""
     assert "scale_suspect" in s[("Meta-Llama-3-8B", "truthfulqa", 0, "acc")]
     assert (s.xs("longbench_v2", level="benchmark").str.contains("sparse_column")).all()
     assert (s != "").sum() < len(s) / 10  # flags single out rows, they do not mark everything
+
+
+def test_base_rows_failing_the_answer_format_are_flagged(imported, released_table):
+    csv_table = pd.read_csv(released_table)
+    base = csv_table[csv_table["data_name"] == "pretrain"].set_index("model_name")
+    # computed here from the CSV: few-shot under a tenth of a zero-shot score of at least 10 points
+    expected = {
+        (name, few)
+        for few, zero in (
+            ("BoolQ-5shot", "BoolQ-0shot"),
+            ("mmlu-5shot", "mmlu-0shot"),
+            ("nq-1shot", "nq-0shot"),
+        )
+        for name in base.index
+        if base.loc[name, zero] >= 10 and base.loc[name, few] < 0.1 * base.loc[name, zero]
+    }
+    found = {(f["model_id"], f["column"]) for f in imported.findings["format_failure"]}
+    assert expected <= found and len(expected) == 13
+    assert sum(column == "BoolQ-5shot" for _, column in found) == 10  # every base model but Yi-1.5-9B
+    assert ("Yi-1.5-9B", "BoolQ-5shot") not in found
+    # only base rows: a fine-tuned model that learned the format is no failure
+    assert all("/" not in model for model, _ in found)
+    assert "fail the answer format" in " ".join(imported.findings["summary"])
 
 
 def _rows(released_table: Path, n: int = 40) -> list[list[str]]:

@@ -17,6 +17,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from localhub import DEFAULT_ADMIN_TOKEN, DEFAULT_USER, free_port, serve_in_background
 from localhub.faults import FaultConfig, FaultConfigError
+from tests.localhub_support import wait_until_healthy
 
 
 @pytest.fixture
@@ -210,12 +211,7 @@ def test_cli_serves_with_a_faults_file(tmp_path: Path) -> None:
     )
     try:
         endpoint = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{endpoint}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_until_healthy(endpoint)
         assert httpx.get(f"{endpoint}/api/models").status_code == 503
         assert httpx.get(f"{endpoint}/api/datasets").status_code == 200
     finally:

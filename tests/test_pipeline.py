@@ -41,10 +41,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving_pipeline(args: list[str], timeout_s: float) -> Iterator[tuple[str, str, str]]:
+def serving_pipeline(args: list[str], timeout_s: float, **extra_env: str) -> Iterator[tuple[str, str, str]]:
     """Run ``python -m pipeline ARGS`` until it serves; yield (hub url, space url, its output so far)."""
     hub_port, space_port = _free_port(), _free_port()
-    env = {**os.environ, "HF_TOKEN": "", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "HF_TOKEN": "", "PYTHONUNBUFFERED": "1", **extra_env}
     env.pop("HF_ENDPOINT", None)  # no token and no endpoint: the release is staged locally
     process = subprocess.Popen(
         [
@@ -121,7 +121,12 @@ def space_status(space_url: str, expected: str) -> str:
 def test_demo_pipeline_stages_a_complete_release(tmp_path: Path) -> None:
     root = tmp_path / "demo"
     args = ["demo", "--root", str(root), "--only", DEMO_ONLY, "--limit", "8"]
-    with serving_pipeline(args, timeout_s=1500) as (hub_url, space_url, output):
+    # Offline users set HF_HUB_OFFLINE=1: the pipeline still stages to and serves its local Hub.
+    with serving_pipeline(args, timeout_s=1500, HF_HUB_OFFLINE="1") as (hub_url, space_url, output):
+        # one set of instructions, with the ports actually served
+        assert "8900" not in output and output.count("export HF_ENDPOINT=") == 1
+        assert f"export HF_ENDPOINT={hub_url} " in output and f"leaderboard Space : {space_url}" in output
+        assert "Overwriting default num_fewshot" not in output
         for stage in (
             "prepare data",
             "train",
@@ -177,6 +182,7 @@ def test_demo_pipeline_stages_a_complete_release(tmp_path: Path) -> None:
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert re.search(r"done\s+0\s+skipped\s+2\s+failed\s+0", rerun.stdout), rerun.stdout[-3000:]
     assert "evaluated 0 (model, benchmark, shots)" in rerun.stdout
+    assert re.search(r"^commits 0,", rerun.stdout, re.M), rerun.stdout[-3000:]  # re-staging commits nothing
 
 
 @pytest.mark.slow

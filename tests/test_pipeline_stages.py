@@ -30,5 +30,5 @@ def test_pipeline_cli_names_the_failing_stage_and_its_cause(tmp_path) -> None:
         timeout=300,
     )
     assert result.returncode == 1
-    assert "error: stage 'prepare data' failed" in result.stdout
+    assert "error: stage 'prepare data' failed" in result.stderr
     assert "nope" in result.stderr + result.stdout  # the grid error names the unknown recipe

@@ -60,11 +60,13 @@ def commit_counts(api: HfApi, namespace: str) -> dict[str, int]:
     return counts
 
 
+# The session Hub's token belongs to the user "localhub": the publisher's preflight lets it write
+# only to that namespace (as the Hub would).
 @pytest.fixture(scope="module")
 def published(release_root: Path, local_hub, tmp_path_factory: pytest.TempPathFactory):
     os.environ["HF_TOKEN"] = local_hub.token
     root = copy_root(release_root, tmp_path_factory.mktemp("pub"))
-    assert run_publish(root, "demo-ns") == 0
+    assert run_publish(root, "localhub") == 0
     yield root, HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
     os.environ.pop("HF_TOKEN", None)
 
@@ -74,7 +76,7 @@ def test_models_load_at_main_and_epoch_branch(published, local_hub) -> None:
     from transformers import AutoModelForCausalLM
 
     _root, api = published
-    repo = f"demo-ns/{FULL}"
+    repo = f"localhub/{FULL}"
     assert {b.name for b in api.list_repo_refs(repo).branches} == {"main", "epoch-01", "epoch-02"}
     folder = Path(snapshot_download(repo, revision="main"))
     assert (folder / "model.safetensors").exists() and (folder / "README.md").exists()
@@ -92,18 +94,18 @@ def test_adapter_loads_through_peft(published) -> None:
     from peft import AutoPeftModelForCausalLM, PeftModel
 
     _root, api = published
-    model = AutoPeftModelForCausalLM.from_pretrained(f"demo-ns/{LORA}", revision="epoch-01")
+    model = AutoPeftModelForCausalLM.from_pretrained(f"localhub/{LORA}", revision="epoch-01")
     assert isinstance(model, PeftModel)
-    assert model.peft_config["default"].base_model_name_or_path == "demo-ns/tiny-llama"
+    assert model.peft_config["default"].base_model_name_or_path == "localhub/tiny-llama"
 
 
 def test_results_dataset_loads(published) -> None:
     import datasets
 
-    board = datasets.load_dataset("demo-ns/massive-sft-results", "leaderboard", split="train")
+    board = datasets.load_dataset("localhub/massive-sft-results", "leaderboard", split="train")
     assert board.num_rows == 5
     row = next(r for r in board if r["method"] == "lora" and r["epoch"] == 1)
-    assert (row["repo_id"], row["revision"]) == (f"demo-ns/{LORA}", "epoch-01")
+    assert (row["repo_id"], row["revision"]) == (f"localhub/{LORA}", "epoch-01")
 
 
 def test_cards_metadata(published) -> None:
@@ -111,22 +113,22 @@ def test_cards_metadata(published) -> None:
     for name, (relation, library) in expected.items():
         for revision in ("main", "epoch-01"):
             card = (
-                ModelCard.load(f"demo-ns/{name}")
+                ModelCard.load(f"localhub/{name}")
                 if revision == "main"
-                else _card_at(f"demo-ns/{name}", revision)
+                else _card_at(f"localhub/{name}", revision)
             )
             data = card.data
             assert (data.base_model, data.base_model_relation, data.library_name) == (
-                "demo-ns/tiny-llama",
+                "localhub/tiny-llama",
                 relation,
                 library,
             )
             assert data.license == "apache-2.0" and data.pipeline_tag == "text-generation"
-            assert data.datasets == [name.split("-")[2]]
+            assert data.datasets is None  # the demo sets have no Hub ids: none is invented
             values = {r.dataset_type: r.metric_value for r in data.eval_results}
             epoch = 2 if revision == "main" else 1
             assert values["demo_arithmetic"] == 10.0 + 5 * epoch
-    base = ModelCard.load("demo-ns/tiny-llama")
+    base = ModelCard.load("localhub/tiny-llama")
     assert base.data.library_name == "transformers"
 
 
@@ -138,37 +140,37 @@ def _card_at(repo: str, revision: str) -> ModelCard:
 
 def test_space_and_collection(published, local_hub) -> None:
     _root, api = published
-    files = set(api.list_repo_files("demo-ns/massive-sft-leaderboard", repo_type="space"))
+    files = set(api.list_repo_files("localhub/massive-sft-leaderboard", repo_type="space"))
     assert {"app.py", "space/app.py", "requirements.txt", "space_config.json", "README.md"} <= files
     config = json.loads(
         Path(
-            api.hf_hub_download("demo-ns/massive-sft-leaderboard", "space_config.json", repo_type="space")
+            api.hf_hub_download("localhub/massive-sft-leaderboard", "space_config.json", repo_type="space")
         ).read_text()
     )
-    assert config["repo"] == "demo-ns/massive-sft-results" and config["endpoint"] == local_hub.endpoint
-    collection = next(c for c in api.list_collections(owner="demo-ns"))
+    assert config["repo"] == "localhub/massive-sft-results" and config["endpoint"] == local_hub.endpoint
+    collection = next(c for c in api.list_collections(owner="localhub"))
     items = {i.item_id for i in api.get_collection(collection.slug).items}
-    assert {f"demo-ns/{FULL}", f"demo-ns/{LORA}", "demo-ns/massive-sft-results"} <= items
+    assert {f"localhub/{FULL}", f"localhub/{LORA}", "localhub/massive-sft-results"} <= items
 
 
 def test_republish_makes_zero_commits(published, capsys) -> None:
     root, api = published
-    before = commit_counts(api, "demo-ns")
-    assert run_publish(root, "demo-ns") == 0  # fast path: refs match the verified state
+    before = commit_counts(api, "localhub")
+    assert run_publish(root, "localhub") == 0  # fast path: refs match the verified state
     (root / ".release" / "state.json").unlink()
-    assert run_publish(root, "demo-ns") == 0  # full remote diff
-    assert commit_counts(api, "demo-ns") == before
+    assert run_publish(root, "localhub") == 0  # full remote diff
+    assert commit_counts(api, "localhub") == before
     report = json.loads((root / ".release" / "last_publish.json").read_text())
     assert report["commits"] == 0 and all(r["status"] == "skipped" for r in report["repos"])
 
 
 def test_changed_card_updates_only_that_file(published, tmp_path) -> None:
     root, api = published
-    before = commit_counts(api, "demo-ns")
+    before = commit_counts(api, "localhub")
     assert (
         run_publish(
             root,
-            "demo-ns",
+            "localhub",
             "--set",
             "collection_title=Other title",
             "--set",
@@ -178,7 +180,7 @@ def test_changed_card_updates_only_that_file(published, tmp_path) -> None:
         )
         == 0
     )
-    assert commit_counts(api, "demo-ns") == before  # the title is not in any file: still nothing to do
+    assert commit_counts(api, "localhub") == before  # the title is not in any file: still nothing to do
 
 
 def test_dry_run_touches_nothing(release_root, local_hub, tmp_path, monkeypatch, capsys) -> None:
@@ -257,7 +259,7 @@ def test_staging_mode_and_token_never_leaks(release_root, tmp_path) -> None:
         cwd=Path(publish_cli.__file__).parents[1],
     )
     assert staged.returncode == 0, staged.stderr[-2000:]
-    assert "python -m localhub --root" in staged.stdout and "snapshot_download" in staged.stdout
+    assert "python -m localhub --root" in staged.stdout and "from_pretrained(" in staged.stdout
     assert (root / "hub").is_dir()
 
     secret = "hf_FAKEsecretTOKEN0123456789"
@@ -349,3 +351,45 @@ def test_dry_run_never_merges_and_the_merge_step_feeds_the_plan(
     added = [path for revision in lora["revisions"] for path in revision["add"]]
     assert "merged/config.json" in added
     assert list(HfApi(endpoint=local_hub.endpoint).list_models(author="merge-ns")) == []
+
+
+def _stage(root: Path, *extra: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "release.publish", "--root", str(root), "--stage", "--no-progress", *extra],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PROJECT_ROOT,
+    )
+
+
+def test_restaging_an_unchanged_release_makes_zero_commits(release_root, tmp_path) -> None:
+    """The staging server's port changes with every run; nothing published may depend on it."""
+    root = copy_root(release_root, tmp_path)
+    space = ("--set", f"space_dir={tmp_path / 'src' / 'space'}")
+    first = _stage(root, *space)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (root / ".release" / "state.json").unlink()  # as on a fresh machine: compare with the Hub itself
+    second = _stage(root, *space)
+    assert second.returncode == 0, second.stderr[-2000:]
+    report = json.loads((root / ".release" / "last_publish.json").read_text())
+    assert report["commits"] == 0, [r["repo_id"] for r in report["repos"] if r["status"] != "skipped"]
+    space_config = next(
+        f
+        for r in report["repos"]
+        if r["kind"] == "space"
+        for f in r["revisions"][0]["files"]
+        if f["path"] == "space_config.json"
+    )
+    assert space_config  # still published, without the staging endpoint
+    hub_text = b"".join(p.read_bytes() for p in (root / "hub").rglob("space_config.json*") if p.is_file())
+    assert b"127.0.0.1" not in hub_text
+
+
+def test_staging_under_hf_hub_offline_explains_itself(release_root, tmp_path) -> None:
+    root = copy_root(release_root, tmp_path)
+    staged = _stage(root, HF_HUB_OFFLINE="1")
+    assert staged.returncode == 2 and "Traceback" not in staged.stderr
+    assert staged.stderr.strip().count("\n") == 0 and "HF_HUB_OFFLINE=0" in staged.stderr
+    assert not (root / "hub").exists()  # nothing half-written

@@ -70,7 +70,7 @@ def reference(release_root: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     base = tmp_path_factory.mktemp("reference")
     root = base / "root"
     shutil.copytree(release_root, root, ignore=shutil.ignore_patterns(".release", "hub"))
-    with serve_in_background(base / "hub", tokens={TOKEN: "tester"}) as hub:
+    with serve_in_background(base / "hub", tokens={TOKEN: NAMESPACE}) as hub:
         cmd, env = publish_cmd(root, hub.endpoint)
         assert subprocess.run(cmd, env=env, cwd=PROJECT, capture_output=True, timeout=600).returncode == 0
         state = release_state(hub.endpoint)
@@ -82,7 +82,7 @@ def reference(release_root: Path, tmp_path_factory: pytest.TempPathFactory) -> d
 def test_publish_through_injected_faults(release_root, reference, tmp_path) -> None:
     root = tmp_path / "root"
     shutil.copytree(release_root, root, ignore=shutil.ignore_patterns(".release", "hub"))
-    with serve_in_background(tmp_path / "hub", tokens={TOKEN: "tester"}, faults=FAULTS) as hub:
+    with serve_in_background(tmp_path / "hub", tokens={TOKEN: NAMESPACE}, faults=FAULTS) as hub:
         cmd, env = publish_cmd(root, hub.endpoint)
         run = subprocess.run(cmd, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=600)
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
@@ -97,7 +97,7 @@ def test_killed_publish_resumes_to_the_same_state(release_root, reference, tmp_p
     root = tmp_path / "root"
     shutil.copytree(release_root, root, ignore=shutil.ignore_patterns(".release", "hub"))
     rng = random.Random(3)
-    with serve_in_background(tmp_path / "hub", tokens={TOKEN: "tester"}) as hub:
+    with serve_in_background(tmp_path / "hub", tokens={TOKEN: NAMESPACE}) as hub:
         cmd, env = publish_cmd(root, hub.endpoint)
         kills, exits = 0, []
         for _ in range(4):

@@ -24,6 +24,10 @@ def dataset_dir(release_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
     pd.DataFrame({"component": [1], "explained_variance_ratio": [0.7]}).to_parquet(
         root / "report/tables/pca_explained.parquet"
     )
+    # An analysis the data cannot support writes an empty table (the demo's cross-lingual section).
+    pd.DataFrame(
+        {"language": pd.Series([], dtype="string"), "gain": pd.Series([], dtype="float64")}
+    ).to_parquet(root / "report/tables/cross_lingual.parquet")
     (root / "report" / "report.md").write_text("# report\n")
     pd.DataFrame({"base_model_name": ["tiny-llama"], "perplexity": [3.0]}).to_parquet(
         root / "perplexity.parquet"
@@ -81,3 +85,15 @@ def test_load_dataset_by_config(dataset_dir: Path) -> None:
     assert board.num_rows == 5
     pca = datasets.load_dataset(str(dataset_dir), "analysis_pca_explained", split="train")
     assert pca[0]["explained_variance_ratio"] == 0.7
+
+
+def test_every_config_loads_and_the_card_has_hub_metadata(dataset_dir: Path) -> None:
+    import datasets
+
+    text = (dataset_dir / "README.md").read_text()
+    card = yaml.safe_load(text.split("---\n")[1])
+    assert card["task_categories"] == ["text-generation"] and card["size_categories"] == ["n<1K"]
+    names = [c["config_name"] for c in card["configs"]]
+    assert "analysis_cross_lingual" not in names and "`analysis_cross_lingual`" in text  # named, not a config
+    for name in names:
+        assert datasets.load_dataset(str(dataset_dir), name, split="train").num_rows > 0, name

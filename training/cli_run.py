@@ -16,6 +16,7 @@ from typing import Literal
 
 from common.config import setting
 from common.layout import OutputRoot, default_root
+from jobs.cli import SlurmSettings
 from jobs.executors import SlurmOptions, sbatch_script
 from training.grid import GridSelection
 from training.launch import run_jobs
@@ -28,30 +29,8 @@ class Options(GridSelection):
         "local", "local: one subprocess per job; slurm: submitit job arrays"
     )
     workers: int = setting(1, "local executor: jobs run in parallel (one GPU each when GPUs exist)")
-    slurm_partition: str | None = setting(None, "Slurm: partition for jobs whose recipe names none")
-    slurm_account: str | None = setting(None, "Slurm: account")
-    slurm_qos: str | None = setting(None, "Slurm: QOS")
-    slurm_array_parallelism: int = setting(64, "Slurm: at most this many array tasks run at once")
-    slurm_setup: tuple[str, ...] = setting(
-        (),
-        "Slurm: shell line run before each task, e.g. 'source .venv/bin/activate' (repeatable)",
-        repeat=True,
-        metavar="LINE",
-    )
-    slurm_cluster: Literal["slurm", "local"] = setting(
-        "slurm", "Slurm: 'local' runs the same submitit path on this machine (debugging)"
-    )
+    slurm: SlurmSettings = setting(default_factory=SlurmSettings, inline=True)
     dry_run: bool = setting(False, "Slurm: print the sbatch script of each job array instead of submitting")
-
-    def slurm_options(self) -> SlurmOptions:
-        return SlurmOptions(
-            partition=self.slurm_partition,
-            account=self.slurm_account,
-            qos=self.slurm_qos,
-            array_parallelism=self.slurm_array_parallelism,
-            cluster=self.slurm_cluster,
-            setup=tuple(self.slurm_setup),
-        )
 
 
 def _print_sbatch(jobs, root: Path, options: SlurmOptions) -> None:
@@ -67,7 +46,7 @@ def main(options: Options) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     jobs = options.jobs()
     root = options.root or default_root(options.grid)
-    slurm = options.slurm_options()
+    slurm = options.slurm.slurm_options()
     if options.dry_run:
         _print_sbatch(jobs, root.resolve(), slurm)
         return 0

@@ -1,21 +1,64 @@
-"""Training on the shared job executors: grid jobs become tasks, ``<root>/manifest.json`` tracks them."""
+"""Training on the shared job executors: grid jobs become tasks, ``<root>/manifest.json`` tracks them.
+
+One writer per run: the worker training a run holds an exclusive lock on ``<run dir>/.lock`` for as long
+as it (or any process it forked) lives, and a second worker of the same run skips it instead of writing
+the same files concurrently. Workers also die with the process that started them (``jobs.executors``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import fcntl
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from jobs.executors import RunSummary, SlurmOptions, Task, run_tasks
 from jobs.worker import error_text, is_rank_zero
 from training.manifest import record_jobs, set_status
 from training.spec import Job
-from training.trainer import is_finished, train_job
+from training.trainer import is_finished, run_dir, train_job
+
+log = logging.getLogger(__name__)
+LOCK_NAME = ".lock"
+
+
+@contextmanager
+def run_lock(job: Job, root: str | Path) -> Iterator[int | None]:
+    """Hold the run's lock for the block: yields None when acquired, else the pid of the holder (as far
+    as it wrote it). The kernel releases it when the holder dies, whatever kills it."""
+    path = run_dir(job, root) / LOCK_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            yield int(holder) if holder.isdigit() else -1
+            return
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield None
+    finally:
+        os.close(fd)
 
 
 def train_task(job_record: dict, root: str) -> str:
     """Train one grid job and keep the manifest current (the executors' training task)."""
     job = Job.from_dict(job_record)
-    report = set_status if is_rank_zero() else (lambda *args, **kwargs: None)
+    if not is_rank_zero():  # ranks of one multi-GPU launch train together; rank 0 holds the lock
+        return _train(job, root, lambda *args, **kwargs: None)
+    with run_lock(job, root) as holder:
+        if holder is not None:
+            log.warning(
+                "%s is being trained by process %s (it holds %s): skipped", job.run_id, holder, LOCK_NAME
+            )
+            return "skipped"
+        return _train(job, root, set_status)
+
+
+def _train(job: Job, root: str, report) -> str:
     if is_finished(job, root):
         report(root, job.run_id, "skipped")
         return "skipped"

@@ -5,6 +5,8 @@ Data is given to TRL in prompt/completion form (the rendered prompt and the rest
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import logging
 import os
 import time
@@ -47,8 +49,6 @@ MANAGED_SFT_OPTIONS: dict[str, str] = {
 
 def sft_option_names() -> list[str]:
     """Every option of TRL's SFTConfig (TrainingArguments' included)."""
-    import dataclasses
-
     from trl import SFTConfig  # lazy: importing TRL takes seconds, and only recipes with `sft:` need it
 
     return sorted(f.name for f in dataclasses.fields(SFTConfig) if f.init)
@@ -57,8 +57,6 @@ def sft_option_names() -> list[str]:
 def check_sft_options(options: dict[str, Any]) -> str | None:
     """What is wrong with a recipe's ``sft:`` options (None: nothing): an unknown SFTConfig name, or
     one the trainer sets from another recipe field."""
-    import difflib
-
     names = sft_option_names()
     for name in options:
         if name in MANAGED_SFT_OPTIONS:
