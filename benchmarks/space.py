@@ -263,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--browser-runs", type=int, default=5, help="page loads timed to a visible table")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # each result as soon as it is measured
     with tempfile.TemporaryDirectory(prefix="space-bench-") as work:
         real = real_results(args.csv, Path(work))
     big = synthetic(real, args.rows)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from common.catalog import DATASET_HUB_IDS
+from common.catalog import BASE_MODELS_BY_HF_ID, BASE_MODELS_BY_NAME, DATASET_HUB_IDS
 from common.config import resolve, setting
 from common.errors import ConfigError
 from common.paths import configs_dir
@@ -32,7 +32,11 @@ class LicensePolicy:
     by_base_model: dict[str, str] = field(default_factory=dict)  # base_model_name or base_model id -> id
 
     def for_base(self, base_model_name: str, base_model: str = "") -> str:
-        return self.by_base_model.get(base_model_name) or self.by_base_model.get(base_model) or self.default
+        """An override of the config, else the study base model's license (common.catalog), else the
+        default (the demo's locally built bases)."""
+        known = BASE_MODELS_BY_NAME.get(base_model_name) or BASE_MODELS_BY_HF_ID.get(base_model)
+        override = self.by_base_model.get(base_model_name) or self.by_base_model.get(base_model)
+        return override or (known.license if known else self.default)
 
 
 @dataclass(frozen=True)

@@ -210,6 +210,7 @@ def space_repo_plan(
             {
                 "repo": config.results_repo(),
                 "revision": "main",
+                "title": config.collection_title,
                 **({"endpoint": endpoint} if endpoint else {}),
             },
             indent=2,
@@ -221,7 +222,8 @@ def space_repo_plan(
 
 
 SPACE_ENTRY = '''"""Space entry point (app_file: app.py). ``space_config.json`` names the results dataset that
-``space/app.py`` reads; Space variables (SPACE_RESULTS_REPO, SPACE_RESULTS_REVISION, HF_ENDPOINT) override it."""
+``space/app.py`` reads and the page title; Space variables (SPACE_RESULTS_REPO, SPACE_RESULTS_REVISION,
+HF_ENDPOINT, SPACE_TITLE) override them."""
 
 import json
 import os
@@ -234,6 +236,7 @@ os.environ.setdefault("SPACE_RESULTS_REPO", _config["repo"])
 os.environ.setdefault("SPACE_RESULTS_REVISION", _config["revision"])
 if _config.get("endpoint"):
     os.environ.setdefault("HF_ENDPOINT", _config["endpoint"])
+os.environ.setdefault("SPACE_TITLE", _config.get("title", ""))
 runpy.run_path(str(_here / "space" / "app.py"), run_name="__main__")
 '''
 

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from common.catalog import language_of
+from common.catalog import BASE_MODELS_BY_NAME, language_of
 from common.io import write_parquet, write_text
 from common.layout import OutputRoot
 from common.schema import IDENTITY_COLUMNS, read_scores, to_wide
@@ -54,8 +54,18 @@ def _with_locations(frame: pd.DataFrame, locations: Locations) -> pd.DataFrame:
     return frame
 
 
-def leaderboard_table(scores: pd.DataFrame, locations: Locations) -> pd.DataFrame:
-    return _with_locations(to_wide(scores), locations)
+def leaderboard_table(scores: pd.DataFrame, locations: Locations, config: ReleaseConfig) -> pd.DataFrame:
+    """The wide scores with where each model lives and its base model's license and size (the Space's
+    columns and filters)."""
+    frame = _with_locations(to_wide(scores), locations)
+    bases = frame[["base_model_name", "base_model"]].fillna("").itertuples(index=False)
+    licenses = [config.license.for_base(name, hf_id) for name, hf_id in bases]
+    sizes = [
+        getattr(BASE_MODELS_BY_NAME.get(name), "parameters_b", None) for name in frame["base_model_name"]
+    ]
+    frame.insert(len(IDENTITY_COLUMNS) + 3, "license", pd.array(licenses, dtype="string"))
+    frame.insert(len(IDENTITY_COLUMNS) + 4, "parameters", pd.array(sizes, dtype="Float64"))
+    return frame
 
 
 def _run_row(checkpoint: Any, group: Any) -> dict[str, Any]:
@@ -161,7 +171,7 @@ def build_results_dataset(
     shutil.rmtree(out_dir, ignore_errors=True)  # a stale file from an older build must not be published
     (out_dir / "data").mkdir(parents=True)
     tables: dict[str, pd.DataFrame] = {
-        "leaderboard": leaderboard_table(scores, locations),
+        "leaderboard": leaderboard_table(scores, locations, config),
         "scores": scores,
         "runs": runs_table(groups, scores, locations),
     }

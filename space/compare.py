@@ -21,7 +21,8 @@ def model_choices(results: Results, query: str, keep: list[str], limit: int) -> 
     terms = search_terms(query)
     matches: list[int] = []
     if terms:
-        text = results.search_text
+        # What is typed may be a piece of the readable name the dropdown shows, or any searched field.
+        text = results.search_text + " | " + pd.Series(names, index=results.search_text.index).str.lower()
         hits = text.str.contains(terms[0], regex=False)
         for term in terms[1:]:
             hits &= text.str.contains(term, regex=False)

@@ -153,11 +153,24 @@ def _model_picker(store: ResultsStore, dropdown: gr.Dropdown) -> None:
         keep = picked if isinstance(picked, list) else [picked] if picked else []
         return gr.update(choices=compare.model_choices(store.results, event.input_value, keep, CHOICE_LIMIT))
 
-    dropdown.key_up(on_key, dropdown, dropdown, queue=False, show_progress="hidden")
+    # always_last: the answer to the last keystroke always comes (one per keystroke pending at most).
+    dropdown.key_up(
+        on_key, dropdown, dropdown, queue=False, show_progress="hidden", trigger_mode="always_last"
+    )
 
 
-def _compare_tab(store: ResultsStore) -> None:
-    with gr.Tab("Compare", id="compare") as tab:
+def _first_models(store: ResultsStore) -> Callable[..., list[Any]]:
+    """The model pickers' first choices arrive with the page (not when a tab opens: that answer could
+    overwrite the choices of what is already being typed)."""
+
+    def on_load(request: gr.Request) -> list[Any]:
+        return [gr.update(choices=compare.model_choices(store.results, "", [], CHOICE_LIMIT))]
+
+    return on_load
+
+
+def _compare_tab(store: ResultsStore) -> Loader:
+    with gr.Tab("Compare", id="compare"):
         with gr.Row():
             models = gr.Dropdown(
                 label="Models (2 to 4): type to search",
@@ -180,21 +193,14 @@ def _compare_tab(store: ResultsStore) -> None:
 
     gr.on([models.input, mode.input], on_compare, [models, mode], [message, table, plot])
     _model_picker(store, models)
-    tab.select(
-        lambda picked: gr.update(
-            choices=compare.model_choices(store.results, "", picked or [], CHOICE_LIMIT)
-        ),
-        models,
-        models,
-        queue=False,
-    )
+    return _first_models(store), [models]
 
 
 def python_block(code: str) -> str:
     return f"```python\n{code}\n```"
 
 
-def _about_tab(store: ResultsStore) -> None:
+def _about_tab(store: ResultsStore) -> Loader:
     with gr.Tab("About", id="about") as tab:
         gr.Markdown(about.STUDY)
         gr.Markdown("### How to cite")
@@ -210,16 +216,10 @@ def _about_tab(store: ResultsStore) -> None:
         rows = board[board["model_id"].eq(model_id).fillna(False)]
         return python_block(about.download_code(rows.iloc[0].to_dict() if len(rows) else None))
 
-    def on_open(picked: str | None) -> list[Any]:
-        keep = [picked] if picked else []
-        return [
-            gr.update(choices=compare.model_choices(store.results, "", keep, CHOICE_LIMIT)),
-            about.quality_markdown(store.results.quality),
-        ]
-
     model.input(on_model, model, code)
     _model_picker(store, model)
-    tab.select(on_open, model, [model, quality])
+    tab.select(lambda: about.quality_markdown(store.results.quality), None, quality)
+    return _first_models(store), [model]
 
 
 def launch(demo: gr.Blocks, config: SpaceConfig, **kwargs: Any) -> Any:

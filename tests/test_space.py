@@ -15,6 +15,7 @@ from space_support import released_import, write_results_folder
 
 from common.catalog import BASE_MODELS_BY_NAME, PAPER_BASE_MODELS
 from common.cli import parse_options
+from release.config import LicensePolicy
 from space import __main__ as space_cli
 from space import about, compare, findings
 from space.__main__ import space_config
@@ -177,7 +178,7 @@ def test_readable_names_and_links(results: Results) -> None:
     assert link_of(payload_of(unpublished), 0) is None
 
 
-def test_license_and_parameters_come_from_the_base_model(results: Results) -> None:
+def test_license_and_parameters_come_from_the_base_model(results: Results, results_folder: Path) -> None:
     board = results.leaderboard
     for name, rows in board.groupby("base_model_name"):
         model = BASE_MODELS_BY_NAME[name]
@@ -187,6 +188,14 @@ def test_license_and_parameters_come_from_the_base_model(results: Results) -> No
     nine = view(results, parameters=(9.2, 8.8))
     assert set(nine["base model"]) == {"Gemma2-9B", "Yi-1.5-9B"}
     assert len({m.license for m in PAPER_BASE_MODELS}) >= 3
+    # The release publishes them (its cards read the same catalog; a config entry overrides it).
+    published = pd.read_parquet(results_folder / "data" / "leaderboard.parquet")
+    assert published.groupby("base_model_name")["license"].first()["Gemma2-9B"] == "gemma"
+    assert (
+        LicensePolicy().for_base("Sarashina2-7B") == "mit"
+        and LicensePolicy().for_base("tiny") == "apache-2.0"
+    )
+    assert LicensePolicy(by_base_model={"Gemma2-9B": "other"}).for_base("Gemma2-9B") == "other"
     # A published column wins over the catalog; an unknown (demo) base model has none.
     relicensed = Results.from_leaderboard(board.assign(license="other", parameters=1.5))
     assert set(relicensed.leaderboard["license"]) == {"other"}
@@ -488,7 +497,10 @@ def test_spaces_entry_point_reads_the_environment(
 
     monkeypatch.delenv("SPACE_RESULTS_REPO", raising=False)
     monkeypatch.setenv("SPACE_RESULTS_PATH", str(results_folder))
+    monkeypatch.setenv("SPACE_TITLE", "Massive SFT demo release")  # the release's collection title
     namespace = runpy.run_path(str(Path(__file__).resolve().parents[1] / "space" / "app.py"), run_name="app")
     assert isinstance(namespace["demo"], gr.Blocks)
     assert namespace["config"].local_path == results_folder
     assert "1,027 models" in str(namespace["demo"].config)
+    assert "# Massive SFT demo release" in str(namespace["demo"].config)
+    assert "Over a thousand" not in str(namespace["demo"].config)
