@@ -18,11 +18,12 @@ from tests.release_fixtures import synthetic_repo_root
 TOKEN = "hf_requests_test_token"
 MODELS, EPOCHS = 3, 3
 REPOS = MODELS + 1  # and the base model's repo
-REVISIONS = MODELS * (EPOCHS + 1) + 1  # main and one branch per kept epoch; the base repo has main only
+# Commits: per model main and the epochs but the last, which is branched from main (the same files); base: main.
+COMMITS = MODELS * EPOCHS + 1
 # A first publish per repo: read refs (404), create, one preupload and one LFS batch for all revisions,
 # one upload per new weight blob, one commit per revision, one branch per epoch; no tree read, no second
 # refs read, no validate-yaml. A model repo with 3 epochs: 1 + 1 + 2 + 2 * 3 (LFS upload + verify; main
-# shares the last epoch's blob) + 4 + 3 = 17; the base repo: 1 + 1 + 2 + 2 + 1 = 7; 58 for 4 repos, plus
+# shares the last epoch's blob) + 3 + 3 = 16; the base repo: 1 + 1 + 2 + 2 + 1 = 7; 55 for 4 repos, plus
 # the preflight's whoami and huggingface_hub's own lookups: at most 15 per repo.
 FIRST_PER_REPO = 15
 NOOP_PER_REPO = 1  # the refs, which match the state file: nothing else
@@ -53,7 +54,7 @@ def test_first_noop_and_stateless_republish_request_counts(hub_and_root) -> None
 
     first = run(root, hub.endpoint, state)
     counts = first.stats.counts
-    assert first.commits == REVISIONS == counts["POST /commit"]
+    assert first.commits == COMMITS == counts["POST /commit"]
     assert counts["GET /refs"] == REPOS and counts["POST /api/repos/create"] == REPOS
     assert counts["POST /branch"] == MODELS * EPOCHS
     assert counts["GET /tree"] == 0 and counts["POST /validate-yaml"] == 0
