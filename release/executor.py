@@ -22,6 +22,7 @@ from release.plan import KEEP_REMOTE, LocalFile, RepoPlan, RevisionPlan
 log = logging.getLogger(__name__)
 REPLAN_STATUS = frozenset({409, 412})  # the branch moved under us (parent-commit check): re-plan
 MAX_REPLANS = 4
+NEW_MAIN = ""  # main's head in a repo this run has just created: not read, its tree is empty
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,8 @@ class RepoResult:
     error: str | None = None
     diffs: list[RevisionDiff] = field(default_factory=list)
     verified: int = 0
-    refs: dict[str, str] | None = field(default=None, repr=False)  # as read, when this run wrote nothing
+    # revision -> commit whose tree this run knows to match the plan (read, or the answer to its own commit)
+    known: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 class Publisher:
@@ -229,7 +231,7 @@ class Publisher:
                 ops,
                 repo_type=repo.repo_type,
                 revision=plan.revision,
-                parent_commit=parent,
+                parent_commit=parent or None,  # NEW_MAIN: the new repo's first commit
                 commit_message=f"{self.commit_prefix}: {plan.revision}",
             )
             return info.oid
@@ -243,7 +245,7 @@ class Publisher:
             repo.repo_id,
             repo_type=repo.repo_type,
             branch=branch,
-            revision=commit,
+            revision=commit or None,  # NEW_MAIN: main's head, the only commit of a new repo
             exist_ok=True,
         )
 
@@ -277,8 +279,8 @@ class Publisher:
         return scrub(text, self.retrier.token)
 
     def _publish_once(self, repo: RepoPlan, result: RepoResult) -> None:
+        result.known = {}
         refs = self.refs(repo)
-        result.refs = refs
         created = refs is None
         if created:
             result.status = "created"
@@ -286,20 +288,20 @@ class Publisher:
                 self._dry_run_new(repo, result)
                 return
             self.create_repo(repo)
-            refs = self.refs(repo) or {}
-            result.refs = None
-        main_commit = refs.get("main")
-        if main_commit is None:
+            # Not read again: a repo this run just created holds only .gitattributes, and its first commit
+            # to main goes without a parent commit (NEW_MAIN); the commit's answer gives main's new head.
+            refs = {"main": NEW_MAIN}
+        if refs.get("main") is None:
             raise SecretSafeError(f"{repo.repo_id} has no main branch to branch the epochs from")
-        # A repo this run just created holds only .gitattributes: no need to read its tree. Were that wrong
-        # (created by someone else in between), the final verification would fail and re-plan the repo.
-        trees: dict[str, Tree] = {main_commit: {}} if created else {}
+        trees: dict[str, Tree] = {NEW_MAIN: {}} if created else {}
         result.diffs = self._diffs(repo, refs, trees)
+        result.known = {
+            d.revision: refs[d.revision] for d in result.diffs if not d.changed and d.revision in refs
+        }
         if self.dry_run or not any(d.changed for d in result.diffs):
             if result.status != "created":
                 result.status = "skipped"
             return
-        result.refs = None
         self._write(repo, refs, result)
         if result.status != "created":
             result.status = "updated"
@@ -357,6 +359,7 @@ class Publisher:
             if diff.branch_missing:
                 self.create_branch(repo, diff.revision, main_commit)
                 result.branches += 1
+                commit = main_commit
             if diff.add or diff.delete:
                 new = self.commit(
                     repo,
@@ -369,29 +372,22 @@ class Publisher:
                 result.commits += 1
                 result.files_sent += len(diff.add)
                 result.bytes_sent += diff.upload_bytes
+                commit = new
                 if diff.revision == "main":
                     main_commit = new
+            # The commit named its parent, whose tree was read (or is a new repo's empty one): the server
+            # accepted exactly parent + diff, so the new head's tree is the planned one without reading it.
+            result.known[diff.revision] = commit
 
     def verify(self, repo: RepoPlan, result: RepoResult) -> None:
-        """Every planned file at its planned revision with the planned hash, nothing else there."""
-        # Refs read by this run are still current if it wrote nothing: no second read needed.
-        refs = result.refs if result.refs is not None else (self.refs(repo) or {})
-        trees: dict[str, Tree] = {}
+        """Record every revision's head as verified: each one's tree was read and matched the plan, or is
+        the server's answer to a commit of the diff against a tree that was read (parent-commit checked).
+        No request: reading refs and trees again after writing cost a quarter of a first publish."""
         verified: dict[str, list[str]] = {}
         for plan in repo.revisions:
-            commit = refs.get(plan.revision)
-            if commit is None:
-                raise SecretSafeError(f"verification: {repo.repo_id} has no branch {plan.revision}")
-            if not self.state.verified(repo, plan, commit):
-                if commit not in trees:
-                    trees[commit] = self.tree(repo, commit)
-                add, delete = diff_tree(plan, trees[commit])
-                if add or delete:
-                    raise SecretSafeError(
-                        f"verification of {repo.repo_id}@{plan.revision} failed: differs in "
-                        f"{sorted(add + delete)[:5]}",
-                        status=409,
-                    )
+            commit = result.known.get(plan.revision)
+            if not commit:
+                raise SecretSafeError(f"verification: {repo.repo_id} has no known head for {plan.revision}")
             verified[plan.revision] = [commit, plan.digest]
         self.state.record(repo, verified)
         result.verified = len(verified)

@@ -67,3 +67,20 @@ def test_localhub_benchmark_compares_listing_at_two_sizes() -> None:
     for call in ("list_models(limit=50)", "list_models()", "list_repo_refs", "index page"):
         assert re.search(rf"{re.escape(call)}\s+[\d.]+ ms\s+[\d.]+ ms\s+[\d.]+x", output), (call, output)
     assert "created 30 repos" in output and re.search(r"\b(PASS|FAIL)\b", output)
+
+
+@pytest.mark.slow
+def test_publish_benchmark_reports_requests_and_both_naive_loops() -> None:
+    output = run_benchmark("publish.py", "--repos", "3", "--latency-ms", "10")
+    for label in ("naive loop", "naive loop, threaded", "publisher"):
+        assert re.search(
+            rf"{re.escape(label)}\s+[\d.]+ requests per model\s+[\d.]+ per kept epoch", output
+        ), (
+            label,
+            output,
+        )
+        assert re.search(rf"{re.escape(label)}\s+[\d.]+ req/model .* h at the rate limit", output), output
+    assert "1,000 API requests per 5 minutes" in output and "1,070 models" in output, output
+    assert re.search(r"configs/release/demo.yaml as shipped \(concurrency \d+", output), output
+    assert re.search(r"faster than the naive loop: [\d.]+x .*vs the threaded loop: [\d.]+x", output), output
+    assert re.search(r"without the state file [\d.]+ \(0 commits\)", output), output
