@@ -172,15 +172,14 @@ def test_changed_card_updates_only_that_file(published, tmp_path) -> None:
             root,
             "localhub",
             "--set",
-            "collection_title=Other title",
-            "--set",
             "include.collection=false",
             "--set",
             "commit_prefix=second",
         )
         == 0
     )
-    assert commit_counts(api, "localhub") == before  # the title is not in any file: still nothing to do
+    # the commit prefix is in no published file (the collection title is: the Space shows it)
+    assert commit_counts(api, "localhub") == before
 
 
 def test_dry_run_touches_nothing(release_root, local_hub, tmp_path, monkeypatch, capsys) -> None:
