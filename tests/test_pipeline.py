@@ -124,7 +124,7 @@ def test_demo_pipeline_stages_a_complete_release(tmp_path: Path) -> None:
     # Offline users set HF_HUB_OFFLINE=1: the pipeline still stages to and serves its local Hub.
     with serving_pipeline(args, timeout_s=1500, HF_HUB_OFFLINE="1") as (hub_url, space_url, output):
         # one set of instructions, with the ports actually served
-        assert "8900" not in output and output.count("export HF_ENDPOINT=") == 1
+        assert "127.0.0.1:8900" not in output and output.count("export HF_ENDPOINT=") == 1
         assert f"export HF_ENDPOINT={hub_url} " in output and f"leaderboard Space : {space_url}" in output
         assert "Overwriting default num_fewshot" not in output
         for stage in (
