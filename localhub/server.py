@@ -47,6 +47,7 @@ from localhub.inputs import (
     typed_field,
 )
 from localhub.lfs_routes import lfs_routes
+from localhub.listing import PAGE_SIZE, check_expand, list_entry
 from localhub.pages import index_page, repo_page
 from localhub.storage import (
     SHA256,
@@ -279,11 +280,17 @@ def _repo_routes(app: FastAPI, hub: Hub) -> None:
     def list_repos(
         kind: str,
         request: Request,
+        response: Response,
         author: str | None = None,
         search: str | None = None,
         limit: Annotated[int | None, Query(ge=1)] = None,
+        cursor: Cursor = 0,
+        expand: Annotated[list[str] | None, Query()] = None,
+        expand_brackets: Annotated[list[str] | None, Query(alias="expand[]")] = None,
     ) -> list[dict[str, Any]]:
         repo_type = repo_type_of(kind)
+        fields = [*(expand or []), *(expand_brackets or [])]
+        check_expand(fields)
         principal = hub.principal(request)
         repos = [
             r
@@ -292,16 +299,8 @@ def _repo_routes(app: FastAPI, hub: Hub) -> None:
             and (author is None or r.id.split("/")[0] == author)
             and (search is None or search.lower() in r.id.lower())
         ]
-        return [
-            {
-                "id": r.id,
-                "_id": hub.sign(r.id)[:24],
-                "private": r.private,
-                "createdAt": r.created_at,
-                "sha": r.branches["main"],
-            }
-            for r in repos[:limit]
-        ]
+        page = paginate(repos, request, response, cursor, min(limit or PAGE_SIZE, PAGE_SIZE))
+        return [list_entry(hub.storage, r, hub.sign(r.id)[:24], fields) for r in page]
 
     @app.get("/api/{kind}/{ns}/{name}")
     def repo_info(kind: str, ns: str, name: str, request: Request, blobs: bool = False) -> dict[str, Any]:

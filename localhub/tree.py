@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import yaml
@@ -13,6 +13,7 @@ from fastapi import Request, Response
 
 from localhub.storage import Commit, Entry, HubError, Storage, lfs_pointer
 
+T = TypeVar("T")
 FRONT_MATTER = re.compile(r"^---\s*\n(.*?)\n---\s*(\n|$)", re.S)
 
 
@@ -139,16 +140,16 @@ def card_data(storage: Storage, commit: Commit) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) else None
 
 
-def paginate(
-    items: list[dict[str, Any]], request: Request, response: Response, cursor: int, limit: int
-) -> list[dict[str, Any]]:
+def paginate(items: list[T], request: Request, response: Response, cursor: int, limit: int) -> list[T]:
     """One page, with a GitHub-style ``Link: <...>; rel="next"`` header when more remain."""
     limit = max(1, limit)
     page = items[cursor : cursor + limit]
     if cursor + limit < len(items):
         # From the raw (still encoded, ASCII) path: the decoded one may hold characters a header cannot.
         raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
-        query = urlencode({**request.query_params, "cursor": cursor + limit, "limit": limit})
+        # Every value of a repeated parameter (``expand=sha&expand=cardData``), not only the last one.
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("cursor", "limit")]
+        query = urlencode([*kept, ("cursor", cursor + limit), ("limit", limit)])
         base = str(request.base_url).rstrip("/")
         response.headers["Link"] = f'<{base}{raw_path}?{query}>; rel="next"'
     return page

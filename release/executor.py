@@ -2,7 +2,17 @@
 remote and commit only the difference; repos run concurrently. Every commit names its parent commit,
 so a retried commit whose first attempt did land is rejected by the server instead of duplicated, and
 the repo is re-planned. A verified (repo, revision, commit, digest) is remembered in a state file: the
-next run checks the refs only (commits are immutable) and reads a tree only when something moved."""
+next run checks the refs only (commits are immutable) and reads a tree only when something moved.
+
+Before any of that, one listing per repo type and namespace (``read_heads``: a handful of requests for
+1,000 repos) gives every repo's main head and card metadata. Main's card carries the repo's fingerprint
+(every revision's planned digest, release/plan.py ``sealed``) and main is written last, after every
+branch, so a main card whose fingerprint is the planned one proves the whole repo unchanged: no request
+for that repo, also on a fresh machine without the state file. Why that proof holds: only a completed
+write of this plan leaves that fingerprint on main (an interrupted one leaves main untouched, and any
+change to any branch changes the fingerprint, hence main). What it trusts: that nobody else moves the
+release's branches by hand. The state file narrows that for main: when it verified main at this very
+plan and main's head has moved since, the repo is diffed in full (see ``StateFile.main_moved``)."""
 
 from __future__ import annotations
 
@@ -17,7 +27,7 @@ from typing import Any
 from common.hub import LFS_SIZE_THRESHOLD
 from common.io import read_json, write_json
 from release.hub import FatalHubError, Pacer, Retrier, SecretSafeError, is_retryable, scrub
-from release.plan import KEEP_REMOTE, LocalFile, RepoPlan, RevisionPlan
+from release.plan import FINGERPRINT_KEY, KEEP_REMOTE, LocalFile, RepoPlan, RevisionPlan
 
 log = logging.getLogger(__name__)
 REPLAN_STATUS = frozenset({409, 412})  # the branch moved under us (parent-commit check): re-plan
@@ -40,9 +50,15 @@ class RemoteEntry:
 Tree = dict[str, RemoteEntry]
 
 
-def expected_tree(parent: Tree, files: dict[str, LocalFile]) -> Tree:
-    kept = {p: e for p, e in parent.items() if p in KEEP_REMOTE}
-    return {**kept, **{p: RemoteEntry(f.git_sha1, f.sha256, f.size) for p, f in files.items()}}
+@dataclass(frozen=True)
+class Head:
+    """A repo's main head and the fingerprint its card metadata claims, from a listing."""
+
+    commit: str
+    fingerprint: str | None
+
+
+Heads = dict[tuple[str, str], Head]  # (repo_type, repo_id) -> Head
 
 
 @dataclass
@@ -81,6 +97,13 @@ class StateFile:
                 commit,
                 revision.digest,
             ]
+
+    def main_moved(self, repo: RepoPlan, commit: str) -> bool:
+        """Main was verified at this plan's digest at another commit than ``commit``: someone committed
+        to main since (a plan that changed since would have made the publisher commit itself)."""
+        with self.lock:
+            entry = self.data.get(self.endpoint, {}).get(self.key(repo, "main"))
+        return entry is not None and entry[1] == repo.main.digest and entry[0] != commit
 
     def record(self, repo: RepoPlan, entries: dict[str, list[str]]) -> None:
         if self.path is None:
@@ -121,9 +144,11 @@ class Publisher:
         private: bool = False,
         commit_prefix: str = "release",
         dry_run: bool = False,
+        heads: Heads | None = None,
     ) -> None:
         self.api, self.retrier, self.pacer, self.state = api, retrier, pacer, state
         self.private, self.commit_prefix, self.dry_run = private, commit_prefix, dry_run
+        self.heads = heads  # None: no listing (the Hub refused it): every repo reads its refs
 
     # ------------------------------------------------------------ remote reads
 
@@ -251,8 +276,21 @@ class Publisher:
 
     # ------------------------------------------------------------ one repo
 
+    def unchanged(self, repo: RepoPlan, result: RepoResult) -> bool:
+        """The listing proves ``repo`` as planned (see the module docstring); recorded, no request."""
+        head = (self.heads or {}).get((repo.repo_type, repo.repo_id))
+        if head is None or head.fingerprint != repo.fingerprint or self.state.main_moved(repo, head.commit):
+            return False
+        result.diffs = [RevisionDiff(plan.revision, [], [], 0) for plan in repo.revisions]
+        if not self.dry_run:
+            self.state.record(repo, {"main": [head.commit, repo.main.digest]})
+            result.verified = len(repo.revisions)
+        return True
+
     def publish(self, repo: RepoPlan) -> RepoResult:
         result = RepoResult(repo.repo_id, repo.repo_type)
+        if self.unchanged(repo, result):
+            return result
         for attempt in range(MAX_REPLANS):
             try:
                 self._publish_once(repo, result)
@@ -307,37 +345,24 @@ class Publisher:
             result.status = "updated"
 
     def _dry_run_new(self, repo: RepoPlan, result: RepoResult) -> None:
-        main = expected_tree({}, repo.main.files)
-        for plan in repo.revisions:
-            add, delete = diff_tree(plan, {} if plan.revision == "main" else main)
-            result.diffs.append(
-                RevisionDiff(
-                    plan.revision, add, delete, sum(plan.files[p].size for p in add), plan.revision != "main"
-                )
-            )
+        for plan in repo.write_order:  # every branch from the new repo's empty main
+            add, _ = diff_tree(plan, {})
+            size = sum(plan.files[p].size for p in add)
+            result.diffs.append(RevisionDiff(plan.revision, add, [], size, plan.revision != "main"))
 
     def _diffs(self, repo: RepoPlan, refs: dict[str, str], trees: dict[str, Tree]) -> list[RevisionDiff]:
-        """What each revision needs, read before any write. A missing branch will be created from main
-        as main will be once its own diff is committed ("main" is planned first)."""
+        """What each revision needs, read before any write, in write order (main last). A missing branch
+        will be created from main's current head, before main's own commit."""
         diffs: list[RevisionDiff] = []
-        main_after: Tree | None = None
-        for plan in repo.revisions:
+        for plan in repo.write_order:
             commit = refs.get(plan.revision)
             if commit is not None and self.state.verified(repo, plan, commit):
                 diffs.append(RevisionDiff(plan.revision, [], [], 0))
                 continue
-            if commit is None:
-                if main_after is None:
-                    main_after = self._tree_cached(repo, refs["main"], trees)
-                base = main_after
-            else:
-                base = self._tree_cached(repo, commit, trees)
-            add, delete = diff_tree(plan, base)
+            add, delete = diff_tree(plan, self._tree_cached(repo, commit or refs["main"], trees))
             diffs.append(
                 RevisionDiff(plan.revision, add, delete, sum(plan.files[p].size for p in add), commit is None)
             )
-            if plan.revision == "main":
-                main_after = expected_tree(base, plan.files)
         return diffs
 
     def _tree_cached(self, repo: RepoPlan, commit: str, trees: dict[str, Tree]) -> Tree:
@@ -353,13 +378,11 @@ class Publisher:
             if d.add or d.delete
         }
         prepared = self.preupload(repo, list(ops.values()))
-        main_commit = refs["main"]
-        for diff in result.diffs:
-            commit = refs.get(diff.revision, main_commit)
+        for diff in result.diffs:  # in write order: main last
+            commit = refs.get(diff.revision, refs["main"])
             if diff.branch_missing:
-                self.create_branch(repo, diff.revision, main_commit)
+                self.create_branch(repo, diff.revision, refs["main"])
                 result.branches += 1
-                commit = main_commit
             if diff.add or diff.delete:
                 new = self.commit(
                     repo,
@@ -373,8 +396,6 @@ class Publisher:
                 result.files_sent += len(diff.add)
                 result.bytes_sent += diff.upload_bytes
                 commit = new
-                if diff.revision == "main":
-                    main_commit = new
             # The commit named its parent, whose tree was read (or is a new repo's empty one): the server
             # accepted exactly parent + diff, so the new head's tree is the planned one without reading it.
             result.known[diff.revision] = commit
@@ -391,6 +412,30 @@ class Publisher:
             verified[plan.revision] = [commit, plan.digest]
         self.state.record(repo, verified)
         result.verified = len(verified)
+
+
+LISTERS = {"model": "list_models", "dataset": "list_datasets", "space": "list_spaces"}
+
+
+def read_heads(api: Any, retrier: Retrier, repos: list[RepoPlan]) -> Heads | None:
+    """Main head and card fingerprint of every repo in the release's namespaces: one listing per repo
+    type and namespace (pages of 1,000 repos), not one refs request per repo. None when the Hub refuses
+    the listing: then every repo reads its own refs, as before."""
+    heads: Heads = {}
+    for repo_type, author in sorted({(r.repo_type, r.repo_id.split("/")[0]) for r in repos}):
+        lister = getattr(api, LISTERS[repo_type])
+        try:
+            items = retrier.call(
+                f"list the {repo_type}s of {author}",
+                lambda lister=lister, author=author: list(lister(author=author, expand=["sha", "cardData"])),
+            )
+        except SecretSafeError as error:
+            log.warning("%s; reading every repo's refs instead", error)
+            return None
+        for item in items:
+            value = item.card_data.get(FINGERPRINT_KEY) if item.card_data is not None else None
+            heads[(repo_type, item.id)] = Head(item.sha, None if value is None else str(value))
+    return heads
 
 
 def run_all(

@@ -80,8 +80,13 @@ class RequestStats:
         )
 
 
+LISTINGS = frozenset({"/api/models", "/api/datasets", "/api/spaces"})
+
+
 def _route(request: Any) -> str:
     path = request.url.path
+    if path in LISTINGS:
+        return f"{request.method} listing"
     for marker in (
         "/commit/",
         "/preupload/",

@@ -7,9 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from common.io import read_json, stable_hash, write_json
 from release.cards import ModelResults, base_model_card, model_card, space_readme
@@ -95,14 +97,52 @@ class RepoPlan:
     repo_id: str
     repo_type: str  # "model" | "dataset" | "space"
     kind: str  # "model" | "base_model" | "results" | "space"
-    revisions: list[RevisionPlan]  # "main" first: the other branches are created from it
+    revisions: list[RevisionPlan]  # "main" first; written last (see release/executor.py)
+    fingerprint: str = ""  # of every revision's files; main's card carries it (see ``sealed``)
 
     @property
     def main(self) -> RevisionPlan:
         return self.revisions[0]
 
+    @property
+    def write_order(self) -> list[RevisionPlan]:
+        """The branches first, main last: main's card claims the whole repo (its fingerprint), so no
+        reader may see that claim before every branch holds what it claims."""
+        return [*self.revisions[1:], self.main]
+
     def files_of(self, revision: str) -> dict[str, LocalFile]:
         return next((r.files for r in self.revisions if r.revision == revision), {})
+
+
+# ---------------------------------------------------------------- fingerprint
+
+FINGERPRINT_KEY = "release_fingerprint"  # the card metadata field of main's README
+
+
+def with_metadata(card: bytes, key: str, value: str) -> bytes:
+    """``card`` with ``key: value`` appended to its YAML front matter (one is added if it has none)."""
+    line = yaml.safe_dump({key: value}, default_flow_style=False).encode("utf-8")  # quotes "0123" etc.
+    if card.startswith(b"---\n"):
+        end = card.find(b"\n---", 3)
+        if end != -1:
+            return card[: end + 1] + line + card[end + 1 :]
+    return b"---\n" + line + b"---\n" + card
+
+
+def sealed(repo: RepoPlan) -> RepoPlan:
+    """``repo`` with its fingerprint (every revision's digest, main's README as planned) written into
+    main's card metadata: one listing of every repo's main card then proves a whole repo unchanged
+    without reading its refs or trees (see ``Publisher.unchanged``)."""
+    fingerprint = stable_hash({r.revision: r.digest for r in repo.revisions}, 32)
+    readme = repo.main.files.get("README.md")
+    card = b"" if readme is None else readme.data or Path(str(readme.source)).read_bytes()
+    files = {
+        **repo.main.files,
+        "README.md": generated("README.md", with_metadata(card, FINGERPRINT_KEY, fingerprint)),
+    }
+    return replace(
+        repo, revisions=[RevisionPlan("main", files), *repo.revisions[1:]], fingerprint=fingerprint
+    )
 
 
 # ---------------------------------------------------------------- file sets
@@ -171,18 +211,18 @@ def model_repo_plan(
         for c in group.checkpoints
     ]
     main = RevisionPlan("main", dict(revisions[-1].files))
-    return RepoPlan(group.repo_id, "model", "model", [main, *revisions])
+    return sealed(RepoPlan(group.repo_id, "model", "model", [main, *revisions]))
 
 
 def base_repo_plan(base: Any, config: ReleaseConfig, hashes: HashCache) -> RepoPlan:
     files = folder_files(base.folder, hashes)
     files["README.md"] = generated("README.md", base_model_card(base=base, config=config))
-    return RepoPlan(base.repo_id, "model", "base_model", [RevisionPlan("main", files)])
+    return sealed(RepoPlan(base.repo_id, "model", "base_model", [RevisionPlan("main", files)]))
 
 
 def results_repo_plan(folder: Path, config: ReleaseConfig, hashes: HashCache) -> RepoPlan:
     files = folder_files(folder, hashes, skip=frozenset({".gitattributes"}))
-    return RepoPlan(config.results_repo(), "dataset", "results", [RevisionPlan("main", files)])
+    return sealed(RepoPlan(config.results_repo(), "dataset", "results", [RevisionPlan("main", files)]))
 
 
 def space_repo_plan(
@@ -218,7 +258,7 @@ def space_repo_plan(
         + "\n",
     )
     files["README.md"] = generated("README.md", space_readme(config=config))
-    return RepoPlan(config.space_repo(), "space", "space", [RevisionPlan("main", files)])
+    return sealed(RepoPlan(config.space_repo(), "space", "space", [RevisionPlan("main", files)]))
 
 
 SPACE_ENTRY = '''"""Space entry point (app_file: app.py). ``space_config.json`` names the results dataset that

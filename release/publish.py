@@ -45,7 +45,7 @@ from common.paths import PROJECT_ROOT, configs_dir
 from localhub import serve_in_background
 from release.cards import ModelResults
 from release.config import ReleaseConfig, ReleaseConfigError, RequestBudget
-from release.executor import Publisher, RepoResult, StateFile, run_all
+from release.executor import Publisher, RepoResult, StateFile, read_heads, run_all
 from release.hub import (
     Pacer,
     RequestStats,
@@ -346,6 +346,7 @@ def publish(
             private=config.private,
             commit_prefix=config.commit_prefix,
             dry_run=dry_run,
+            heads=read_heads(api, retrier, plans),
         )
         bar = tqdm(
             total=len(plans), desc="dry run" if dry_run else "publish", unit="repo", disable=not progress

@@ -299,3 +299,33 @@ def _folder(root: Path, files: dict[str, str]) -> Path:
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)
     return folder
+
+
+def test_listing_expands_head_and_card_of_many_repos_in_linked_pages(api: HfApi, local_hub) -> None:
+    """What the publisher reads instead of one refs request per repo: every repo's main head and card
+    metadata, in pages linked by ``Link: rel="next"`` that keep every ``expand`` value."""
+    prefix = f"lister-{uuid.uuid4().hex[:6]}"
+    repos = [f"{DEFAULT_USER}/{prefix}-{i}" for i in range(3)]
+    for i, repo_id in enumerate(repos):
+        api.create_repo(repo_id, private=i == 0)
+        card = f"---\nkey: v{i}\n---\n".encode()
+        api.upload_file(path_or_fileobj=card, path_in_repo="README.md", repo_id=repo_id)
+    heads = {repo_id: api.model_info(repo_id).sha for repo_id in repos}
+
+    listed = list(api.list_models(author=DEFAULT_USER, search=prefix, expand=["sha", "cardData"]))
+    assert {m.id: m.sha for m in listed} == heads  # the private repo too, for its owner
+    assert {m.id: m.card_data.get("key") for m in listed} == {r: f"v{i}" for i, r in enumerate(repos)}
+    anonymous = {m.id for m in HfApi(token=False).list_models(author=DEFAULT_USER, search=prefix)}
+    assert anonymous == set(repos[1:])
+
+    query = f"author={DEFAULT_USER}&search={prefix}&limit=2&expand=sha&expand[]=private"
+    url, seen = f"{local_hub.endpoint}/api/models?{query}", []
+    while url:
+        response = httpx.get(url, headers={"authorization": f"Bearer {local_hub.token}"})
+        assert response.status_code == 200, response.text
+        seen += response.json()
+        url = response.links.get("next", {}).get("url")
+    assert [(e["id"], e["sha"], e["private"]) for e in seen] == [(r, heads[r], r == repos[0]) for r in repos]
+    assert all(set(e) == {"_id", "id", "modelId", "sha", "private"} for e in seen)
+    bad = httpx.get(f"{local_hub.endpoint}/api/models?expand=shaa")
+    assert bad.status_code == 400 and "shaa" in bad.json()["error"]
