@@ -223,15 +223,23 @@ class Publisher:
             )
         if not additions or any(len(c) > 1 for c in classes.values()):
             return False
+        # The same file in several revisions (main is the last epoch) is asked about and uploaded once.
+        unique = {(op.path_in_repo, op.upload_info.sha256): op for op in additions}
         self.retrier.call(
             f"upload files of {repo.repo_id}",
             self.api.preupload_lfs_files,
             repo.repo_id,
-            additions=additions,
+            additions=list(unique.values()),
             repo_type=repo.repo_type,
             revision="main",
         )
         for op in additions:
+            done = unique[(op.path_in_repo, op.upload_info.sha256)]
+            op._upload_mode, op._should_ignore, op._is_uploaded = (
+                done._upload_mode,
+                done._should_ignore,
+                done._is_uploaded,
+            )
             # The remote oids came from main; our own diff decides what each revision changes, so
             # huggingface_hub must not drop an addition because it matches main's copy of that path.
             op._remote_oid = None

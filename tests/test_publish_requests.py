@@ -5,11 +5,14 @@ time. The real huggingface_hub client against a private local Hub server; reques
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from huggingface_hub import HfApi
 
-from localhub import serve_in_background
+from common.io import write_json
+from localhub import LocalHubHandle, serve_in_background
 from release.config import load_config
 from release.inputs import load_inputs
 from release.publish import PublishOutcome, Target, publish
@@ -39,12 +42,19 @@ def hub_and_root(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory):
         yield hub, root, work
 
 
-def run(root: Path, endpoint: str, work_dir: Path) -> PublishOutcome:
+def run(root: Path, endpoint: str, work_dir: Path, *, may_fail: bool = False) -> PublishOutcome:
     overrides = ["namespace=bench", "include.space=false", "include.results_dataset=false"]
     config = load_config("demo", [*overrides, "include.collection=false"])
     outcome = publish(load_inputs(root, config), config, Target(endpoint, TOKEN), work_dir=work_dir)
-    assert not outcome.failed, [r.error for r in outcome.failed]
+    assert may_fail or not outcome.failed, [r.error for r in outcome.failed]
     return outcome
+
+
+def server_requests(hub: LocalHubHandle, action: Callable[[], PublishOutcome]) -> tuple[PublishOutcome, int]:
+    """``action``'s outcome and the requests the server answered meanwhile (not the client's count)."""
+    before = hub.fault_counts()["requests"]
+    outcome = action()
+    return outcome, hub.fault_counts()["requests"] - before
 
 
 def test_first_noop_and_stateless_republish_request_counts(hub_and_root) -> None:
@@ -67,3 +77,73 @@ def test_first_noop_and_stateless_republish_request_counts(hub_and_root) -> None
     stateless = run(root, hub.endpoint, state)
     assert stateless.commits == 0 and stateless.stats.total == NOOP_REQUESTS, dict(stateless.stats.counts)
     assert run(root, hub.endpoint, state).stats.total == NOOP_REQUESTS
+
+
+MANY = 30  # model repos (and the base model's) for the fresh-machine checks
+
+
+@pytest.fixture(scope="module")
+def many(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory):
+    work = tmp_path_factory.mktemp("many")
+    root = synthetic_repo_root(work / "root", tiny_llama, MANY, epochs=2)
+    with serve_in_background(work / "hub", tokens={TOKEN: "bench"}) as hub:
+        run(root, hub.endpoint, work / "release")
+        yield hub, root, work
+
+
+def statuses(outcome: PublishOutcome) -> dict[str, tuple[str, int]]:
+    """repo -> (status, commits), for the repos that were not skipped."""
+    return {r.repo_id: (r.status, r.commits) for r in outcome.results if r.status != "skipped"}
+
+
+def test_a_fresh_machine_proves_many_unchanged_repos_with_a_handful_of_requests(many) -> None:
+    hub, root, work = many
+    (work / "release" / "state.json").unlink(missing_ok=True)
+    outcome, requests = server_requests(hub, lambda: run(root, hub.endpoint, work / "release"))
+    assert outcome.commits == 0 and statuses(outcome) == {}
+    assert len(outcome.results) == MANY + 1
+    # O(1), not O(repos): one listing of the namespace's models (1,000 repos a page); measured: 1.
+    assert requests <= MANY / 5 + 2 and outcome.stats.total == requests == 1, dict(outcome.stats.counts)
+
+
+def test_a_fresh_machine_finds_what_changed_and_what_an_interrupted_run_left(many) -> None:
+    """A changed epoch (not the last: main's files stay the same) is found from main's card alone, and so
+    is a repo whose run died after committing the epoch but before main: main, written last, still
+    carries the old fingerprint. Both from a fresh machine, without the state file."""
+    hub, root, work = many
+    config = load_config("demo", ["namespace=bench"])
+    groups = load_inputs(root, config).groups
+    changed, interrupted = groups[0], groups[1]
+    for group in (changed, interrupted):
+        write_json(group.checkpoints[0].folder / "extra.json", {"changed": True})
+    hub.set_faults(
+        {
+            "rules": [
+                {
+                    "kind": "status",
+                    "status": 400,
+                    "methods": ["POST"],
+                    "path": f"{interrupted.repo_id}/commit/main$",
+                }
+            ]
+        }
+    )
+    try:
+        died = run(root, hub.endpoint, work / "release", may_fail=True)
+    finally:
+        hub.reset_faults()
+    assert [r.repo_id for r in died.failed] == [interrupted.repo_id]
+    assert statuses(died)[changed.repo_id] == ("updated", 2)  # epoch-01 and main (its card)
+
+    (work / "release" / "state.json").unlink(missing_ok=True)
+    resumed = run(root, hub.endpoint, work / "release")
+    assert statuses(resumed) == {interrupted.repo_id: ("updated", 1)}  # main only: epoch-01 was done
+    assert resumed.stats.counts["GET listing"] == 1 and resumed.stats.counts["GET /refs"] == 1
+
+    # With the state file, a hand edit of main (its card kept) is found too: main moved since verified.
+    api = HfApi(endpoint=hub.endpoint, token=TOKEN)
+    edited = groups[2].repo_id
+    api.upload_file(path_or_fileobj=b"{}", path_in_repo="config.json", repo_id=edited)
+    repaired = run(root, hub.endpoint, work / "release")
+    assert statuses(repaired) == {edited: ("updated", 1)}
+    assert run(root, hub.endpoint, work / "release").commits == 0
