@@ -99,6 +99,7 @@ def _route(request: Any) -> str:
         "/api/repos/create",
         "/collections",
         "/validate-yaml",
+        "/agent-harnesses",  # huggingface_hub's own, once per process, to HF_ENDPOINT: not the release's
     ):
         if marker in path:
             return f"{request.method} {marker.rstrip('/')}"
