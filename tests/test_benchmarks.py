@@ -41,9 +41,15 @@ def test_layer_diff_benchmark_reports_its_three_targets() -> None:
 
 @pytest.mark.slow
 def test_perplexity_benchmark_compares_with_the_reference() -> None:
-    output = run_benchmark("perplexity.py", "--samples", "48")
-    assert re.search(r"tokens?/s", output), output
-    assert re.search(r"\d+(\.\d+)?\s*x", output), output  # the speed-up ratio
+    output = run_benchmark("perplexity.py", "--samples", "48", "--runs", "3", "--threads", "1")
+    number = r"\d+(\.\d+)?"
+    assert_reports(
+        output,
+        r"1 torch threads for both sides, 3 interleaved runs",
+        rf"^batched .*{number} tokens/s median \({number} s; runs: {number} {number} {number} s\)",
+        rf"^per-sample reference: .*{number} tokens/s median",
+        rf"^speed-up: {number}x median of the per-run ratios \(min {number}x, max {number}x\)",
+    )
 
 
 @pytest.mark.slow
