@@ -8,7 +8,8 @@ Builds an output root with --repos tiny full-model runs (3 kept epochs each), th
      (about ten lines: what a competent user writes to go faster);
   3. `release.publish` with the shipped configs/release/demo.yaml (its concurrency and request budget,
      only the namespace and the repo kinds the synthetic root lacks overridden);
-  4. a no-op re-publish, and 5. a no-op re-publish without the local state file (a fresh machine).
+  4. a no-op re-publish, and 5. a no-op re-publish without the local state file (a fresh machine), both
+     proven by one listing of the namespace's main heads and card fingerprints (release/executor.py).
 Targets, judged at --latency-ms: publish >= 3x faster than the sequential loop; no-op re-publish < 10%
 of the first. Printed besides: the ratio to the threaded loop, requests per published model and per kept
 epoch, and the wall time that the Hub's rate limit implies for the whole study at the shipped
@@ -208,6 +209,11 @@ def report(results: list[PassResult], repos: int, config: ReleaseConfig) -> bool
     print(
         f"  publisher no-op re-publish {judged.noop.requests / repos:.2f} requests per model, without the "
         f"state file {judged.stateless.requests / repos:.2f} ({judged.stateless.commits} commits)"
+    )
+    print(
+        f"  no-op re-publish of all {repos + 1} repos: {judged.noop.requests} requests with the state file, "
+        f"{judged.stateless.requests} without it (a fresh machine): one listing of main heads and card "
+        "fingerprints per 1,000 repos, none per repo"
     )
     study = load_config("study", [])
     print(

@@ -90,3 +90,6 @@ def test_publish_benchmark_reports_requests_and_both_naive_loops() -> None:
     assert re.search(r"configs/release/demo.yaml as shipped \(concurrency \d+", output), output
     assert re.search(r"faster than the naive loop: [\d.]+x .*vs the threaded loop: [\d.]+x", output), output
     assert re.search(r"without the state file [\d.]+ \(0 commits\)", output), output
+    assert re.search(
+        r"no-op re-publish of all 4 repos: \d+ requests with the state file, \d+ without it", output
+    )
