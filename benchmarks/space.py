@@ -52,7 +52,8 @@ TIMEOUT_MS = 120_000
 TERMS = ["olmo", "qwen lima", "lora", "cosine math", "epoch-03", "llm-jp full", "gemma", "ultrachat 20000"]
 
 # In-page timing of a real input (Playwright types, clicks, selects): from the input event's timestamp
-# to the watched element's update (``expect``: once its text contains that) and the next painted frame.
+# to the watched element's update (``expect``: once its text contains that; else any change of it, its
+# ``data-view`` mark included) and the next painted frame.
 ARM_JS = """([watchSelector, expect]) => {
   // Waiting for a text, the whole page is watched: Gradio may replace the element itself.
   const watched = expect === null ? document.querySelector(watchSelector) : document.body;
@@ -65,7 +66,8 @@ ARM_JS = """([watchSelector, expect]) => {
     const observer = new MutationObserver(() => {
       if (expect === null || text().includes(expect)) { observer.disconnect(); resolve(); }
     });
-    observer.observe(watched, {childList: true, subtree: true, characterData: true});
+    // Our table marks every rendered view (data-view), also one whose cells all stayed the same.
+    observer.observe(watched, {childList: true, subtree: true, characterData: true, attributes: expect === null});
     setTimeout(() => { observer.disconnect(); reject(new Error(`no update of ${watchSelector}`)); }, 60000);
   }).finally(() => {
     for (const kind of KINDS) document.removeEventListener(kind, onInput, {capture: true});
