@@ -188,6 +188,12 @@ def new_profile(scores: Mapping[str, float], perplexity: Mapping[str, float]) ->
 def check_profile(profile: pd.Series, profiles: pd.DataFrame) -> None:
     """A new model's profile names only tasks and datasets the results know."""
     unknown = sorted(set(profile.index) - set(profiles.columns))
+    has_perplexity = any(c.startswith(PERPLEXITY_PREFIX) for c in profiles.columns)
+    if any(u.startswith(PERPLEXITY_PREFIX) for u in unknown) and not has_perplexity:
+        raise RecommendError(
+            "the results hold no perplexity of their base models on the SFT datasets (no perplexity "
+            "table), so a new model cannot be matched by its perplexity: give its base scores per task"
+        )
     if unknown:
         known = sorted(c.split(":", 1)[1] for c in profiles.columns)
         names = [u.split(":", 1)[1] for u in unknown]
