@@ -322,7 +322,8 @@ class Recommendation:
     coverage: float
     notes: list[str] = field(default_factory=list)
 
-    def summary(self) -> str:
+    def headline(self) -> str:
+        """What was asked, in one sentence."""
         what = f"{self.target.kind} {self.target.name!r} ({', '.join(self.target.tasks)})"
         origin = (
             "its own measured gains are shown, not used: the prediction comes from the other models"
@@ -330,9 +331,11 @@ class Recommendation:
             else "a base model without results: predicted from the study's models"
         )
         return (
-            f"{self.model}, {self.method} fine-tuning, target {what}; gains in {self.target.unit}; "
-            f"{origin}. {self.reliability.sentence(self.target.unit)}"
+            f"{self.model}, {self.method} fine-tuning, target {what}; gains in {self.target.unit}; {origin}."
         )
+
+    def summary(self) -> str:
+        return f"{self.headline()} {self.reliability.sentence(self.target.unit)}"
 
 
 def recommend(

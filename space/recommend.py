@@ -101,7 +101,8 @@ def answer(
 
 
 def summary_markdown(result: Recommendation) -> str:
-    lines = [f"**{result.summary()}**", *(f"- Note: {n}" for n in result.notes)]
+    reliability = result.reliability.sentence(result.target.unit)
+    lines = [f"**{result.headline()}**\n\n{reliability}", *(f"- Note: {n}" for n in result.notes)]
     weights = ", ".join(f"{r.base_model_name} ({r.weight:.0%})" for r in result.similar.itertuples())
     lines.append(f"\nMost similar base models (their weight in the prediction): {weights}.")
     return "\n".join(lines)
@@ -203,4 +204,5 @@ def tab(store: ResultsStore) -> None:
         ]
 
     opened.select(on_open, None, [model, target, method, summary])
-    go_button.click(on_recommend, inputs, [summary, ranking, plot, evidence])
+    # Hidden progress: an answer takes a fraction of a second, and a timer over the old answer misleads.
+    go_button.click(on_recommend, inputs, [summary, ranking, plot, evidence], show_progress="hidden")
