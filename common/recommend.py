@@ -364,7 +364,10 @@ def recommend(
         raise RecommendError(f"no other base model has {method} results on {target!r} to learn from")
     weights = similarity(others, profile, scale)
     if weights["distance"].isna().all():
-        notes.append("no profile feature is shared with the results' models: every model counts equally")
+        notes.append(
+            "no profile feature tells the results' models apart (too few models share one, or they are "
+            "equal there): every model counts equally"
+        )
     train = gains[gains["base_model_name"] != model]
     lomo = leave_one_model_out(gains, profiles[profiles.index.isin(gains["base_model_name"])], scale)
     ranking = _ranking(weighted_prediction(train, weights["weight"]), lomo, coverage)
