@@ -6,13 +6,12 @@ message. The browser fixtures (Chromium, requests kept on 127.0.0.1) are test_sp
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from space_support import free_port, released_import, write_results_folder
-from test_space_browser import SCREENSHOTS, browser, page  # noqa: F401 - fixtures used by name
+from test_space_browser import SCREENSHOTS, browser, page, server  # noqa: F401 - fixtures used by name
 
 from analysis.gains import compute_gains
 from analysis.synergy import resolve_main_condition, synergy_table
@@ -21,13 +20,13 @@ from common.schema import to_wide
 from space.config import SpaceConfig
 from space.data import ResultsStore
 from space.recommend import NEW_MODEL
-from space.ui import build_app, launch
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def study(released_table: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def study(released_table: Path) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """(scores, quality findings, main-condition synergy table) of the released table."""
     scores, quality = released_import(released_table)
     gains = compute_gains(scores)
     return scores, quality, synergy_table(gains, resolve_main_condition(gains))
@@ -37,17 +36,7 @@ def study(released_table: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def store(study, tmp_path_factory: pytest.TempPathFactory) -> ResultsStore:
     scores, quality, synergy = study
     folder = write_results_folder(scores, quality, tmp_path_factory.mktemp("recommend"), {"synergy": synergy})
-    return ResultsStore(SpaceConfig(local_path=folder, port=free_port()))
-
-
-@pytest.fixture(scope="module")
-def server(store: ResultsStore) -> Iterator[str]:
-    demo = build_app(store)
-    launch(demo, store.config, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{store.config.port}"
-    finally:
-        demo.close()
+    return ResultsStore(SpaceConfig(local_path=folder, port=free_port()))  # served by the ``server`` fixture
 
 
 def pick(view, element: str, typed: str, option: str) -> None:
@@ -76,7 +65,7 @@ def recommend_and_wait(view, expected: str) -> str:
     return view.inner_text("#r-summary")
 
 
-def test_the_tab_ranks_the_datasets_as_the_cli_does(page, server: str, study) -> None:  # noqa: F811
+def test_the_tab_ranks_the_datasets_as_the_cli_does(page, server: str, study) -> None:  # noqa: F811 - fixtures
     scores, _, synergy = study
     page.goto(server)
     page.get_by_role("tab", name="What should I train on?").click()
