@@ -28,6 +28,7 @@ from common.recommend import (
 )
 from common.schema import to_wide
 from evaluation.importer import import_released
+from tests.analysis_tables import synergy_scores
 
 # Spearman's one-sided 5% critical value for n = 10 (the study's ten SFT datasets): a random ranking
 # exceeds it one time in twenty.
@@ -143,21 +144,27 @@ def test_a_target_that_mixes_scales_is_normalised_and_says_so(study):
 # --- hand-made tables -------------------------------------------------------------------------------
 
 
-def _world() -> tuple[pd.DataFrame, pd.DataFrame]:
+def _world_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     """Two kinds of base model: low perplexity on ``a`` gains most from ``a``, the others from ``b``.
-    Three models of the second kind, so the plain mean prefers ``b``."""
+    Three models of the second kind, so the plain mean prefers ``b``. (synergy, perplexity)."""
     kinds = {"m1": "A", "m2": "B", "m3": "B", "m4": "B", "m5": "A"}
     gains = {"A": {"a": 10.0, "b": 2.0, "c": 0.0}, "B": {"a": 1.0, "b": 8.0, "c": 0.0}}
     perplexity = {"A": {"a": 2.0, "b": 9.0, "c": 5.0}, "B": {"a": 9.0, "b": 2.0, "c": 5.0}}
     synergy, ppl = [], []
     for i, (model, kind) in enumerate(kinds.items()):
         for dataset in "abc":
-            synergy.append(("full", model, dataset, "gsm8k-4shot", gains[kind][dataset] + 0.1 * i))
+            synergy.append(("full", model, dataset, "gsm8k-0shot", gains[kind][dataset] + 0.1 * i))
             ppl.append((model, dataset, perplexity[kind][dataset] * (1 + 0.01 * i)))
-    synergy_frame = pd.DataFrame(synergy, columns=["method", "base_model_name", "dataset", "task", "gain"])
-    ppl_frame = pd.DataFrame(ppl, columns=["base_model_name", "dataset", "perplexity"])
+    return (
+        pd.DataFrame(synergy, columns=["method", "base_model_name", "dataset", "task", "gain"]),
+        pd.DataFrame(ppl, columns=["base_model_name", "dataset", "perplexity"]),
+    )
+
+
+def _world() -> tuple[pd.DataFrame, pd.DataFrame]:
+    synergy, perplexity = _world_tables()
     scores = pd.DataFrame(columns=["base_model_name", "task", "value"])
-    return synergy_frame, model_profiles(scores, ppl_frame)
+    return synergy, model_profiles(scores, perplexity)
 
 
 def test_a_new_model_is_matched_by_its_perplexity_on_the_datasets():
@@ -261,6 +268,22 @@ def test_cli_bad_input_is_one_line_and_exit_2(released_table, capsys, argv, mess
     code, out, err = _cli(capsys, "--scores", str(released_table), *argv)
     assert code == 2 and out == ""
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+
+
+def test_cli_matches_a_new_model_by_its_perplexity(tmp_path, capsys):
+    """The output root of a grid of ours: scores.parquet and the evaluation stage's perplexity.parquet."""
+    synergy, perplexity = _world_tables()
+    gains = {(r.base_model_name, r.dataset, "gsm8k"): r.gain for r in synergy.itertuples()}
+    synergy_scores(gains).to_parquet(tmp_path / "scores.parquet")
+    perplexity.assign(scope="response", data_size=1000, n_samples=10, n_tokens=500).to_parquet(
+        tmp_path / "perplexity.parquet"
+    )
+    argv = ("--root", str(tmp_path), "--model", "mine", "--target", "gsm8k", "--json")
+    code, out, err = _cli(capsys, *argv, "--new-perplexity", "a=2.1", "--new-perplexity", "b=8.5,c=5")
+    answer = json.loads(out)
+    assert code == 0, err
+    assert [r["dataset"] for r in answer["ranking"]] == ["a", "b", "c"]  # the plain mean would say b first
+    assert {r["base_model_name"] for r in answer["similar"][:2]} == {"m1", "m5"}
 
 
 def test_cli_without_results_names_the_file(tmp_path, capsys):
