@@ -14,7 +14,7 @@ Examples:
   python -m analysis recommend --scores ../shared/data/massive-sft/evaluation_result.csv \\
       --model my-7b --new-score mmlu-5shot=55 --new-score gsm8k-4shot=40 --target code
   python -m analysis recommend --root outputs/demo --model my-model --new-perplexity demo_facts=12.5 \\
-      --new-perplexity demo_arith=30 --new-perplexity demo_strings=20 --target demo
+      --new-perplexity demo_arithmetic=30 --new-perplexity demo_strings=20 --target demo
 """
 
 from __future__ import annotations

@@ -271,8 +271,10 @@ class Reliability:
     def sentence(self, unit: str) -> str:
         if self.n_models < 2:
             return "Not enough base models with results to measure how reliable the prediction is."
-        better = self.mae < self.baseline_mae
-        verdict = "beats" if better else "does NOT beat"
+        if math.isclose(self.mae, self.baseline_mae, abs_tol=1e-9):
+            verdict = "equals (too few models to weight)"
+        else:
+            verdict = "beats" if self.mae < self.baseline_mae else "does NOT beat"
         return (
             f"Leave-one-model-out ({self.n_models} base models, {self.n_predictions} predictions): the "
             f"recommendation {verdict} the mean-gain baseline, mean absolute error {self.mae:.2f} vs "
@@ -328,7 +330,7 @@ class Recommendation:
         origin = (
             "its own measured gains are shown, not used: the prediction comes from the other models"
             if self.known
-            else "a base model without results: predicted from the study's models"
+            else "a base model without results: predicted from the results' base models"
         )
         return (
             f"{self.model}, {self.method} fine-tuning, target {what}; gains in {self.target.unit}; {origin}."
