@@ -240,7 +240,7 @@ def leave_one_model_out(
     frames = []
     for name in sorted(set(gains["base_model_name"]) & set(profiles.index)):
         others = gains[gains["base_model_name"] != name]
-        if others["base_model_name"].nunique() < 1:
+        if others.empty:
             continue
         weights = similarity(profiles.drop(index=name), profiles.loc[name], scale)["weight"]
         predicted = weighted_prediction(others, weights)
