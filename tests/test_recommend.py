@@ -28,6 +28,8 @@ from common.recommend import (
 )
 from common.schema import to_wide
 from evaluation.importer import import_released
+from space import recommend as tab
+from space.data import Results
 from tests.analysis_tables import synergy_scores
 
 # Spearman's one-sided 5% critical value for n = 10 (the study's ten SFT datasets): a random ranking
@@ -289,3 +291,22 @@ def test_cli_matches_a_new_model_by_its_perplexity(tmp_path, capsys):
 def test_cli_without_results_names_the_file(tmp_path, capsys):
     code, _, err = _cli(capsys, "--root", str(tmp_path), "--model", "x", "--target", "math")
     assert code == 2 and "scores.parquet does not exist" in err and err.count("\n") == 1
+
+
+def test_the_space_answers_from_published_tables_only(released_table):
+    """The tab's handler on a results dataset without the synergy table says which command publishes
+    it; with it, a new model without a description is asked for one."""
+    scores = import_released(released_table).scores
+    bare = Results.from_leaderboard(to_wide(scores))
+    assert tab.target_options(bare) == [] and tab.model_options(bare) == [tab.NEW_MODEL]
+    with pytest.raises(RecommendError, match="no `analysis/synergy.parquet`.*python -m analysis report"):
+        tab.answer(bare, "Qwen2.5-7B", "family:math", "full")
+    gains = compute_gains(scores)
+    published = Results.from_leaderboard(
+        to_wide(scores), analysis={"synergy": synergy_table(gains, resolve_main_condition(gains))}
+    )
+    assert ("family · math", "family:math") in tab.target_options(published)
+    with pytest.raises(RecommendError, match="describe the new base model"):
+        tab.answer(published, tab.NEW_MODEL, "family:math", "full")
+    result = tab.answer(published, tab.NEW_MODEL, "family:math", "lora", scores_text="mmlu-5shot=50")
+    assert result.model == "new base model" and len(result.ranking) == 10
