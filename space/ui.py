@@ -13,6 +13,7 @@ from space import about, compare, findings
 from space.browser import static_text, table_payload
 from space.config import SpaceConfig
 from space.data import Results, ResultsStore
+from space.recommend import tab as recommend_tab
 from space.table import GAIN, RAW, Filters
 from space.urlstate import decode
 
@@ -54,6 +55,7 @@ def build_app(store: ResultsStore) -> gr.Blocks:
                 _leaderboard_tab(store, source),
                 _findings_tab(store),
                 _compare_tab(store),
+                recommend_tab(store),
                 _about_tab(store),
             ]
         _load_once(demo, [loader for loader in loaders if loader is not None])
