@@ -73,6 +73,10 @@ def new_request_id(moment: datetime) -> str:
     return f"{moment.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
+def looks_like_token(text: str) -> bool:
+    return bool(_TOKEN.search(text))
+
+
 def scrub(text: str, secrets_to_hide: tuple[str, ...] = ()) -> str:
     """A failure reason fit for a public file: one line, no token, no address, no local path."""
     for secret in secrets_to_hide:

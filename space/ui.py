@@ -13,6 +13,7 @@ from space import about, compare, findings
 from space.browser import static_text, table_payload
 from space.config import SpaceConfig
 from space.data import Results, ResultsStore
+from space.submit import submit_tab
 from space.table import GAIN, RAW, Filters
 from space.urlstate import decode
 
@@ -55,6 +56,7 @@ def build_app(store: ResultsStore) -> gr.Blocks:
                 _findings_tab(store),
                 _compare_tab(store),
                 _about_tab(store),
+                submit_tab(store),
             ]
         _load_once(demo, [loader for loader in loaders if loader is not None])
     return demo
