@@ -39,7 +39,7 @@ ACTIVE = (PENDING, RUNNING, FINISHED)
 WEIGHTS = ("full", "adapter")
 SFT_METHODS = ("full", "lora")
 SCHEMA_VERSION = 1
-_REQUEST_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
+_REQUEST_ID = re.compile(r"^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{8}$")
 _TOKEN = re.compile(r"\b(hf_|api_org_)[A-Za-z0-9]{16,}")
 _ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])/(?:[\w.@+-]+/)+[\w.@+-]*")
 _ADDRESS = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b|\blocalhost(?::\d+)?\b")
@@ -69,8 +69,9 @@ def parse_timestamp(text: str | None) -> datetime | None:
 
 
 def new_request_id(moment: datetime) -> str:
-    """Sorts in submission order; the random tail keeps two requests of one second apart."""
-    return f"{moment.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+    """Sorts in submission order (to the millisecond); the random tail keeps simultaneous ones apart."""
+    moment = moment.astimezone(timezone.utc)
+    return f"{moment:%Y%m%dT%H%M%S}{moment.microsecond // 1000:03d}Z-{secrets.token_hex(4)}"
 
 
 def looks_like_token(text: str) -> bool:

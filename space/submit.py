@@ -292,6 +292,21 @@ def _check_base_readable(api: Any, hub_id: str, is_known: bool) -> None:
 # ---------------------------------------------------------------- the queue
 
 
+def check_rate(submitter: str, requests: list[Request], limit: int, now: datetime) -> None:
+    """The submitter's daily limit (checked first, before the Hub is asked about the model)."""
+    recent = [
+        r
+        for r in requests
+        if r.submitter == submitter and now - (parse_timestamp(r.submitted_at) or now) < RATE_WINDOW
+    ]
+    if len(recent) >= limit:
+        opens = min(parse_timestamp(r.submitted_at) or now for r in recent) + RATE_WINDOW
+        raise SubmissionRefused(
+            f"{submitter} has submitted {len(recent)} models in the last 24 hours (the limit is "
+            f"{limit}): try again after {timestamp(opens)}"
+        )
+
+
 def check_queue(candidate: Request, requests: list[Request], limit: int, now: datetime) -> None:
     """No pending, running or finished request for the same model; the submitter's daily limit."""
     for request in requests:
@@ -301,17 +316,7 @@ def check_queue(candidate: Request, requests: list[Request], limit: int, now: da
                 f"{request.request_id} is {request.status} (see the queue below); push a new commit to "
                 "submit a new version"
             )
-    recent = [
-        r
-        for r in requests
-        if r.submitter == candidate.submitter and now - (parse_timestamp(r.submitted_at) or now) < RATE_WINDOW
-    ]
-    if len(recent) >= limit:
-        opens = min(parse_timestamp(r.submitted_at) or now for r in recent) + RATE_WINDOW
-        raise SubmissionRefused(
-            f"{candidate.submitter} has submitted {len(recent)} models in the last 24 hours (the limit is "
-            f"{limit}): try again after {timestamp(opens)}"
-        )
+    check_rate(candidate.submitter, requests, limit, now)
 
 
 def submit(
@@ -325,6 +330,7 @@ def submit(
     """Check a submission and write its pending request; :class:`SubmissionRefused` (nothing written)
     when a check fails."""
     form = clean_form(form)
+    check_rate(form.repo_id.split("/")[0], repo.read()[1], limit, now())
     api = model_api(endpoint)
     facts = check_model(api, form.repo_id, form.revision)
     base_model, base_name = resolve_base(api, facts, form.base_model, known)
