@@ -176,18 +176,33 @@ def download_model(request: Request, folder: Path, endpoint: str) -> EvalModel:
     """The submitted model at its commit (read without a token, as the Space checked it), and an
     adapter's base model (with the queue's token: a base may be gated)."""
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
-    model_dir = snapshot_download(
-        request.repo_id,
-        revision=request.commit,
-        local_dir=folder / "model",
-        allow_patterns=MODEL_FILES,
-        endpoint=endpoint,
-        token=False,
-    )
+    try:
+        model_dir = snapshot_download(
+            request.repo_id,
+            revision=request.commit,
+            local_dir=folder / "model",
+            allow_patterns=MODEL_FILES,
+            endpoint=endpoint,
+            token=False,
+        )
+    except RevisionNotFoundError:
+        raise InputError(
+            f"commit {request.commit[:12]} is no longer in {request.repo_id} (the branch was rewritten "
+            "since it was submitted): submit the model again"
+        ) from None
+    except RepositoryNotFoundError:
+        raise InputError(
+            f"model repo {request.repo_id} was not found: it was deleted or made private after it was "
+            "submitted; make it public and submit it again"
+        ) from None
     base_path = None
     if request.weights == "adapter":
-        base_path = snapshot_download(request.base_model, allow_patterns=MODEL_FILES, endpoint=endpoint)
+        try:
+            base_path = snapshot_download(request.base_model, allow_patterns=MODEL_FILES, endpoint=endpoint)
+        except RepositoryNotFoundError:
+            raise InputError(f"the base model {request.base_model} of this adapter cannot be read") from None
     return EvalModel(request.model_id, str(model_dir), request.identity(), base_path=base_path)
 
 

@@ -281,3 +281,14 @@ def test_the_space_shows_published_submissions_beside_the_study(local_hub, model
     # Gains over the same base model's row: 30 - 10 on every benchmark.
     gains = pd.DataFrame(loaded.gain_values, index=loaded.leaderboard["model_id"], columns=loaded.score_names)
     assert (gains.loc[request.model_id] == 20.0).all()
+
+
+def test_a_release_keeps_the_published_submissions() -> None:
+    from release.executor import RemoteEntry, diff_tree
+    from release.plan import RevisionPlan
+
+    tree = {
+        path: RemoteEntry("0" * 40, None, 1)
+        for path in ("data/old.parquet", "submissions/20260101T000000000Z-0123abcd.parquet", ".gitattributes")
+    }
+    assert diff_tree(RevisionPlan("main", {}), tree) == ([], ["data/old.parquet"])

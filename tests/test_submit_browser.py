@@ -27,7 +27,7 @@ from submission_support import (
     unique,
     upload_model,
 )
-from test_space_browser import CHROMIUM, CHROMIUM_ARGS
+from test_space_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 
 from common.schema import read_scores
 from common.submissions import FAILED, FINISHED, RUNNING, RequestsRepo, parse_timestamp, utc_now
@@ -163,7 +163,10 @@ def test_submit_in_chromium_queue_survives_a_kill_and_the_space_shows_it(
             assert 0 < len(kept) < len(load_suite("demo").lm_entries), "killed after the evaluation ended"
             state = {r.request_id: r for r in requests_of(local_hub, requests_repo.repo_id)[1]}
             assert state[doomed.request_id].status == FAILED
-            assert "not found" in state[doomed.request_id].error.lower()
+            assert state[doomed.request_id].error == (
+                f"model repo {vanished} was not found: it was deleted or made private after it was "
+                "submitted; make it public and submit it again"
+            )
             stuck = state[requests[1].request_id]
             assert (stuck.status, stuck.attempts) == (RUNNING, 1)
 
@@ -202,6 +205,8 @@ def test_submit_in_chromium_queue_survives_a_kill_and_the_space_shows_it(
             queue = page.inner_text("#s-queue")
             assert model in queue and vanished in queue and "failed" in queue and "pending" not in queue
             assert "alice@example.org" not in queue  # contacts are for the maintainers only
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "submit.png"), full_page=True)
             browser.close()
     finally:
         demo.close()
