@@ -130,7 +130,8 @@ def claim_next(
 ) -> Request | None:
     """The first pending (or stale running) request, marked running by ``owner``; None when none is
     left. A stale request that has been started ``max_attempts`` times is marked failed instead."""
-    for _ in range(20):
+    conflicts = 0
+    while conflicts < 20:
         head, requests = repo.read()
         now = utc_now()
         summary.running_elsewhere = [
@@ -162,6 +163,7 @@ def claim_next(
         try:
             repo.write(changed, head, f"{changed.status.capitalize()} request {chosen.request_id}")
         except Conflict:
+            conflicts += 1
             continue  # another run moved the queue: choose again from the new head
         if changed.status == FAILED:
             summary.failed.append((chosen.request_id, changed.error or ""))

@@ -15,6 +15,7 @@ says which check failed and how to fix it, and writes nothing."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -44,11 +45,14 @@ from common.submissions import (
 from space.config import SpaceConfig
 from space.data import ResultsStore
 
+log = logging.getLogger(__name__)
 RATE_WINDOW = timedelta(hours=24)
 MAX_CONFIG_BYTES = 1_000_000  # a config.json / adapter_config.json larger than this is refused unread
 CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 UNKNOWN_METHOD = "unknown"
 _SINGLE_LINE = re.compile(r"^[^\x00-\x1f\x7f]*$")
+_REVISION = re.compile(r"^[A-Za-z0-9._/-]+$")  # branch, tag or commit names as the Hub spells them
+_DATASET = re.compile(r"^[\w./:+() -]*$")  # shown in the leaderboard: plain words only
 QUEUE_COLUMNS = ["submitted (UTC)", "model", "revision", "base model", "status", "updated (UTC)", "reason"]
 
 
@@ -101,8 +105,13 @@ def clean_form(form: SubmissionForm) -> SubmissionForm:
             f"{form.repo_id.strip()!r} is not a model repo id: give namespace/name, e.g. my-org/my-sft-model"
         )
     revision = _text(form.revision, "Revision", 200) or "main"
-    if " " in revision or ".." in revision:
+    if not _REVISION.match(revision) or ".." in revision:
         raise SubmissionRefused(f"revision {revision!r} is not a branch, tag or commit name")
+    dataset = _text(form.dataset, "SFT dataset", 100)
+    if not _DATASET.match(dataset):
+        raise SubmissionRefused(
+            "SFT dataset: letters, digits, spaces and ._/:+-() only (e.g. lima, my-org/my-data)"
+        )
     contact = _text(form.contact, "Contact", 200, required=True)
     if looks_like_token(contact):
         raise SubmissionRefused(
@@ -116,7 +125,7 @@ def clean_form(form: SubmissionForm) -> SubmissionForm:
         repo_id=repo_id,
         revision=revision,
         base_model=_text(form.base_model, "Base model", 200),
-        dataset=_text(form.dataset, "SFT dataset", 100),
+        dataset=dataset,
         method=method,
         contact=contact,
     )
@@ -408,6 +417,12 @@ class SubmitService:
                 )
         except SubmissionRefused as error:
             return f"**Refused:** {error}"
+        except Exception as error:  # the Hub or the Space's setup, not the submission: nothing was written
+            log.warning("submission failed: %s", error)
+            return (
+                f"**Not queued:** the requests dataset {self.repo.repo_id} could not be read or written "
+                f"({type(error).__name__}); try again later. Maintainers: check HF_TOKEN (write access)."
+            )
         return (
             f"**Queued:** request `{request.request_id}` for {request.repo_id}@{request.revision} (commit "
             f"`{request.commit[:12]}`, {request.weights} weights, base {request.base_model_name}). It "
@@ -418,7 +433,11 @@ class SubmitService:
     def queue(self) -> pd.DataFrame:
         if self.repo is None:
             return queue_frame([])
-        return queue_frame(self.repo.read()[1])
+        try:
+            return queue_frame(self.repo.read()[1])
+        except Exception as error:  # the page stays usable; the log says why
+            log.warning("could not read the requests dataset %s: %s", self.repo.repo_id, error)
+            return queue_frame([])
 
 
 def closed_message() -> str:

@@ -113,6 +113,8 @@ REFUSALS = [
     ("not a causal LM", lambda m: form(m["encoder"]), "not a causal language model"),
     ("custom code", lambda m: form(m["custom-code"]), "custom code"),
     ("not a repo id", lambda m: form("just-a-name"), "not a model repo id"),
+    ("markup as dataset", lambda m: form(m["full"], dataset="<img src=x>"), "SFT dataset: letters"),
+    ("odd revision", lambda m: form(m["full"], revision="main<b>"), "not a branch, tag or commit name"),
     ("token as contact", lambda m: form(m["full"], contact="hf_" + "a1" * 17), "access token"),
     ("no base", lambda m: form(m["full"], base_model=""), "name the base model"),
     ("unknown base", lambda m: form(m["full"], base_model="nobody/unknown-base"), "not a public model repo"),
@@ -292,3 +294,28 @@ def test_a_release_keeps_the_published_submissions() -> None:
         for path in ("data/old.parquet", "submissions/20260101T000000000Z-0123abcd.parquet", ".gitattributes")
     }
     assert diff_tree(RevisionPlan("main", {}), tree) == ([], ["data/old.parquet"])
+
+
+def test_submissions_are_closed_without_a_requests_dataset() -> None:
+    from space.config import SpaceConfig
+    from space.data import ResultsStore
+    from space.submit import SubmitService
+
+    service = SubmitService(ResultsStore(SpaceConfig()))
+    assert service.submit(form("alice/model")).startswith("Submissions are closed on this Space")
+    assert service.queue().empty
+
+
+def test_queue_cli_reports_setup_mistakes_in_one_line(
+    local_hub, requests_repo, capsys, tmp_path: Path
+) -> None:
+    from evaluation.__main__ import main
+
+    common = ["queue", "--requests", requests_repo.repo_id, "--root", str(tmp_path)]
+    assert main([*common, "--results", "nobody/missing-results", "--endpoint", local_hub.endpoint]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: results dataset nobody/missing-results not found") and "\n" not in error
+    assert main([*common, "--results", "x/y", "--heartbeat", "10", "--stale-after", "5"]) == 2
+    assert "--stale-after 5 must exceed --heartbeat 10" in capsys.readouterr().err
+    assert main(["queue", "--results", "x/y"]) == 2
+    assert "missing --requests" in capsys.readouterr().err
