@@ -319,3 +319,40 @@ def test_queue_cli_reports_setup_mistakes_in_one_line(
     assert "--stale-after 5 must exceed --heartbeat 10" in capsys.readouterr().err
     assert main(["queue", "--results", "x/y"]) == 2
     assert "missing --requests" in capsys.readouterr().err
+
+
+def test_queue_evaluates_an_adapter_on_its_base_and_publishes_it(
+    local_hub, models, known, requests_repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import hf_hub_download
+
+    from evaluation.queue import run_queue
+    from evaluation.runner import RunOptions
+
+    monkeypatch.setenv("HF_TOKEN", local_hub.token)  # the queue's write token
+    results = publish_results(local_hub, models["base"], tmp_path / "results")
+    request = submit(
+        form(models["adapter"], base_model=models["base"]), requests_repo, local_hub.endpoint, known, 5
+    )
+    suite = tmp_path / "one-task.yaml"  # one demo task keeps the test short
+    suite.write_text(
+        "name: one-task\nprepare: demo\nentries:\n"
+        "  - {benchmark: demo_facts, task: demo_facts_mc, shots: 0, metric: acc, limit: null}\n"
+    )
+    settings = replace(
+        _settings(local_hub, requests_repo, tmp_path / "queue"),
+        results_repo=results,
+        suite=str(suite),
+        run=RunOptions(limit=2, device="cpu"),
+    )
+    summary = run_queue(settings)
+    assert (summary.finished, summary.failed) == ([request.request_id], [])
+    done = requests_of(local_hub, requests_repo.repo_id)[1][0]
+    assert (done.status, done.attempts, done.error) == ("finished", 1, None)
+    path = hf_hub_download(results, request.results_path, repo_type="dataset", endpoint=local_hub.endpoint)
+    scores = pd.read_parquet(path)
+    assert scores[["model_id", "base_model_name", "method", "benchmark"]].values.tolist() == [
+        [request.model_id, BASE_NAME, "lora", "demo_facts"]
+    ]
+    assert scores["model_path"].tolist() == [f"{models['adapter']}@{request.commit}"]  # not a local folder
+    assert not (tmp_path / "queue" / "submissions" / request.request_id).exists()  # weights removed
