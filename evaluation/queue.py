@@ -264,11 +264,18 @@ def process(
                 shutil.rmtree(folder, ignore_errors=True)
     if heartbeat.lost.is_set():
         return RUNNING, "another queue run took this request over; it records the outcome"
-    repo.update(
-        request.request_id,
-        _finish(owner, status, reason),
-        f"{status.capitalize()} request {request.request_id}",
-    )
+    try:
+        repo.update(
+            request.request_id,
+            _finish(owner, status, reason),
+            f"{status.capitalize()} request {request.request_id}",
+        )
+    except Exception as error:  # the Hub is down: the request stays running and is taken again later
+        raise ServiceError(
+            f"could not record that request {request.request_id} {status} in {repo.repo_id} "
+            f"({type(error).__name__}: {scrub(str(error))}); it stays running and the next queue run takes "
+            "it again once --stale-after has passed (its scores are kept)"
+        ) from None
     return status, reason
 
 
@@ -301,6 +308,11 @@ def check_results_repo(settings: QueueSettings) -> None:
             "study's results first (python -m release publish) or pass --results REPO (with HF_TOKEN "
             "set when it is private)"
         ) from None
+    except Exception as error:  # unreachable endpoint, refused token...
+        raise ServiceError(
+            f"could not reach the results dataset {settings.results_repo} on {settings.endpoint} "
+            f"({type(error).__name__}): check --endpoint / HF_ENDPOINT and HF_TOKEN"
+        ) from None
 
 
 def run_queue(settings: QueueSettings) -> QueueSummary:
@@ -312,7 +324,15 @@ def run_queue(settings: QueueSettings) -> QueueSummary:
     summary = QueueSummary()
     taken = 0
     while settings.max_requests is None or taken < settings.max_requests:
-        request = claim_next(repo, owner, settings, summary)
+        try:
+            request = claim_next(repo, owner, settings, summary)
+        except ServiceError:
+            raise
+        except Exception as error:  # the Hub refused or cannot be reached
+            raise ServiceError(
+                f"could not read or claim the requests of {repo.repo_id} on {settings.endpoint} "
+                f"({type(error).__name__}: {scrub(str(error))}): check the repo id and HF_TOKEN (write access)"
+            ) from None
         if request is None:
             break
         taken += 1

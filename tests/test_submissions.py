@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from space_support import free_port
 from submission_support import (
     BASE_NAME,
     api_of,
@@ -317,6 +318,9 @@ def test_queue_cli_reports_setup_mistakes_in_one_line(
     assert error.startswith("error: results dataset nobody/missing-results not found") and "\n" not in error
     assert main([*common, "--results", "x/y", "--heartbeat", "10", "--stale-after", "5"]) == 2
     assert "--stale-after 5 must exceed --heartbeat 10" in capsys.readouterr().err
+    closed = f"http://127.0.0.1:{free_port()}"
+    assert main([*common, "--results", "x/y", "--endpoint", closed]) == 2
+    assert f"error: could not reach the results dataset x/y on {closed}" in capsys.readouterr().err
     assert main(["queue", "--results", "x/y"]) == 2
     assert "missing --requests" in capsys.readouterr().err
 
