@@ -199,13 +199,14 @@ def test_submit_in_chromium_queue_survives_a_kill_and_the_space_shows_it(
             row.wait_for()
             assert page.locator("#leaderboard-table tbody tr").count() == 1
             assert BASE_NAME in row.inner_text()
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "submission-in-leaderboard.png"))
             page.get_by_role("tab", name="Submit").click()
             page.click("#s-refresh")
             page.wait_for_function("() => document.querySelector('#s-queue').innerText.includes('finished')")
             queue = page.inner_text("#s-queue")
             assert model in queue and vanished in queue and "failed" in queue and "pending" not in queue
             assert "alice@example.org" not in queue  # contacts are for the maintainers only
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "submit.png"), full_page=True)
             browser.close()
     finally:
