@@ -95,14 +95,15 @@ def _leaderboard_tab(store: ResultsStore, source: gr.Markdown) -> Loader:
     def on_load(request: gr.Request) -> list[Any]:
         params = dict(request.query_params) if request is not None else {}
         filters, problems = decode(params, store.results)
-        return [table_payload(store.results, store.config, filters, problems)]
+        # The banner too: a page opened after "Reload results" (or a new submission) counts what it shows.
+        return [banner(store.results), table_payload(store.results, store.config, filters, problems)]
 
     def on_refresh() -> list[Any]:
         results = store.reload()  # the page keeps its current filters (dropping unknown values)
         return [banner(results), table_payload(results, store.config, Filters())]
 
     refresh.click(on_refresh, None, [source, table], show_progress="hidden")
-    return on_load, [table]
+    return on_load, [source, table]
 
 
 def _findings_tab(store: ResultsStore) -> None:

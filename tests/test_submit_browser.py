@@ -199,6 +199,7 @@ def test_submit_in_chromium_queue_survives_a_kill_and_the_space_shows_it(
             row.wait_for()
             assert page.locator("#leaderboard-table tbody tr").count() == 1
             assert BASE_NAME in row.inner_text()
+            assert "2 models (1 fine-tuned)" in page.inner_text("#results-source")
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "submission-in-leaderboard.png"))
             page.get_by_role("tab", name="Submit").click()
