@@ -17,7 +17,7 @@ from typing import Any
 from common.hub import LFS_SIZE_THRESHOLD
 from common.io import read_json, write_json
 from release.hub import FatalHubError, Pacer, Retrier, SecretSafeError, is_retryable, scrub
-from release.plan import KEEP_REMOTE, LocalFile, RepoPlan, RevisionPlan
+from release.plan import LocalFile, RepoPlan, RevisionPlan, kept_remote
 
 log = logging.getLogger(__name__)
 REPLAN_STATUS = frozenset({409, 412})  # the branch moved under us (parent-commit check): re-plan
@@ -41,7 +41,7 @@ Tree = dict[str, RemoteEntry]
 
 
 def expected_tree(parent: Tree, files: dict[str, LocalFile]) -> Tree:
-    kept = {p: e for p, e in parent.items() if p in KEEP_REMOTE}
+    kept = {p: e for p, e in parent.items() if kept_remote(p)}
     return {**kept, **{p: RemoteEntry(f.git_sha1, f.sha256, f.size) for p, f in files.items()}}
 
 
@@ -60,7 +60,7 @@ class RevisionDiff:
 
 def diff_tree(plan: RevisionPlan, tree: Tree) -> tuple[list[str], list[str]]:
     add = [p for p, f in plan.files.items() if p not in tree or not tree[p].matches(f)]
-    delete = sorted(p for p in tree if p not in plan.files and p not in KEEP_REMOTE)
+    delete = sorted(p for p in tree if p not in plan.files and not kept_remote(p))
     return add, delete
 
 

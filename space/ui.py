@@ -14,6 +14,7 @@ from space.browser import static_text, table_payload
 from space.config import SpaceConfig
 from space.data import Results, ResultsStore
 from space.recommend import tab as recommend_tab
+from space.submit import submit_tab
 from space.table import GAIN, RAW, Filters
 from space.urlstate import decode
 
@@ -56,6 +57,7 @@ def build_app(store: ResultsStore) -> gr.Blocks:
                 _findings_tab(store),
                 _compare_tab(store),
                 recommend_tab(store),
+                submit_tab(store),
                 _about_tab(store),
             ]
         _load_once(demo, [loader for loader in loaders if loader is not None])
@@ -95,14 +97,15 @@ def _leaderboard_tab(store: ResultsStore, source: gr.Markdown) -> Loader:
     def on_load(request: gr.Request) -> list[Any]:
         params = dict(request.query_params) if request is not None else {}
         filters, problems = decode(params, store.results)
-        return [table_payload(store.results, store.config, filters, problems)]
+        # The banner too: a page opened after "Reload results" (or a new submission) counts what it shows.
+        return [banner(store.results), table_payload(store.results, store.config, filters, problems)]
 
     def on_refresh() -> list[Any]:
         results = store.reload()  # the page keeps its current filters (dropping unknown values)
         return [banner(results), table_payload(results, store.config, Filters())]
 
     refresh.click(on_refresh, None, [source, table], show_progress="hidden")
-    return on_load, [table]
+    return on_load, [source, table]
 
 
 def _findings_tab(store: ResultsStore) -> None:
