@@ -117,6 +117,10 @@ def serving_pipeline(args: list[str], timeout_s: float, **extra_env: str) -> Ite
         served.stop()
 
 
+def served_by(url: str, server: str) -> bool:
+    return urlparse(url).netloc == urlparse(server).netloc
+
+
 def urls_in(text: str) -> set[str]:
     """The http(s) URLs in printed text, without trailing punctuation."""
     return {url.rstrip(".,;:") for url in URL.findall(text)}
@@ -177,6 +181,8 @@ def space_links(space_url: str) -> set[str]:
         for name in tabs:
             page.get_by_role("tab", name=name).click()
             page.wait_for_timeout(2_000)  # the tab's content arrives from the server
+            if name == "About":
+                page.wait_for_selector("a[href^='https://arxiv.org/']", state="attached")
             hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
             assert not [h for h in hrefs if h.startswith("javascript:")], hrefs
             links |= {urldefrag(h).url for h in hrefs if h.startswith(("http://", "https://"))}
@@ -189,7 +195,7 @@ def assert_useful(url: str, response: httpx.Response, hub_url: str) -> None:
     collection's owner); a file is not empty (checked by the caller)."""
     if not response.headers.get("content-type", "").startswith("text/html"):
         return
-    if not url.startswith(hub_url):
+    if not served_by(url, hub_url):
         # the Space's app shell; the browser builds its content (space_links waits for the leaderboard)
         assert "gradio" in response.text.lower(), url
         return
@@ -249,7 +255,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedPipeline]:
     run once for this module and serving until its last test stops it."""
     root = tmp_path_factory.mktemp("pipeline") / "demo"
     # Offline users set HF_HUB_OFFLINE=1: the pipeline still stages to and serves its local Hub.
-    served = start_pipeline([*demo_args(root)], timeout_s=1500, HF_HUB_OFFLINE="1")
+    served = start_pipeline(demo_args(root), timeout_s=1500, HF_HUB_OFFLINE="1")
     served.root = root
     try:
         yield served
@@ -312,10 +318,10 @@ def test_demo_pipeline_stages_a_complete_release(demo: ServedPipeline) -> None:
 
 
 # One answer of DEMO_LIMIT documents moves a benchmark's score by 100 / DEMO_LIMIT = 12.5 points. The
-# trained task's mean gain (all models of the run, both its benchmarks) must exceed that: more than one
-# flipped answer per score on average, which chance cannot produce in the seeded, deterministic demo.
-# Measured: 29.7 (full fine-tuning learns the facts, 50 -> 100 multiple choice and 0 -> 100 exact match
-# at epoch 4; LoRA at its learning rate does not move them within 4 epochs).
+# trained task's mean gain (all four models of the run, both its benchmarks) must exceed that, i.e. be
+# more than one changed answer per score could make. The demo is seeded and deterministic (the same
+# numbers on every run); measured: 29.7 (full fine-tuning learns the facts, 50 -> 100 multiple choice
+# and 0 -> 100 exact match at epoch 4; LoRA at its learning rate does not move them within 4 epochs).
 TRAINED_TASK_MIN_MEAN_GAIN = 100 / DEMO_LIMIT
 
 
@@ -352,8 +358,8 @@ def test_every_link_the_demo_prints_or_shows_opens_a_page(demo: ServedPipeline) 
     assert f"{demo.hub_url}/datasets/massive-sft-demo/massive-sft-results" in shown, sorted(shown)
     assert "https://arxiv.org/abs/2506.14681" in shown, sorted(shown)
 
-    local = (demo.hub_url, demo.space_url)
-    external = sorted(u for u in printed | shown if not u.startswith(local))
+    local = {urlparse(demo.hub_url).netloc, urlparse(demo.space_url).netloc}
+    external = sorted(u for u in printed | shown if urlparse(u).netloc not in local)
     fetched: dict[str, httpx.Response] = {}
     with httpx.Client(timeout=60) as client:
         for url in sorted((printed | shown) - set(external)):
@@ -362,11 +368,11 @@ def test_every_link_the_demo_prints_or_shows_opens_a_page(demo: ServedPipeline) 
         further = {
             link
             for url, response in list(fetched.items())
-            if url.startswith(demo.hub_url)
+            if served_by(url, demo.hub_url)
             and response.headers.get("content-type", "").startswith("text/html")
             for link in page_links(url, response.text)
         }
-        external += sorted(u for u in further if not u.startswith(local))
+        external += sorted(u for u in further if urlparse(u).netloc not in local)
         for url in sorted(further - set(fetched) - set(external)):
             fetched[url] = client.get(url)
     assert len(fetched) > 20, sorted(fetched)  # pages of 5 repos, their files and branches, the Space
@@ -374,7 +380,8 @@ def test_every_link_the_demo_prints_or_shows_opens_a_page(demo: ServedPipeline) 
     assert broken == [], broken
     for url, response in fetched.items():
         assert_useful(url, response, demo.hub_url)
-    for url in external:  # not fetched: no network here
+    print(f"not fetched (off this machine, and there is no network here): {sorted(set(external))}")
+    for url in external:
         parts = urlparse(url)
         assert parts.scheme == "https" and parts.hostname in EXTERNAL_HOSTS, url
 
