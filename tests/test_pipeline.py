@@ -211,6 +211,38 @@ def assert_useful(url: str, response: httpx.Response, hub_url: str) -> None:
     assert page.title.strip() and len(text) > 100 and named in text, (url, named, text[:500])
 
 
+def assert_links_open(served: ServedPipeline, urls: set[str]) -> int:
+    """GET each of ``urls`` served here, and every link on the staging Hub pages among them (one level
+    further): 200, not empty, a useful page (assert_useful). The others must be https URLs of
+    EXTERNAL_HOSTS; they are not fetched, since this machine has no network. Returns how many were."""
+    local = {urlparse(served.hub_url).netloc, urlparse(served.space_url).netloc}
+    external = sorted(u for u in urls if urlparse(u).netloc not in local)
+    fetched: dict[str, httpx.Response] = {}
+    with httpx.Client(timeout=60) as client:
+        for url in sorted(urls - set(external)):
+            fetched[url] = client.get(url)
+        # one level further: the links on the staging Hub's pages (files, branches, collection items)
+        further = {
+            link
+            for url, response in list(fetched.items())
+            if served_by(url, served.hub_url)
+            and response.headers.get("content-type", "").startswith("text/html")
+            for link in page_links(url, response.text)
+        }
+        external += sorted(u for u in further if urlparse(u).netloc not in local)
+        for url in sorted(further - set(fetched) - set(external)):
+            fetched[url] = client.get(url)
+    broken = [f"{r.status_code} {u}" for u, r in fetched.items() if r.status_code != 200 or not r.content]
+    assert broken == [], broken
+    for url, response in fetched.items():
+        assert_useful(url, response, served.hub_url)
+    print(f"not fetched (off this machine, and there is no network here): {sorted(set(external))}")
+    for url in external:
+        parts = urlparse(url)
+        assert parts.scheme == "https" and parts.hostname in EXTERNAL_HOSTS, url
+    return len(fetched)
+
+
 def run_as_user(hub_url: str, code: str) -> dict:
     """Run ``code`` in a fresh interpreter pointed at the staging Hub; it prints one JSON object."""
     env = {**os.environ, "HF_ENDPOINT": hub_url, "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": ""}
@@ -358,32 +390,8 @@ def test_every_link_the_demo_prints_or_shows_opens_a_page(demo: ServedPipeline) 
     assert f"{demo.hub_url}/datasets/massive-sft-demo/massive-sft-results" in shown, sorted(shown)
     assert "https://arxiv.org/abs/2506.14681" in shown, sorted(shown)
 
-    local = {urlparse(demo.hub_url).netloc, urlparse(demo.space_url).netloc}
-    external = sorted(u for u in printed | shown if urlparse(u).netloc not in local)
-    fetched: dict[str, httpx.Response] = {}
-    with httpx.Client(timeout=60) as client:
-        for url in sorted((printed | shown) - set(external)):
-            fetched[url] = client.get(url)
-        # one level further: the links on the staging Hub's pages (files, branches, collection items)
-        further = {
-            link
-            for url, response in list(fetched.items())
-            if served_by(url, demo.hub_url)
-            and response.headers.get("content-type", "").startswith("text/html")
-            for link in page_links(url, response.text)
-        }
-        external += sorted(u for u in further if urlparse(u).netloc not in local)
-        for url in sorted(further - set(fetched) - set(external)):
-            fetched[url] = client.get(url)
-    assert len(fetched) > 20, sorted(fetched)  # pages of 5 repos, their files and branches, the Space
-    broken = [f"{r.status_code} {u}" for u, r in fetched.items() if r.status_code != 200 or not r.content]
-    assert broken == [], broken
-    for url, response in fetched.items():
-        assert_useful(url, response, demo.hub_url)
-    print(f"not fetched (off this machine, and there is no network here): {sorted(set(external))}")
-    for url in external:
-        parts = urlparse(url)
-        assert parts.scheme == "https" and parts.hostname in EXTERNAL_HOSTS, url
+    # the pages of 5 repos, their files and branches, the collection, the Space
+    assert assert_links_open(demo, printed | shown) > 20
 
 
 @pytest.mark.slow
@@ -426,3 +434,9 @@ def test_study_pipeline_serves_the_released_models(tmp_path: Path, released_tabl
         )
         assert found == {"models": 1027, "bases": 11}
         assert "of 1,027 models" in space_status(served.space_url, "of 1,027 models")
+        # The study's links open too: card-only repos at their epoch revision, the collection, the cards'
+        # links to where the authors host the weights (external: checked for their form).
+        shown = space_links(served.space_url)
+        assert any("/tree/epoch-" in url for url in shown), sorted(shown)
+        # the Hub index's first page alone links 200 repo pages
+        assert assert_links_open(served, urls_in(served.output) | shown) > 200
