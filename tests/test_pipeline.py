@@ -1,7 +1,8 @@
 """The README's main job, end to end: `python -m pipeline demo` (reduced) and `python -m pipeline study`
 stage complete releases on the local Hub and serve them with the Space. Everything is checked from the
-outside, the way a user would: Hub clients in a fresh process pointed at the staging Hub, and the
-Space in a real browser."""
+outside, the way a user would: Hub clients in a fresh process pointed at the staging Hub, the Space in a
+real browser, every link either prints or shows followed, and the demo's report read for what the study
+shows in miniature (learning, transfer, regression)."""
 
 from __future__ import annotations
 
