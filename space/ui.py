@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import gradio as gr
 
@@ -26,8 +27,17 @@ CHOICE_LIMIT = 50
 
 
 def banner(results: Results) -> str:
-    text = f"Results: `{results.source}` · {headline(results)} · loaded {results.loaded_at}"
+    text = f"Results: {source_markdown(results.source)} · {headline(results)} · loaded {results.loaded_at}"
     return "\n\n".join([text, *(f"**Warning:** {w}" for w in results.warnings)])
+
+
+def source_markdown(source: str) -> str:
+    """Where the results come from: a Hub dataset links to its page (``URL@rev`` to that revision's
+    page); a local folder is shown as code."""
+    if not source.startswith(("http://", "https://")):
+        return f"`{source}`"
+    page, _, revision = source.partition("@")
+    return f"[{source}]({page}/tree/{quote(revision, safe='')})" if revision else f"[{source}]({page})"
 
 
 def headline(results: Results) -> str:
