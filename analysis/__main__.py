@@ -1,4 +1,5 @@
-"""``python -m analysis``: gains, synergies, consistency, factors, predictors, layers, model map, report."""
+"""``python -m analysis``: gains, synergies, consistency, factors, predictors, layers, model map, report,
+recommendations."""
 
 import sys
 
@@ -11,6 +12,10 @@ COMMANDS = {
     "predict": (
         "analysis.cli_predict",
         "predict the gain of fine-tuning a base model on a dataset, before training",
+    ),
+    "recommend": (
+        "analysis.cli_recommend",
+        "which SFT dataset to train a base model on for a target benchmark",
     ),
 }
 

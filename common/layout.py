@@ -189,6 +189,10 @@ class OutputRoot:
     def scores_lock(self) -> Path:
         return self.path / ".scores.lock"
 
+    def submission_dir(self, request_id: str) -> Path:
+        """The evaluation queue's download of one submitted model (``model/``, an adapter's ``base/``)."""
+        return self.path / "submissions" / request_id
+
     def judged_answers(self, model: str, benchmark: str) -> Path:
         return self.path / "judged" / "answers" / model / f"{benchmark}.jsonl"
 
@@ -297,6 +301,7 @@ DOCUMENTED_PATHS: dict[str, str] = {
     "eval_work/": "eval_work_dir",
     "scores.parquet": "scores",
     ".scores.lock": "scores_lock",
+    "submissions/<request_id>/": "submission_dir",
     "judged/answers/<model>/<benchmark>.jsonl": "judged_answers",
     "judged/judgments/<model>/<benchmark>/<judge>.jsonl": "judged_judgments",
     "perplexity.parquet": "perplexity",

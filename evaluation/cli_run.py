@@ -24,36 +24,20 @@ from jobs.cli import SlurmSettings
 
 
 @dataclass(frozen=True)
-class Options:
-    root: Path | None = setting(
-        None, "output root holding runs/ (default: outputs/<grid>); scores go to ROOT/scores.parquet"
-    )
-    suite: str = setting("demo", "suite name in configs/suites/ (demo, paper) or a path to a suite YAML")
-    grid: str | None = setting(
-        None, "grid whose base models are evaluated too (default: the base models of the runs found)"
-    )
-    only: str | None = setting(
-        None, "filter models by job fields, KEY=GLOB[,KEY=GLOB] (e.g. dataset=demo_facts,method=lora)"
-    )
+class RunFlags:
+    """How each model is run (``evaluation run`` and ``evaluation queue``)."""
+
     limit: int | None = setting(None, "documents per task, overriding the suite's limits (for quick checks)")
     batch_size: str = setting("8", "lm-eval batch size, an integer or 'auto'")
     backend: Literal["hf", "vllm"] = setting(
         "hf", "lm-eval model backend: hf (transformers) or vllm (needs the vllm package)"
     )
     device: str | None = setting(None, "torch device for the hf backend (default: cuda if available)")
-    executor: Literal["local", "slurm"] = setting(
-        "local",
-        "local: on this machine; slurm: one job per model, with the resources its recipe gave training "
-        "(one GPU at most)",
-    )
-    workers: int = setting(1, "local worker processes, one model each (1: everything in this process)")
     allow_unsandboxed_code: bool = setting(
         False,
         "run HumanEval/MBPP completions even where bubblewrap cannot isolate them "
         "(they then run as plain processes: only for trusted models)",
     )
-    judge: JudgeFlags = setting(default_factory=JudgeFlags, inline=True)
-    slurm: SlurmSettings = setting(default_factory=SlurmSettings, inline=True)
 
     def run_options(self) -> RunOptions:
         if self.batch_size != "auto" and not self.batch_size.isdigit():
@@ -68,12 +52,35 @@ class Options:
         )
 
 
+@dataclass(frozen=True)
+class Options:
+    root: Path | None = setting(
+        None, "output root holding runs/ (default: outputs/<grid>); scores go to ROOT/scores.parquet"
+    )
+    suite: str = setting("demo", "suite name in configs/suites/ (demo, paper) or a path to a suite YAML")
+    grid: str | None = setting(
+        None, "grid whose base models are evaluated too (default: the base models of the runs found)"
+    )
+    only: str | None = setting(
+        None, "filter models by job fields, KEY=GLOB[,KEY=GLOB] (e.g. dataset=demo_facts,method=lora)"
+    )
+    executor: Literal["local", "slurm"] = setting(
+        "local",
+        "local: on this machine; slurm: one job per model, with the resources its recipe gave training "
+        "(one GPU at most)",
+    )
+    workers: int = setting(1, "local worker processes, one model each (1: everything in this process)")
+    run: RunFlags = setting(default_factory=RunFlags, inline=True)
+    judge: JudgeFlags = setting(default_factory=JudgeFlags, inline=True)
+    slurm: SlurmSettings = setting(default_factory=SlurmSettings, inline=True)
+
+
 def main(options: Options) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if options.root is None and options.grid is None:
         raise UsageError("give --root (or --grid, whose default root is outputs/<grid>)")
     root = options.root or default_root(options.grid)
-    run = options.run_options()
+    run = options.run.run_options()
     if options.executor == "local" and options.workers == 1:
         summary = run_suite(root, options.suite, grid=options.grid, only=options.only, options=run)
         print(summary.render())
@@ -103,5 +110,5 @@ def _judged(options: Options, root: Path) -> int:
             f"skipped {', '.join(names)}: they need a judge model, pass --judge-url (docs/evaluation-run.md)"
         )
         return 0
-    selection = {"root": root, "grid": options.grid, "only": options.only, "device": options.device}
-    return run_judged_benchmarks(options.judge, names, options.limit, **selection)
+    selection = {"root": root, "grid": options.grid, "only": options.only, "device": options.run.device}
+    return run_judged_benchmarks(options.judge, names, options.run.limit, **selection)

@@ -156,10 +156,12 @@ def make_lm(model: EvalModel, backend: str = "hf", batch_size: int | str = 8, de
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if model.is_adapter:
+        # An adapter saved without its tokenizer (a submitted one may be) uses its base model's.
+        own_tokenizer = (Path(model.path) / "tokenizer_config.json").exists()
         return HFLM(
             pretrained=model.base_path,
             peft=model.path,
-            tokenizer=model.path,
+            tokenizer=model.path if own_tokenizer else model.base_path,
             batch_size=batch_size,
             device=device,
         )

@@ -19,6 +19,19 @@ from localhub.storage import HubError, now_iso
 COLLECTION_ITEM_TYPES = ("model", "dataset", "space", "paper", "collection")
 
 
+def visible(hub: Hub, request: Request, collection: dict[str, Any]) -> bool:
+    return hub.may_see(hub.principal(request), collection["owner"], bool(collection.get("private")))
+
+
+def readable_collection(hub: Hub, request: Request, slug: str) -> dict[str, Any]:
+    """A collection this request may read; a private one of someone else is 404, like a missing one."""
+    path = hub.storage.collection_path(slug)
+    collection = read_json(path) if path.exists() else None
+    if collection is None or not visible(hub, request, collection):
+        raise HubError(404, f"Collection {slug[:200]!r} not found.")
+    return collection
+
+
 def collection_routes(app: FastAPI, hub: Hub) -> None:
     storage = hub.storage
 
@@ -28,16 +41,8 @@ def collection_routes(app: FastAPI, hub: Hub) -> None:
         extra = {} if listed else {"position": 0}
         return {**collection, **extra, "owner": {"name": owner, "type": "user", "_id": hub.sign(owner)[:24]}}
 
-    def visible(request: Request, collection: dict[str, Any]) -> bool:
-        return hub.may_see(hub.principal(request), collection["owner"], bool(collection.get("private")))
-
     def load(request: Request, slug: str) -> dict[str, Any]:
-        """A collection this request may read; a private one of someone else is 404, like a missing one."""
-        path = storage.collection_path(slug)
-        collection = read_json(path) if path.exists() else None
-        if collection is None or not visible(request, collection):
-            raise HubError(404, f"Collection {slug[:200]!r} not found.")
-        return collection
+        return readable_collection(hub, request, slug)
 
     def load_writable(request: Request, slug: str) -> dict[str, Any]:
         principal = hub.writer(request)
@@ -91,7 +96,7 @@ def collection_routes(app: FastAPI, hub: Hub) -> None:
         found = [
             c
             for c in storage.iter_collections()
-            if visible(request, c)
+            if visible(hub, request, c)
             and (owner is None or c["owner"] == owner)
             and (item is None or any(_item_key(i) == item for i in c["items"]))
         ]

@@ -1,5 +1,6 @@
-"""The HTML pages a person opens: the index of repos and a repo page (files, branches and tags, the
-rendered card) at ``/<repo>``, ``/datasets/<repo>``, ``/spaces/<repo>`` and ``.../tree/<rev>[/<path>]``.
+"""The HTML pages a person opens: the index of repos, a repo page (files, branches and tags, the
+rendered card) at ``/<repo>``, ``/datasets/<repo>``, ``/spaces/<repo>`` and ``.../tree/<rev>[/<path>]``,
+and a collection (its items, linked to their pages) at ``/collections/<slug>``.
 
 Everything shown comes from users (names, file names, cards): it is escaped, and the card's
 Markdown is rendered with raw HTML disabled, so a card cannot inject markup or script."""
@@ -119,3 +120,25 @@ def _card(storage: Storage, commit: Commit) -> str:
         return "<p class='muted'>No README.md (model card) at this revision.</p>"
     text = storage.read_blob(entry.sha256).decode("utf-8", errors="replace")
     return f"<article>{render_card(text)}</article>"
+
+
+def collection_page(collection: dict[str, Any]) -> str:
+    """A collection's title, description and items; repo items link to their pages, others are named."""
+    rows = []
+    for item in sorted(collection["items"], key=lambda i: i.get("position", 0)):
+        kind, item_id = str(item["type"]), str(item["id"])
+        prefix = URL_PREFIX.get(kind, "collections/" if kind == "collection" else None)
+        name = (
+            f"<a href='{_href(prefix + item_id)}'>{escape(item_id)}</a>"
+            if prefix is not None
+            else escape(item_id)
+        )
+        note = escape(str((item.get("note") or {}).get("text", "")))
+        rows.append(f"<tr><td>{escape(kind)}</td><td>{name}</td><td>{note}</td></tr>")
+    body = (
+        f"<p class='muted'>collection by {escape(str(collection['owner']))}"
+        f"{' · private' if collection.get('private') else ''}</p><h1>{escape(str(collection['title']))}</h1>"
+        f"<p>{escape(str(collection.get('description') or ''))}</p>"
+        f"<table><tr><th>type</th><th>item</th><th>note</th></tr>{''.join(rows)}</table>"
+    )
+    return _page(f"{collection['title']} · localhub", body)

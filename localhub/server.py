@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from localhub.collection_routes import collection_routes
+from localhub.collection_routes import collection_routes, readable_collection
 from localhub.faults import FaultConfig, FaultConfigError, FaultInjector, FaultMiddleware
 from localhub.hub import (
     KINDS,
@@ -48,7 +48,7 @@ from localhub.inputs import (
 )
 from localhub.lfs_routes import lfs_routes
 from localhub.listing import PAGE_SIZE, check_expand, list_entry
-from localhub.pages import index_page, repo_page
+from localhub.pages import collection_page, index_page, repo_page
 from localhub.storage import (
     SHA256,
     SHORT_SHA,
@@ -143,6 +143,10 @@ def _page_routes(app: FastAPI, hub: Hub) -> None:
             if hub.may_see(principal, r.id.split("/")[0], r.private)
         ]
         return _html(index_page(repos, base_url(request), page))
+
+    @app.get("/collections/{slug:path}", response_class=HTMLResponse)
+    def collection(slug: str, request: Request) -> HTMLResponse:
+        return _html(collection_page(readable_collection(hub, request, slug)))
 
     for prefix, kind in (("/datasets", "datasets"), ("/spaces", "spaces"), ("", "models")):
         _repo_page_routes(app, hub, prefix, kind)

@@ -36,25 +36,40 @@ def _wait_until_up(url: str, process: subprocess.Popen, what: str, timeout_s: fl
     raise RuntimeError(f"{what} did not answer at {url} within {timeout_s:.0f} s")
 
 
-def usage_text(hub_url: str, space_url: str, results_repo: str, model: tuple[str, str] | None) -> str:
+def usage_text(hub_url: str, space_url: str, results_repo: str, root: OutputRoot) -> str:
+    report = publish_report(root)
     lines = [
         "",
         "The release is staged and served:",
         f"  leaderboard Space : {space_url}",
         f"  staging Hub       : {hub_url}   (results dataset: {hub_url}/datasets/{results_repo})",
+        *staged_pages(hub_url, report),
         "",
-        *download_instructions(hub_url, results_repo, model),
+        *download_instructions(hub_url, results_repo, a_fine_tuned_model(report)),
         "",
         "Press Ctrl-C to stop both servers.",
     ]
     return "\n".join(lines)
 
 
-def a_fine_tuned_model(root: OutputRoot) -> tuple[str, str] | None:
-    """(repo, epoch branch) of a staged fine-tuned model, from the publisher's report of the staging."""
+def publish_report(root: OutputRoot) -> dict:
+    """The publisher's report of the staging (empty when there is none)."""
     report = root.release_work_dir / "last_publish.json"
-    repos = read_json(report)["repos"] if report.exists() else []
-    for repo in repos:
+    return read_json(report) if report.exists() else {}
+
+
+def staged_pages(hub_url: str, report: dict) -> list[str]:
+    """The staging Hub's pages of the staged Space repo and of the release's collection."""
+    spaces = [r["repo_id"] for r in report.get("repos", []) if r["kind"] == "space"]
+    lines = [f"  Space repo        : {hub_url}/spaces/{repo}" for repo in spaces]
+    if report.get("collection"):
+        lines.append(f"  collection        : {hub_url}/collections/{report['collection']}")
+    return lines
+
+
+def a_fine_tuned_model(report: dict) -> tuple[str, str] | None:
+    """(repo, epoch branch) of a staged fine-tuned model, from the publisher's report of the staging."""
+    for repo in report.get("repos", []):
         epochs = sorted(r["revision"] for r in repo["revisions"] if r["revision"].startswith("epoch-"))
         if repo["kind"] == "model" and epochs:
             return repo["repo_id"], epochs[0]
@@ -142,7 +157,7 @@ def serve(root: OutputRoot, results_repo: str, hub_port: int | None, space_port:
             env={**os.environ, **ONLINE_FOR_LOOPBACK},
         )
         _wait_until_up(space_url, space, "the leaderboard Space")
-        print(usage_text(hub_url, space_url, results_repo, a_fine_tuned_model(root)), flush=True)
+        print(usage_text(hub_url, space_url, results_repo, root), flush=True)
         while hub.poll() is None and space.poll() is None:
             time.sleep(1)
     except KeyboardInterrupt:

@@ -27,7 +27,7 @@ from typing import Any
 from common.hub import LFS_SIZE_THRESHOLD
 from common.io import read_json, write_json
 from release.hub import FatalHubError, Pacer, Retrier, SecretSafeError, is_retryable, scrub
-from release.plan import FINGERPRINT_KEY, KEEP_REMOTE, LocalFile, RepoPlan, RevisionPlan
+from release.plan import FINGERPRINT_KEY, LocalFile, RepoPlan, RevisionPlan, kept_remote
 
 log = logging.getLogger(__name__)
 REPLAN_STATUS = frozenset({409, 412})  # the branch moved under us (parent-commit check): re-plan
@@ -76,7 +76,7 @@ class RevisionDiff:
 
 def diff_tree(plan: RevisionPlan, tree: Tree) -> tuple[list[str], list[str]]:
     add = [p for p, f in plan.files.items() if p not in tree or not tree[p].matches(f)]
-    delete = sorted(p for p in tree if p not in plan.files and p not in KEEP_REMOTE)
+    delete = sorted(p for p in tree if p not in plan.files and not kept_remote(p))
     return add, delete
 
 

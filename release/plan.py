@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from common.io import read_json, stable_hash, write_json
+from common.submissions import SUBMISSIONS_DIR
 from release.cards import ModelResults, base_model_card, model_card, space_readme
 from release.config import ReleaseConfig
 from release.inputs import Checkpoint, ModelGroup, ReleaseInputs
@@ -25,6 +26,13 @@ SKIP_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints", "tests"})
 # run.json keys that are paths on the training machine: meaningless (and private) on the Hub.
 LOCAL_KEYS = ("base_model_path", "data_path")
 KEEP_REMOTE = frozenset({".gitattributes"})
+# Remote folders a publish never deletes: the scores the submissions queue adds to the results dataset.
+KEEP_REMOTE_DIRS = (f"{SUBMISSIONS_DIR}/",)
+
+
+def kept_remote(path: str) -> bool:
+    """A file of the repo that the release leaves as it is, though it does not publish it."""
+    return path in KEEP_REMOTE or path.startswith(KEEP_REMOTE_DIRS)
 
 
 def git_blob_sha1(data: bytes) -> str:

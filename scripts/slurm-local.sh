@@ -132,7 +132,8 @@ SlurmctldTimeout=30
 SlurmdTimeout=60
 InactiveLimit=0
 MinJobAge=30
-KillWait=5
+# A killed job's processes get SIGKILL this long after SIGTERM (which submitit ignores).
+KillWait=2
 Waittime=0
 $(node_line) State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP

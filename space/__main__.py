@@ -46,6 +46,12 @@ class Options:
     weights_url: str | None = setting(
         None, "link for models without a Hub repo (the release config's external_weights_url)"
     )
+    requests: str | None = setting(
+        None, "requests dataset repo the Submit tab writes to (default: SPACE_REQUESTS_REPO; none: closed)"
+    )
+    submit_limit: int | None = setting(
+        None, "submissions per submitter and day (default: SPACE_SUBMIT_LIMIT, else 5)"
+    )
 
 
 def space_config(options: Options) -> SpaceConfig:
@@ -60,6 +66,8 @@ def space_config(options: Options) -> SpaceConfig:
         "page_size": options.page_size,
         "title": options.title,
         "weights_url": options.weights_url,
+        "requests_repo": options.requests,
+        "submit_limit": options.submit_limit,
     }
     config = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
     return config.with_results(options.results)

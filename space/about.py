@@ -14,7 +14,7 @@ STUDY = """
 ### The study
 **Massive Supervised Fine-tuning Experiments Reveal How Data, Layer, and Training Factors Shape LLM
 Alignment Quality** — Yuto Harada, Yusuke Yamauchi, Yusuke Oda, Yohei Oseki, Yusuke Miyao, Yu Takagi
-(EMNLP 2025, arXiv 2506.14681).
+(EMNLP 2025, [arXiv 2506.14681](https://arxiv.org/abs/2506.14681)).
 
 - **12 base models** of 7–9B parameters: English (OLMo-7B, Llama-3-8B, Mistral-7B, Gemma-2-9B), Chinese
   (Qwen2.5-7B, Llama-3-Chinese-8B, Chinese-Mistral-7B, Yi-1.5-9B) and Japanese (LLM-jp-3-7B,

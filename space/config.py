@@ -13,6 +13,8 @@ DEFAULT_PORT = 7860
 # Rows per page of the table (every row is reachable by paging; the CSV has all matching rows).
 DEFAULT_PAGE_SIZE = 25
 DEFAULT_TITLE = "Massive SFT leaderboard"
+# Submissions a submitter (a model repo's namespace) may make per day (space/submit.py).
+DEFAULT_SUBMIT_LIMIT = 5
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,9 @@ class SpaceConfig:
     # Where models without a Hub repo link to: the release config's ``external_weights_url`` for the
     # authors' released study (their weights are hosted outside the Hub).
     weights_url: str | None = None
+    # The requests dataset the Submit tab writes to (None: submissions are closed), and its rate limit.
+    requests_repo: str | None = None
+    submit_limit: int = DEFAULT_SUBMIT_LIMIT
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> SpaceConfig:
@@ -45,6 +50,8 @@ class SpaceConfig:
             page_size=int(env.get("SPACE_PAGE_SIZE", DEFAULT_PAGE_SIZE)),
             title=env.get("SPACE_TITLE") or DEFAULT_TITLE,
             weights_url=env.get("SPACE_WEIGHTS_URL") or None,
+            requests_repo=env.get("SPACE_REQUESTS_REPO") or None,
+            submit_limit=int(env.get("SPACE_SUBMIT_LIMIT", DEFAULT_SUBMIT_LIMIT)),
         )
 
     def with_results(self, results: str | None) -> SpaceConfig:

@@ -16,8 +16,9 @@ import pandas as pd
 
 from common.catalog import BASE_MODELS_BY_NAME, BENCHMARK_FAMILIES, benchmark_family, language_of, score_scale
 from common.errors import InputError
-from common.gains import NoBaseRowsError, gains_of_leaderboard, wide_gains
-from common.schema import IDENTITY_COLUMNS, parse_wide_column, to_wide
+from common.gains import NoBaseRowsError, gains_of_leaderboard, is_base, wide_gains
+from common.schema import IDENTITY_COLUMNS, conform, parse_wide_column, to_wide
+from common.submissions import SUBMISSIONS_DIR
 from space.config import SpaceConfig
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,12 @@ HUB_PATTERNS = [
     GAINS_FILE,
     QUALITY_FILE,
     f"{ANALYSIS_DIR}/*.parquet",
+    f"{SUBMISSIONS_DIR}/*.parquet",
     "README.md",
 ]
 # license / parameters: of the base model (the published columns, else common.catalog's metadata).
-META_COLUMNS = ("language", "repo_id", "revision", "license", "parameters")
+# submission: the request id of a model evaluated by the submissions queue (null for the study's rows).
+META_COLUMNS = ("language", "repo_id", "revision", "license", "parameters", "submission")
 NAME = "name"  # the readable model name the app derives (base · dataset · method · ... · epoch)
 TEXT_COLUMNS = (
     "model_id",
@@ -162,9 +165,11 @@ def readable_names(leaderboard: pd.DataFrame) -> list[str]:
     """One name a person can read: base · dataset size · method · schedule · epoch (every part that
     tells two models of one run, or two runs, apart; the full id stays in the link and the CSV)."""
     names = []
-    for row in leaderboard[
-        ["model_id", "base_model_name", "dataset", "method", "data_size", "lr_schedule", "epoch"]
-    ].itertuples(index=False):
+    columns = ["model_id", "base_model_name", "dataset", "method", "data_size", "lr_schedule", "epoch"]
+    for row in leaderboard[[*columns, "repo_id", "submission"]].itertuples(index=False):
+        if not pd.isna(row.submission):
+            names.append(f"{row.repo_id} (submission)")
+            continue
         if row.method == "base" or pd.isna(row.method):
             names.append(f"{row.base_model_name} (base model)" if row.base_model_name else str(row.model_id))
             continue
@@ -187,7 +192,7 @@ def normalize_leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.reset_index(drop=True).copy()
     if "language" not in frame.columns:
         frame["language"] = [language_of(name) for name in frame["base_model_name"]]
-    for column in ("repo_id", "revision"):
+    for column in ("repo_id", "revision", "submission"):
         if column not in frame.columns:
             frame[column] = pd.Series([None] * len(frame), dtype="string")
     known = [BASE_MODELS_BY_NAME.get(name) for name in frame["base_model_name"]]
@@ -198,7 +203,7 @@ def normalize_leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
     frame["parameters"] = pd.to_numeric(frame["parameters"], errors="coerce").astype("float64")
     for column in ("data_size", "epoch"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
-    for column in TEXT_COLUMNS + ("run_id", "revision"):
+    for column in TEXT_COLUMNS + ("run_id", "revision", "submission"):
         frame[column] = frame[column].astype("string")
     for column in frame.columns:
         if column not in IDENTITY_COLUMNS and column not in META_COLUMNS:
@@ -241,14 +246,64 @@ def read_results_folder(folder: Path, source: str) -> Results:
     runs_path = folder / RUNS_FILE
     quality_path = folder / QUALITY_FILE
     gains_path = folder / GAINS_FILE
-    return Results.from_leaderboard(
+    board, gains = with_submissions(
         pd.read_parquet(board_path),
-        gains=pd.read_parquet(gains_path) if gains_path.exists() else None,
+        pd.read_parquet(gains_path) if gains_path.exists() else None,
+        read_submissions(folder),
+    )
+    return Results.from_leaderboard(
+        board,
+        gains=gains,
         analysis=analysis,
         source=source,
         runs=pd.read_parquet(runs_path) if runs_path.exists() else None,
         quality=json.loads(quality_path.read_text(encoding="utf-8")) if quality_path.exists() else None,
     )
+
+
+def read_submissions(folder: Path) -> pd.DataFrame | None:
+    """The submitted models' scores (``submissions/<request_id>.parquet``, written by the evaluation
+    queue: ``common.submissions``) as leaderboard rows, ``submission`` naming their request."""
+    frames = []
+    for path in sorted((folder / SUBMISSIONS_DIR).glob("*.parquet")):
+        try:
+            scores = conform(pd.read_parquet(path))
+        except Exception as error:  # one damaged file must not hide the leaderboard
+            log.warning("skipping %s: %s", path.name, error)
+            continue
+        if scores.empty:
+            continue
+        wide = to_wide(scores)
+        repo_id, _, commit = str(scores["model_path"].iloc[0]).rpartition("@")
+        frames.append(wide.assign(repo_id=repo_id or None, revision=commit or None, submission=path.stem))
+    if not frames:
+        return None
+    # A model evaluated twice (submitted again after a failure): its latest request wins.
+    return pd.concat(frames, ignore_index=True).drop_duplicates("model_id", keep="last")
+
+
+def with_submissions(
+    board: pd.DataFrame, gains: pd.DataFrame | None, submissions: pd.DataFrame | None
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The study's leaderboard with the submitted models appended (and, when the gains are published,
+    the submissions' gains over the same base models' rows)."""
+    if submissions is None:
+        return board, gains
+    board = normalize_leaderboard(board)
+    board = board[~board["model_id"].isin(set(submissions["model_id"]))]
+    combined = normalize_leaderboard(
+        pd.concat([board, normalize_leaderboard(submissions)], ignore_index=True)
+    )
+    if gains is None:
+        return combined, None
+    scores = [c for c in combined.columns if c not in IDENTITY_COLUMNS and c not in META_COLUMNS]
+    submitted = combined["submission"].notna()
+    try:
+        extra = gains_of_leaderboard(combined[submitted | is_base(combined)], scores)
+    except NoBaseRowsError:
+        return combined, gains
+    extra = extra[extra["model_id"].isin(set(combined.loc[submitted, "model_id"]))]
+    return combined, pd.concat([gains, extra], ignore_index=True)
 
 
 def _read_table_file(path: Path) -> pd.DataFrame:

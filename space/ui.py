@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import gradio as gr
 
@@ -13,6 +14,8 @@ from space import about, compare, findings
 from space.browser import static_text, table_payload
 from space.config import SpaceConfig
 from space.data import Results, ResultsStore
+from space.recommend import tab as recommend_tab
+from space.submit import submit_tab
 from space.table import GAIN, RAW, Filters
 from space.urlstate import decode
 
@@ -24,8 +27,17 @@ CHOICE_LIMIT = 50
 
 
 def banner(results: Results) -> str:
-    text = f"Results: `{results.source}` · {headline(results)} · loaded {results.loaded_at}"
+    text = f"Results: {source_markdown(results.source)} · {headline(results)} · loaded {results.loaded_at}"
     return "\n\n".join([text, *(f"**Warning:** {w}" for w in results.warnings)])
+
+
+def source_markdown(source: str) -> str:
+    """Where the results come from: a Hub dataset links to its page (``URL@rev`` to that revision's
+    page); a local folder is shown as code."""
+    if not source.startswith(("http://", "https://")):
+        return f"`{source}`"
+    page, _, revision = source.partition("@")
+    return f"[{source}]({page}/tree/{quote(revision, safe='')})" if revision else f"[{source}]({page})"
 
 
 def headline(results: Results) -> str:
@@ -54,6 +66,8 @@ def build_app(store: ResultsStore) -> gr.Blocks:
                 _leaderboard_tab(store, source),
                 _findings_tab(store),
                 _compare_tab(store),
+                recommend_tab(store),
+                submit_tab(store),
                 _about_tab(store),
             ]
         _load_once(demo, [loader for loader in loaders if loader is not None])
@@ -93,14 +107,15 @@ def _leaderboard_tab(store: ResultsStore, source: gr.Markdown) -> Loader:
     def on_load(request: gr.Request) -> list[Any]:
         params = dict(request.query_params) if request is not None else {}
         filters, problems = decode(params, store.results)
-        return [table_payload(store.results, store.config, filters, problems)]
+        # The banner too: a page opened after "Reload results" (or a new submission) counts what it shows.
+        return [banner(store.results), table_payload(store.results, store.config, filters, problems)]
 
     def on_refresh() -> list[Any]:
         results = store.reload()  # the page keeps its current filters (dropping unknown values)
         return [banner(results), table_payload(results, store.config, Filters())]
 
     refresh.click(on_refresh, None, [source, table], show_progress="hidden")
-    return on_load, [table]
+    return on_load, [source, table]
 
 
 def _findings_tab(store: ResultsStore) -> None:

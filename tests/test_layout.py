@@ -25,6 +25,7 @@ ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md"
 NOT_PATHS = {"path", "epoch_folders", "run_ids", "iter_checkpoints", "read_jobs", "record_jobs"}
 SAMPLE_ARGS = {
     "run_id": "RUN",
+    "request_id": "REQUEST",
     "epoch": 7,
     "base_model": "local/NAME",
     "checkpoint_id": "RUN/epoch-07",
@@ -62,6 +63,7 @@ def _rendered(pattern: str) -> str:
         ("<model>", "MODEL"),
         ("<benchmark>", "BENCH"),
         ("<judge>", "JUDGE"),
+        ("<request_id>", "REQUEST"),
     ):
         pattern = pattern.replace(placeholder, value)
     return pattern

@@ -96,6 +96,25 @@ def test_missing_private_and_docs_pages_are_404(local_hub, published) -> None:
         assert httpx.get(f"{local_hub.endpoint}{path}").status_code == 404, path
 
 
+def test_a_collection_page_links_its_items_to_their_pages(local_hub, published) -> None:
+    api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
+    suffix = uuid.uuid4().hex[:8]
+    collection = api.create_collection(f"<b>Release</b> {suffix}", description="<script>x()</script> & more")
+    for kind in ("dataset", "model", "space"):
+        api.add_collection_item(collection.slug, published[kind], kind, note="<i>noted</i>")
+    api.add_collection_item(collection.slug, "2506.14681", "paper")
+    html = page(local_hub, f"/collections/{collection.slug}").text
+    assert f"&lt;b&gt;Release&lt;/b&gt; {suffix}" in html and "<b>Release" not in html
+    assert "&lt;script&gt;x()&lt;/script&gt; &amp; more" in html and "&lt;i&gt;noted&lt;/i&gt;" in html
+    for kind, prefix in (("dataset", "/datasets/"), ("model", "/"), ("space", "/spaces/")):
+        link = prefix + published[kind]
+        assert f"href='{link}'" in html and published[kind] in page(local_hub, link).text
+    assert "2506.14681" in html  # a paper is named, not linked: its page is on the real Hub
+    hidden = api.create_collection(f"hidden {suffix}", private=True)
+    assert httpx.get(f"{local_hub.endpoint}/collections/{hidden.slug}").status_code == 404
+    assert httpx.get(f"{local_hub.endpoint}/collections/{DEFAULT_USER}/nothing-{'0' * 24}").status_code == 404
+
+
 @pytest.mark.browser
 def test_a_repo_page_reads_well_in_chromium_and_runs_no_card_script(local_hub, published) -> None:
     from playwright.sync_api import sync_playwright  # lazy: a browser is needed by this test only

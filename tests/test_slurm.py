@@ -30,15 +30,18 @@ entries:
   - {benchmark: demo_facts, task: demo_facts_mc, shots: 0, metric: acc, limit: 12}
   - {benchmark: demo_facts_gen, task: demo_facts_gen, shots: 0, metric: exact_match, limit: 6}
 """
-# Long enough (8 epochs of 25 steps) for the test to interrupt it twice between checkpoints.
+# Long enough for the test to interrupt it twice between checkpoints: 8 epochs of 100 steps of a model
+# big enough that the epochs after the first take well over the KillWait (2 s, scripts/slurm-local.sh)
+# that a killed job keeps running for, since submitit ignores SIGTERM; with the demo's tiny model an idle
+# machine finished all 8 epochs in that window, and the requeued job then had nothing to resume.
 RESUME_GRID = """name: slurm-resume
 defaults: {seed: 0, max_length: 64, warmup_ratio: 0.0, weight_decay: 0.0, template: paper, loss_on: response}
 methods:
-  full: {learning_rate: 3.0e-3, batch_size: 8}
+  full: {learning_rate: 3.0e-3, batch_size: 2}
 resources: {gpus: 0, cpus: 1, mem_gb: 4, time_min: 30}
 models:
   - name: tiny-llama
-    build: {architecture: llama, hidden_size: 64, num_layers: 2, vocab_size: 512, seed: 0}
+    build: {architecture: llama, hidden_size: 256, num_layers: 4, vocab_size: 512, seed: 0}
 blocks:
   - name: resume
     models: all
@@ -172,6 +175,10 @@ def _log_of(output: Path) -> str | None:
     return lines[-1][3] if lines else None
 
 
+def _resumed_or_finished(log: Path, root: Path) -> bool:
+    return "resuming from" in log.read_text() or any(root.glob("runs/*/epoch-08/run.json"))
+
+
 def test_requeued_and_cancelled_job_resumes_to_the_same_kept_epochs(slurm_cluster, tmp_path):
     grid = tmp_path / "resume.yaml"
     grid.write_text(RESUME_GRID)
@@ -198,7 +205,8 @@ def test_requeued_and_cancelled_job_resumes_to_the_same_kept_epochs(slurm_cluste
         job_id = wait_for(lambda: _running_job(output), "the running status line")
         subprocess.run(["scontrol", "requeue", job_id], check=True, capture_output=True)
         log = Path(wait_for(lambda: _log_of(output), "the job's log"))
-        wait_for(lambda: "resuming from" in log.read_text(), "the requeued job to start again and resume")
+        wait_for(lambda: _resumed_or_finished(log, root), "the requeued job to start again and resume")
+        assert not any(root.glob("runs/*/epoch-08/run.json")), "it finished before Slurm killed it"
         before = _checkpoint_steps(root)[-1]
         # 2. Once it has saved a later epoch, a user cancels it: this run of the command fails.
         wait_for(lambda: _checkpoint_steps(root)[-1] > before, "a checkpoint after the requeue", every_s=0.05)

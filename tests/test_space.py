@@ -23,7 +23,7 @@ from space.browser import table_payload
 from space.config import SpaceConfig
 from space.data import Results, load_results, parse_score_column, read_results_folder
 from space.table import GAIN, Filters, build_view, search_terms, to_csv
-from space.ui import headline
+from space.ui import headline, source_markdown
 from space.urlstate import decode, encode
 
 CONFIG = SpaceConfig(endpoint="https://hub.example")
@@ -176,6 +176,13 @@ def test_readable_names_and_links(results: Results) -> None:
     external = SpaceConfig(weights_url="https://weights.example/massive-sft")
     assert link_of(payload_of(unpublished, external), 0) == "https://weights.example/massive-sft"
     assert link_of(payload_of(unpublished), 0) is None
+
+
+def test_the_banner_links_the_results_dataset_page() -> None:
+    hub = "http://127.0.0.1:9/datasets/org/results"
+    assert source_markdown(hub) == f"[{hub}]({hub})"
+    assert source_markdown(f"{hub}@release/v1") == f"[{hub}@release/v1]({hub}/tree/release%2Fv1)"
+    assert source_markdown("/data/results") == "`/data/results`"  # a local folder has no page
 
 
 def test_license_and_parameters_come_from_the_base_model(results: Results, results_folder: Path) -> None:
