@@ -119,7 +119,10 @@ def project(matrix: pd.DataFrame) -> tuple[pd.DataFrame, list[float]]:
     left, singular, _ = np.linalg.svd(centred, full_matrices=False)
     total = float((singular**2).sum())
     axes = left[:, :2] * singular[:2]
-    axes *= np.where(axes.sum(axis=0) < 0, -1.0, 1.0)  # a fixed sign, so reruns draw the same map
+    # A fixed sign, so reruns draw the same map: the model farthest out on an axis lies on its positive
+    # side (the scores of centred data sum to zero, so their sum's sign would be rounding noise).
+    farthest = axes[np.abs(axes).argmax(axis=0), range(axes.shape[1])]
+    axes *= np.where(farthest < 0, -1.0, 1.0)
     explained = [float(s**2 / total) if total > 0 else math.nan for s in singular[:2]]
     coords = pd.DataFrame({"model_id": matrix.index, "x": axes[:, 0], "y": axes[:, 1]})
     return coords, explained

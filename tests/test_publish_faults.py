@@ -92,6 +92,17 @@ def test_publish_through_injected_faults(release_root, reference, tmp_path) -> N
         assert release_state(hub.endpoint) == reference
 
 
+def served_then_stalled(requests: int) -> dict:
+    """Serve the first ``requests`` requests, then drop every connection unprocessed: however fast the
+    publisher runs, it gets no further than that point until the test kills it."""
+    return {
+        "rules": [
+            {"kind": "delay", "delay_s": 0, "probability": 1, "max_count": requests},
+            {"kind": "drop", "when": "before", "probability": 1},
+        ]
+    }
+
+
 @pytest.mark.slow
 def test_killed_publish_resumes_to_the_same_state(release_root, reference, tmp_path) -> None:
     root = tmp_path / "root"
@@ -99,22 +110,22 @@ def test_killed_publish_resumes_to_the_same_state(release_root, reference, tmp_p
     rng = random.Random(3)
     with serve_in_background(tmp_path / "hub", tokens={TOKEN: NAMESPACE}) as hub:
         cmd, env = publish_cmd(root, hub.endpoint)
-        kills, exits = 0, []
-        for _ in range(4):
-            hub.reset_faults()  # also zeroes the server's request counter
-            # Kill at a random point measured in server requests: independent of machine speed.
-            kill_after = rng.randint(3, 20)
+        exits = []
+        # Four runs killed at random points measured in served requests (independent of machine speed);
+        # together they serve fewer requests than one whole publish, so each is killed before the end.
+        for kill_after in (rng.randint(3, 12) for _ in range(4)):
+            hub.set_faults(served_then_stalled(kill_after))  # also zeroes the request counter
             process = subprocess.Popen(
                 cmd, env=env, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            while process.poll() is None and hub.fault_counts()["requests"] < kill_after:
+            while process.poll() is None and hub.fault_counts()["requests"] <= kill_after:
                 time.sleep(0.01)
             if process.poll() is None:
                 os.kill(process.pid, signal.SIGKILL)
-                kills += 1
             exits.append(process.wait())
-        assert kills >= 2, f"publishes ended before their kill (exit codes {exits})"
+        assert exits == [-signal.SIGKILL] * 4, f"publishes ended before their kill (exit codes {exits})"
         hub.reset_faults()
         final = subprocess.run(cmd, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=600)
         assert final.returncode == 0, final.stderr[-2000:]
+        assert hub.fault_counts()["requests"] > 10  # the killed runs had left work to do
         assert release_state(hub.endpoint) == reference

@@ -181,24 +181,24 @@ def test_folder_of_a_different_config_is_not_overwritten(trained):
 _CHILD = textwrap.dedent("""
     import sys, time
     from transformers import TrainerCallback
-    import training.sft as sft
+    import training.trainer as trainer
     from training.spec import Job
-    from training.trainer import train_job
     from common.io import read_json
 
-    class SlowSecondEpoch(TrainerCallback):
-        # Makes the second epoch slow so the parent's SIGKILL lands in the middle of it.
+    class StalledSecondEpoch(TrainerCallback):
+        # Stalls the second epoch so that the parent's SIGKILL lands in the middle of it, however busy
+        # the machine is.
         def on_step_end(self, args, state, control, **kwargs):
             if state.epoch > 1:
-                time.sleep(0.5)
+                time.sleep(300)
 
-    build = sft.build_trainer
-    def slow_build(*args, **kwargs):
-        trainer = build(*args, **kwargs)
-        trainer.add_callback(SlowSecondEpoch())
-        return trainer
-    sft.build_trainer = slow_build
-    train_job(Job.from_dict(read_json(sys.argv[1])), sys.argv[2])
+    build = trainer.build_trainer
+    def stalled_build(*args, **kwargs):
+        built = build(*args, **kwargs)
+        built.add_callback(StalledSecondEpoch())
+        return built
+    trainer.build_trainer = stalled_build  # the name train_job calls
+    trainer.train_job(Job.from_dict(read_json(sys.argv[1])), sys.argv[2])
 """)
 
 
